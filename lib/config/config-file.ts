@@ -1,0 +1,20 @@
+import { readFile } from 'node:fs/promises'
+import { parseDocument } from 'yaml'
+import { ConfigFileError } from '../errors.js'
+import { resolveOptions } from './validate.js'
+import type { ResolvedOptions } from './schema.js'
+
+/** Reads a YAML config file and validates it against the same schema as register() options. */
+export async function loadConfigFile (path: string): Promise<ResolvedOptions> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    throw new ConfigFileError(path, (error as NodeJS.ErrnoException).code ?? String(error))
+  }
+  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
+  if (document.errors.length > 0) {
+    throw new ConfigFileError(path, `invalid YAML:\n${document.errors.map((error) => `  - ${error.message}`).join('\n')}`)
+  }
+  return resolveOptions(document.toJS(), `config file ${path}`)
+}

@@ -1,0 +1,129 @@
+import { FormatRegistry, Type, type Static } from '@sinclair/typebox'
+
+// Every Type.Optional key below carries a `default`: resolveOptions() fills it in,
+// which is what ResolvedOptions describes.
+
+export const HTTP_URL_FORMAT = 'mcp-sse-http-url'
+
+FormatRegistry.Set(HTTP_URL_FORMAT, isHttpUrl)
+
+function isHttpUrl (value: string): boolean {
+  if (!URL.canParse(value)) return false
+  const { protocol } = new URL(value)
+  return protocol === 'http:' || protocol === 'https:'
+}
+
+const RoutePath = Type.String({
+  pattern: '^/[^?#\\s]*$',
+  description: 'URL path on the proxy, starting with "/".'
+})
+
+const UpstreamUrl = Type.String({
+  format: HTTP_URL_FORMAT,
+  description: 'Absolute http(s) URL of the upstream endpoint.'
+})
+
+const strict = { additionalProperties: false } as const
+
+export const StreamableHttpRouteSchema = Type.Object({
+  kind: Type.Literal('streamable-http', { description: 'An MCP Streamable HTTP endpoint (POST, GET and DELETE on one path).' }),
+  path: RoutePath,
+  upstream: UpstreamUrl
+}, strict)
+
+export const LegacySseRouteSchema = Type.Object({
+  kind: Type.Literal('legacy-sse', { description: 'The MCP HTTP+SSE transport of 2024-11-05: an SSE endpoint plus a POST endpoint.' }),
+  path: RoutePath,
+  messagesPath: Type.String({
+    pattern: '^/[^?#\\s]*$',
+    description: 'Path on the proxy that clients POST their messages to; the proxy announces it in the rewritten `endpoint` event.'
+  }),
+  upstream: UpstreamUrl
+}, strict)
+
+export const SseRouteSchema = Type.Object({
+  kind: Type.Literal('sse', { description: 'Any text/event-stream endpoint, proxied on GET.' }),
+  path: RoutePath,
+  upstream: UpstreamUrl
+}, strict)
+
+export const ROUTE_SCHEMAS = [StreamableHttpRouteSchema, LegacySseRouteSchema, SseRouteSchema] as const
+
+export const RouteSchema = Type.Union([...ROUTE_SCHEMAS])
+
+const MetricsSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ default: true, description: 'Serve Prometheus metrics through fastify-metrics.' })),
+  path: Type.Optional(Type.String({ default: '/metrics', pattern: '^/[^?#\\s]*$', description: 'Path of the Prometheus endpoint.' }))
+}, { ...strict, default: {} })
+
+const UpstreamSchema = Type.Object({
+  maxConnections: Type.Optional(Type.Integer({
+    default: 0,
+    minimum: 0,
+    description: 'Connections the proxy may open to one upstream origin. 0 means no limit, so no SSE stream ever waits behind another: an SSE stream holds its connection for its whole life.'
+  }))
+}, { ...strict, default: {} })
+
+const HealthSchema = Type.Object({
+  connectTimeoutMs: Type.Optional(Type.Integer({
+    default: 10000,
+    minimum: 1,
+    description: 'How long to wait for the upstream\'s response headers; past it the client gets 504. A stream that has started is never cut by the HTTP client for being quiet.'
+  }))
+}, { ...strict, default: {} })
+
+const SessionsSchema = Type.Object({
+  maxSessions: Type.Optional(Type.Integer({
+    default: 10000,
+    minimum: 1,
+    description: 'Sessions held at once, over all routes. A request that would open one more gets 503 with Retry-After.'
+  })),
+  idleTimeoutSeconds: Type.Optional(Type.Integer({
+    default: 3600,
+    minimum: 1,
+    description: 'A session with no request and no open stream for this long is forgotten; its client then gets 404 and initializes again, as the MCP spec says.'
+  }))
+}, { ...strict, default: {} })
+
+const LimitsSchema = Type.Object({
+  maxEventBytes: Type.Optional(Type.Integer({
+    default: 1048576,
+    minimum: 1024,
+    description: 'Largest upstream SSE event, in characters. A larger one is logged and counted, and its stream is closed.'
+  })),
+  maxBodyBytes: Type.Optional(Type.Integer({
+    default: 4194304,
+    minimum: 1024,
+    description: 'Largest request body a client may POST. A larger one gets 413.'
+  }))
+}, { ...strict, default: {} })
+
+export const OptionsSchema = Type.Object({
+  routes: Type.Array(RouteSchema, {
+    minItems: 1,
+    description: 'The proxied endpoints. Each entry is one of the route kinds, chosen by `kind`.'
+  }),
+  metrics: Type.Optional(MetricsSchema),
+  upstream: Type.Optional(UpstreamSchema),
+  health: Type.Optional(HealthSchema),
+  sessions: Type.Optional(SessionsSchema),
+  limits: Type.Optional(LimitsSchema)
+}, { ...strict, $id: 'McpSseResilienceOptions' })
+
+/** The options as a caller writes them: every key with a default may be left out. */
+export type McpSseResilienceOptions = Static<typeof OptionsSchema>
+
+type WithDefaultsApplied<T> =
+  T extends ReadonlyArray<infer Item>
+    ? Array<WithDefaultsApplied<Item>>
+    : T extends object
+      ? { [K in keyof T]-?: WithDefaultsApplied<T[K]> }
+      : T
+
+/** The options after validation, with every default filled in. */
+export type ResolvedOptions = WithDefaultsApplied<McpSseResilienceOptions>
+export type RouteConfig = ResolvedOptions['routes'][number]
+export type RouteKind = RouteConfig['kind']
+export type StreamableHttpRouteConfig = Extract<RouteConfig, { kind: 'streamable-http' }>
+export type LegacySseRouteConfig = Extract<RouteConfig, { kind: 'legacy-sse' }>
+export type SseRouteConfig = Extract<RouteConfig, { kind: 'sse' }>

@@ -1,0 +1,101 @@
+import { Value } from '@sinclair/typebox/value'
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
+import type { TSchema } from '@sinclair/typebox'
+import { HTTP_URL_FORMAT, OptionsSchema, ROUTE_SCHEMAS, type ResolvedOptions } from './schema.js'
+import { InvalidConfigError } from '../errors.js'
+
+const ROUTE_KINDS = ROUTE_SCHEMAS.map((schema) => schema.properties.kind.const)
+
+/**
+ * Applies the schema's defaults to a copy of `input` and checks it.
+ * Every problem is reported at once, each prefixed with its path, so that one
+ * failed start-up shows the whole list (the same for register() options and YAML).
+ */
+export function resolveOptions (input: unknown, source = 'options'): ResolvedOptions {
+  const options: unknown = Value.Default(OptionsSchema, Value.Clone(input ?? {}))
+  const problems = [...describeErrors(OptionsSchema, options, '')]
+  if (problems.length === 0) {
+    problems.push(...findConflicts(options as ResolvedOptions))
+  }
+  if (problems.length > 0) {
+    throw new InvalidConfigError(source, problems.map((problem) => `  - ${problem}`).join('\n'))
+  }
+  return options as ResolvedOptions
+}
+
+function * describeErrors (schema: TSchema, value: unknown, prefix: string): Generator<string> {
+  const reported = new Set<string>()
+  for (const error of Value.Errors(schema, value)) {
+    const path = prefix + error.path
+    // A missing key also fails its type check: report it once, as missing.
+    if (reported.has(path)) continue
+    reported.add(path)
+    if (error.type === ValueErrorType.Union) {
+      yield * describeRouteErrors(path, error.value)
+    } else {
+      yield `${formatPath(path)}: ${describe(error)}`
+    }
+  }
+}
+
+// A route is a union chosen by `kind`; report against the chosen variant, not "matches no variant".
+function * describeRouteErrors (path: string, route: unknown): Generator<string> {
+  const kind = typeof route === 'object' && route !== null ? (route as { kind?: unknown }).kind : undefined
+  const variant = ROUTE_SCHEMAS.find((schema) => schema.properties.kind.const === kind)
+  if (variant === undefined) {
+    yield `${formatPath(`${path}/kind`)}: must be one of ${ROUTE_KINDS.join(', ')}`
+    return
+  }
+  yield * describeErrors(variant, route, path)
+}
+
+function describe (error: ValueError): string {
+  switch (error.type) {
+    case ValueErrorType.ObjectAdditionalProperties:
+      return 'unknown key'
+    case ValueErrorType.ObjectRequiredProperty:
+      return 'is required'
+    case ValueErrorType.StringFormat:
+      return error.schema.format === HTTP_URL_FORMAT ? 'must be an http(s) URL' : `must match format ${String(error.schema.format)}`
+    case ValueErrorType.StringPattern:
+      return 'must be a path starting with "/" (no query, fragment or spaces)'
+    case ValueErrorType.Integer:
+      return 'must be an integer'
+    case ValueErrorType.NumberMinimum:
+    case ValueErrorType.IntegerMinimum:
+      return `must be >= ${String(error.schema.minimum)}`
+    case ValueErrorType.ArrayMinItems:
+      return `must have at least ${String(error.schema.minItems)} item(s)`
+    default:
+      return error.message.charAt(0).toLowerCase() + error.message.slice(1)
+  }
+}
+
+/** `/routes/0/upstream` becomes `routes[0].upstream`. */
+function formatPath (pointer: string): string {
+  if (pointer === '') return '(root)'
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((segment) => segment.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .reduce((path, segment) => /^\d+$/.test(segment) ? `${path}[${segment}]` : path === '' ? segment : `${path}.${segment}`, '')
+}
+
+function findConflicts (options: ResolvedOptions): string[] {
+  const problems: string[] = []
+  const owners = new Map<string, string>()
+  const claim = (path: string, owner: string) => {
+    const previous = owners.get(path)
+    if (previous === undefined) {
+      owners.set(path, owner)
+    } else {
+      problems.push(`${owner}: path ${path} is already used by ${previous}`)
+    }
+  }
+  options.routes.forEach((route, index) => {
+    claim(route.path, `routes[${index}].path`)
+    if (route.kind === 'legacy-sse') claim(route.messagesPath, `routes[${index}].messagesPath`)
+  })
+  if (options.metrics.enabled) claim(options.metrics.path, 'metrics.path')
+  return problems
+}

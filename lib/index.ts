@@ -1,0 +1,84 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import replyFrom from '@fastify/reply-from'
+import type { McpSseResilienceOptions, ResolvedOptions } from './config/schema.js'
+import { resolveOptions } from './config/validate.js'
+import { exposeMetrics, ProxyMetrics } from './metrics.js'
+import type { ProxyContext } from './proxy-context.js'
+import { registerLegacySseRoute } from './routes/legacy-sse.js'
+import { registerSseRoute } from './routes/sse.js'
+import { registerStreamableHttpRoute } from './routes/streamable-http.js'
+import { SessionRegistry, type ProxySession } from './session/session-registry.js'
+import { createUpstreamDispatcher } from './upstream/dispatcher.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The proxy session this request belongs to, once the route has resolved it. */
+    mcpSseSession: ProxySession | null
+  }
+}
+
+const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = async (fastify, rawOptions) => {
+  const options = resolveOptions(rawOptions)
+  const metrics = new ProxyMetrics()
+  const sessions = new SessionRegistry({
+    maxSessions: options.sessions.maxSessions,
+    idleTimeoutMs: options.sessions.idleTimeoutSeconds * 1000,
+    onCountChange: (count) => metrics.sessionsActive.set(count)
+  })
+  const context: ProxyContext = { options, metrics, sessions, openStreams: new Set() }
+  const dispatcher = createUpstreamDispatcher(options)
+
+  fastify.decorateRequest('mcpSseSession', null)
+  if (options.metrics.enabled) await exposeMetrics(fastify, metrics, options.metrics)
+
+  // Encapsulated, so that reply-from and the raw-body parsers stay out of the host application.
+  await fastify.register(async (proxy) => {
+    await proxy.register(replyFrom, { undici: dispatcher, disableCache: true, disableRequestLogging: true })
+    registerRawBodyParsers(proxy, options)
+    for (const route of options.routes) registerRoute(proxy, context, route)
+  })
+
+  // Open streams would hold the server open; end them when it starts closing.
+  fastify.addHook('preClose', async () => {
+    for (const stream of context.openStreams) stream.close()
+  })
+  fastify.addHook('onClose', async () => {
+    sessions.close()
+    await dispatcher.close()
+  })
+}
+
+/** Bodies go upstream byte for byte: the upstream, not the proxy, judges them. */
+function registerRawBodyParsers (proxy: FastifyInstance, options: ResolvedOptions): void {
+  proxy.removeAllContentTypeParsers()
+  proxy.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.limits.maxBodyBytes }, (_request, body, done) => {
+    done(null, body)
+  })
+}
+
+function registerRoute (proxy: FastifyInstance, context: ProxyContext, route: ResolvedOptions['routes'][number]): void {
+  switch (route.kind) {
+    case 'streamable-http':
+      registerStreamableHttpRoute(proxy, context, route)
+      break
+    case 'legacy-sse':
+      registerLegacySseRoute(proxy, context, route)
+      break
+    case 'sse':
+      registerSseRoute(proxy, context, route)
+      break
+  }
+}
+
+export const mcpSseResilience = fp(mcpSseResiliencePlugin, {
+  fastify: '5.x',
+  name: 'fastify-mcp-sse-resilience'
+})
+
+export default mcpSseResilience
+export { resolveOptions } from './config/validate.js'
+export { loadConfigFile } from './config/config-file.js'
+export { OptionsSchema } from './config/schema.js'
+export type { McpSseResilienceOptions, ResolvedOptions, RouteConfig } from './config/schema.js'
+export type { ProxySession } from './session/session-registry.js'

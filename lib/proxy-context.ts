@@ -1,0 +1,16 @@
+import type { ResolvedOptions } from './config/schema.js'
+import type { ProxyMetrics } from './metrics.js'
+import type { SessionRegistry } from './session/session-registry.js'
+
+/** A stream the proxy is relaying, so that closing the server can end it. */
+export interface OpenStream {
+  close: () => void
+}
+
+/** What every route of one plugin instance shares. */
+export interface ProxyContext {
+  readonly options: ResolvedOptions
+  readonly metrics: ProxyMetrics
+  readonly sessions: SessionRegistry
+  readonly openStreams: Set<OpenStream>
+}

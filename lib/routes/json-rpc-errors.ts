@@ -1,0 +1,32 @@
+import type { FastifyError, FastifyReply } from 'fastify'
+import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError } from '../errors.js'
+
+// JSON-RPC "server error" codes, as the MCP TypeScript SDK's servers answer them.
+const SESSION_NOT_FOUND = -32001
+const SERVER_ERROR = -32000
+
+/** Seconds a client is asked to wait before it tries to open a session again. */
+const SESSION_RETRY_AFTER_SECONDS = 5
+
+/** MCP clients read JSON-RPC error bodies; the proxy's error code rides in `data`. */
+function sendJsonRpcError (reply: FastifyReply, error: FastifyError, jsonRpcCode: number): void {
+  reply.code(error.statusCode ?? 500).send({
+    jsonrpc: '2.0',
+    error: { code: jsonRpcCode, message: error.message, data: { code: error.code } },
+    id: null
+  })
+}
+
+/** A session the proxy does not know on this route: 404, so that the client initializes again (MCP spec). */
+export function sendSessionNotFound (reply: FastifyReply): void {
+  sendJsonRpcError(reply, new SessionNotFoundError(), SESSION_NOT_FOUND)
+}
+
+export function sendSessionIdRequired (reply: FastifyReply): void {
+  sendJsonRpcError(reply, new SessionIdRequiredError(), SERVER_ERROR)
+}
+
+export function sendTooManySessions (reply: FastifyReply): void {
+  reply.header('retry-after', String(SESSION_RETRY_AFTER_SECONDS))
+  sendJsonRpcError(reply, new TooManySessionsError(), SERVER_ERROR)
+}

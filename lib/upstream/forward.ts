@@ -1,0 +1,86 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { UpstreamTimeoutError, UpstreamUnavailableError } from '../errors.js'
+import type { ProxyMetrics, RouteLabels } from '../metrics.js'
+import { withoutHopByHop, type HeaderMap } from './headers.js'
+
+export interface UpstreamResponseHead {
+  statusCode: number
+  headers: IncomingHttpHeaders
+}
+
+export interface ForwardOptions {
+  /** The full upstream URL, query string included; the client's query is not added. */
+  url: string
+  /** The client's request body, byte for byte. */
+  body?: Buffer | undefined
+  labels: RouteLabels
+  metrics: ProxyMetrics
+  rewriteRequestHeaders?: (headers: HeaderMap) => HeaderMap
+  /** Runs once the upstream's status and headers are in, before anything reaches the client. */
+  onResponseHead?: (head: UpstreamResponseHead, reply: FastifyReply) => void
+  /** Takes over a `200 text/event-stream` response; every other response is passed through as it is. */
+  onEventStream: (body: Readable) => void
+}
+
+/**
+ * Sends the client's request upstream through @fastify/reply-from. Its retries are
+ * off: a request is sent once, and an event stream that breaks is the
+ * upstream stream's to resume, not reply-from's.
+ */
+export function forwardToUpstream (request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): void {
+  const { url, labels, metrics } = options
+  reply.from(url, {
+    ...(options.body === undefined ? {} : { body: options.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }),
+    queryString: (search) => (search ?? '').replace(/^\?/, ''),
+    retryDelay: () => null,
+    rewriteRequestHeaders: (_request, headers) => {
+      const forwarded: HeaderMap = withoutHopByHop(headers as HeaderMap)
+      // The body is re-framed by the HTTP client; the proxy reads SSE as text, so no compression.
+      delete forwarded['content-length']
+      delete forwarded.expect
+      forwarded['accept-encoding'] = 'identity'
+      return (options.rewriteRequestHeaders?.(forwarded) ?? forwarded) as IncomingHttpHeaders
+    },
+    rewriteHeaders: (headers) => withoutHopByHop(headers as HeaderMap) as IncomingHttpHeaders,
+    onResponse: (_request, _reply, typedResponse) => {
+      // reply-from types this as a ServerResponse; at run time it is { statusCode, headers, stream }.
+      const response = typedResponse as unknown as UpstreamResponseHead & { stream: Readable }
+      const head = { statusCode: response.statusCode, headers: response.headers }
+      options.onResponseHead?.(head, reply)
+      if (head.statusCode === 200 && isEventStream(head.headers['content-type'])) {
+        options.onEventStream(response.stream)
+      } else {
+        reply.send(response.stream)
+      }
+    },
+    onError: (_reply, { error }) => {
+      const timedOut = isTimeout(error)
+      metrics.upstreamErrors.inc({ ...labels, reason: timedOut ? 'timeout' : 'unreachable' })
+      request.log.warn({ upstream: url, err: rootCause(error) }, timedOut ? 'upstream timed out before its response headers' : 'upstream unreachable')
+      const clientError = timedOut ? new UpstreamTimeoutError() : new UpstreamUnavailableError()
+      reply.code(clientError.statusCode ?? 502).send({
+        statusCode: clientError.statusCode,
+        code: clientError.code,
+        error: clientError.name,
+        message: clientError.message
+      })
+    }
+  })
+}
+
+export function isEventStream (contentType: string | undefined): boolean {
+  return contentType !== undefined && contentType.trimStart().toLowerCase().startsWith('text/event-stream')
+}
+
+function rootCause (error: Error): Error {
+  let current = error
+  while (current.cause instanceof Error) current = current.cause
+  return current
+}
+
+function isTimeout (error: Error): boolean {
+  const code = (rootCause(error) as NodeJS.ErrnoException).code
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT'
+}

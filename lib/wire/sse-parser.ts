@@ -1,0 +1,63 @@
+import { createParser, type ParseError } from 'eventsource-parser'
+import type { SseEvent } from './sse-event.js'
+
+export interface SseParserHandlers {
+  onEvent: (event: SseEvent) => void
+  onComment: (comment: string) => void
+  onRetry: (milliseconds: number) => void
+  /** A line the SSE spec says to ignore (unknown field, bad `retry:`). Parsing goes on. */
+  onMalformedLine: (reason: string) => void
+  /** An event grew past the limit. The parser stops; the stream cannot go on. */
+  onOversizedEvent: () => void
+}
+
+export interface SseParser {
+  feed: (chunk: Uint8Array) => void
+  /** Forgets a half-received event, so that a new connection starts clean. */
+  reset: () => void
+}
+
+/**
+ * Splits a byte stream into SSE events. Bytes are decoded as UTF-8 across
+ * chunk boundaries; invalid sequences become U+FFFD, as EventSource does.
+ */
+export function createSseParser (handlers: SseParserHandlers, maxEventBytes: number): SseParser {
+  let decoder = new TextDecoder('utf-8')
+  let oversized = false
+  function stopOversized (): void {
+    oversized = true
+    handlers.onOversizedEvent()
+  }
+  const parser = createParser({
+    // Bounds what is buffered across chunks; an event that arrives whole is checked in onEvent.
+    maxBufferSize: maxEventBytes,
+    onEvent (event) {
+      if (oversized) return
+      if (event.data.length > maxEventBytes) {
+        stopOversized()
+      } else {
+        handlers.onEvent(event)
+      }
+    },
+    onComment: handlers.onComment,
+    onRetry: handlers.onRetry,
+    onError (error: ParseError) {
+      if (error.type === 'max-buffer-size-exceeded') {
+        stopOversized()
+      } else {
+        handlers.onMalformedLine(error.type)
+      }
+    }
+  })
+  return {
+    feed (chunk) {
+      if (oversized) return
+      parser.feed(decoder.decode(chunk, { stream: true }))
+    },
+    reset () {
+      oversized = false
+      decoder = new TextDecoder('utf-8')
+      parser.reset({ consume: false })
+    }
+  }
+}

@@ -1,0 +1,32 @@
+import type { SseEvent } from './sse-event.js'
+
+const LINE_BREAK = /\r\n|\r|\n/g
+// A field value may not break its line; a NUL makes EventSource ignore an id.
+const FORBIDDEN_IN_FIELD = /[\r\n\0]/g
+
+export function serializeEvent (event: SseEvent): string {
+  let text = ''
+  if (event.event !== undefined && event.event !== '') text += `event: ${toFieldValue(event.event)}\n`
+  if (event.id !== undefined) text += `id: ${toFieldValue(event.id)}\n`
+  return `${text}data: ${toDataLines(event.data)}\n\n`
+}
+
+export function serializeComment (comment: string): string {
+  return `: ${toFieldValue(comment)}\n\n`
+}
+
+export function serializeRetry (milliseconds: number): string {
+  return `retry: ${Math.max(0, Math.trunc(milliseconds))}\n\n`
+}
+
+function toFieldValue (value: string): string {
+  return hasForbiddenCharacter(value) ? value.replace(FORBIDDEN_IN_FIELD, '') : value
+}
+
+function hasForbiddenCharacter (value: string): boolean {
+  return value.includes('\n') || value.includes('\r') || value.includes('\0')
+}
+
+function toDataLines (data: string): string {
+  return data.includes('\n') || data.includes('\r') ? data.replace(LINE_BREAK, '\ndata: ') : data
+}

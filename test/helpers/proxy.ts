@@ -1,0 +1,21 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { AddressInfo } from 'node:net'
+import { mcpSseResilience, type McpSseResilienceOptions } from '../../lib/index.js'
+
+export interface RunningProxy {
+  app: FastifyInstance
+  origin: string
+  url: (path: string) => string
+}
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+/** The plugin in a fresh Fastify instance, listening on 127.0.0.1, closed when the test ends. */
+export async function startProxy (t: Teardown, options: McpSseResilienceOptions): Promise<RunningProxy> {
+  const app = Fastify({ logger: { level: process.env.TEST_LOG_LEVEL ?? 'silent' } })
+  await app.register(mcpSseResilience, options)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => await app.close())
+  const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  return { app, origin, url: (path) => `${origin}${path}` }
+}
