@@ -1,4 +1,13 @@
-import createError from '@fastify/error'
+import createError, { type FastifyError } from '@fastify/error'
+
+/** An error the proxy answers with itself: its status code is always set. */
+export type ProxyError = FastifyError & { statusCode: number }
+type ProxyErrorClass = new () => ProxyError
+
+function defineClientError (code: string, message: string, statusCode: number): ProxyErrorClass {
+  // createError sets statusCode on every instance when given one; its type marks it optional.
+  return createError(code, message, statusCode) as unknown as ProxyErrorClass
+}
 
 export const InvalidConfigError = createError<[source: string, problems: string]>(
   'FST_MCP_SSE_INVALID_CONFIG',
@@ -13,31 +22,31 @@ export const ConfigFileError = createError<[path: string, reason: string]>(
 )
 
 // The messages below reach clients: they never name the upstream host or carry a cause.
-export const UpstreamUnavailableError = createError(
+export const UpstreamUnavailableError = defineClientError(
   'FST_MCP_SSE_UPSTREAM_UNAVAILABLE',
   'The upstream server could not be reached',
   502
 )
 
-export const UpstreamTimeoutError = createError(
+export const UpstreamTimeoutError = defineClientError(
   'FST_MCP_SSE_UPSTREAM_TIMEOUT',
   'The upstream server did not answer in time',
   504
 )
 
-export const SessionNotFoundError = createError(
+export const SessionNotFoundError = defineClientError(
   'FST_MCP_SSE_SESSION_NOT_FOUND',
   'Session not found',
   404
 )
 
-export const SessionIdRequiredError = createError(
+export const SessionIdRequiredError = defineClientError(
   'FST_MCP_SSE_SESSION_ID_REQUIRED',
   'A session id is required',
   400
 )
 
-export const TooManySessionsError = createError(
+export const TooManySessionsError = defineClientError(
   'FST_MCP_SSE_TOO_MANY_SESSIONS',
   'Too many sessions; retry later',
   503

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
@@ -8,7 +8,7 @@ import { mcpSseResilience } from '../lib/index.js'
 import { SseClient } from './helpers/sse-client.js'
 import { startProxy } from './helpers/proxy.js'
 
-async function setup (test: Tap.Test) {
+async function setup (test: Test) {
   const upstream = await startDemoUpstream()
   test.teardown(async () => await upstream.close())
   const proxy = await startProxy(test, {
@@ -33,9 +33,11 @@ t.test('an SDK SSEClientTransport works through a legacy-sse route to an SDK SSE
 
   const tools = await client.listTools()
   t.same(tools.tools.map((tool) => tool.name).sort(), ['announce', 'countdown', 'echo'])
+  // The SDK client handles a notification a microtask after a response in the same chunk,
+  // so it drops progress that lands with the result: the tool leaves a gap before answering.
   const progress: number[] = []
   const result = await client.callTool(
-    { name: 'countdown', arguments: { steps: 10, intervalMs: 1 } },
+    { name: 'countdown', arguments: { steps: 10, intervalMs: 20 } },
     undefined,
     { onprogress: (update) => progress.push(update.progress) }
   )

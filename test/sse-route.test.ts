@@ -1,11 +1,11 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { startProxy } from './helpers/proxy.js'
 
-async function setup (test: Tap.Test, upstream?: SseUpstream, extra: Record<string, unknown> = {}) {
+async function setup (test: Test, upstream?: SseUpstream, extra: Record<string, unknown> = {}) {
   const server = upstream ?? await SseUpstream.start()
   test.teardown(async () => await server.close())
   const proxy = await startProxy(test, { routes: [{ kind: 'sse', path: '/events', upstream: server.url('/upstream-events') }], ...extra })
@@ -90,6 +90,45 @@ t.test('an upstream that ends its stream ends the client stream; a half event is
   stream!.end('data: whole\n\ndata: half')
   await client.ended
   t.same(client.events.map((event) => event.data), ['whole'])
+})
+
+t.test('an upstream whose connection breaks mid-stream ends the client stream after the whole events', async (t) => {
+  const { upstream, proxy } = await setup(t)
+  const client = await SseClient.open(proxy.url('/events'))
+  await upstream.waitForStreams(1)
+  const [stream] = [...upstream.streams]
+  stream!.write('data: before\n\ndata: cut')
+  await client.waitForEvents(1)
+  stream!.socket?.destroy()
+  await client.ended
+  t.same(client.events.map((event) => event.data), ['before'])
+})
+
+t.test('a client that stops reading pauses the upstream instead of filling the proxy\'s memory', async (t) => {
+  const { upstream, proxy } = await setup(t)
+  const client = await SseClient.open(proxy.url('/events'))
+  t.teardown(() => client.close())
+  await upstream.waitForStreams(1)
+  const [stream] = [...upstream.streams]
+  client.pause()
+  const payload = 'z'.repeat(1000)
+  let sent = 0
+  // Keep writing while the proxy keeps reading; stop when a drain does not come.
+  for (let stalled = false; !stalled && sent < 100000;) {
+    if (stream!.write(`id: ${sent}\ndata: ${payload}\n\n`)) {
+      sent++
+      continue
+    }
+    sent++
+    stalled = await Promise.race([
+      once(stream!, 'drain').then(() => false),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 300))
+    ])
+  }
+  t.ok(sent < 100000, `the proxy stopped reading the upstream after ${sent} events (about ${Math.round(sent / 1000)} MB), instead of buffering all 100 MB`)
+  client.resume()
+  const events = await client.waitForEvents(sent, 30000)
+  t.same(events.map((event) => Number(event.id)), Array.from({ length: sent }, (_, i) => i), 'every event arrives, in order')
 })
 
 t.test('an upstream that cannot be reached gives 502 with a JSON error that names no host', async (t) => {

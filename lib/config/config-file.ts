@@ -10,7 +10,7 @@ export async function loadConfigFile (path: string): Promise<ResolvedOptions> {
   try {
     text = await readFile(path, 'utf8')
   } catch (error) {
-    throw new ConfigFileError(path, (error as NodeJS.ErrnoException).code ?? String(error))
+    throw new ConfigFileError(path, (error as Error).message)
   }
   const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
   if (document.errors.length > 0) {

@@ -1,7 +1,7 @@
 import { Value } from '@sinclair/typebox/value'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import type { TSchema } from '@sinclair/typebox'
-import { HTTP_URL_FORMAT, OptionsSchema, ROUTE_SCHEMAS, type ResolvedOptions } from './schema.js'
+import { OptionsSchema, ROUTE_SCHEMAS, type ResolvedOptions } from './schema.js'
 import { InvalidConfigError } from '../errors.js'
 
 const ROUTE_KINDS = ROUTE_SCHEMAS.map((schema) => schema.properties.kind.const)
@@ -56,12 +56,12 @@ function describe (error: ValueError): string {
     case ValueErrorType.ObjectRequiredProperty:
       return 'is required'
     case ValueErrorType.StringFormat:
-      return error.schema.format === HTTP_URL_FORMAT ? 'must be an http(s) URL' : `must match format ${String(error.schema.format)}`
+      // The schema's only format.
+      return 'must be an http(s) URL'
     case ValueErrorType.StringPattern:
       return 'must be a path starting with "/" (no query, fragment or spaces)'
     case ValueErrorType.Integer:
       return 'must be an integer'
-    case ValueErrorType.NumberMinimum:
     case ValueErrorType.IntegerMinimum:
       return `must be >= ${String(error.schema.minimum)}`
     case ValueErrorType.ArrayMinItems:

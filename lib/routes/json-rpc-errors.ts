@@ -1,5 +1,5 @@
-import type { FastifyError, FastifyReply } from 'fastify'
-import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError } from '../errors.js'
+import type { FastifyReply } from 'fastify'
+import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError, type ProxyError } from '../errors.js'
 
 // JSON-RPC "server error" codes, as the MCP TypeScript SDK's servers answer them.
 const SESSION_NOT_FOUND = -32001
@@ -9,8 +9,8 @@ const SERVER_ERROR = -32000
 const SESSION_RETRY_AFTER_SECONDS = 5
 
 /** MCP clients read JSON-RPC error bodies; the proxy's error code rides in `data`. */
-function sendJsonRpcError (reply: FastifyReply, error: FastifyError, jsonRpcCode: number): void {
-  reply.code(error.statusCode ?? 500).send({
+function sendJsonRpcError (reply: FastifyReply, error: ProxyError, jsonRpcCode: number): void {
+  reply.code(error.statusCode).send({
     jsonrpc: '2.0',
     error: { code: jsonRpcCode, message: error.message, data: { code: error.code } },
     id: null

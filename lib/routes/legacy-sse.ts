@@ -68,8 +68,7 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
       url: session.upstreamMessagesUrl,
       body: request.body as Buffer | undefined,
       labels,
-      metrics: context.metrics,
-      onEventStream: (body) => relayEventStream(context, request, reply, body, { labels, upstreamUrl: session.upstreamMessagesUrl ?? route.upstream })
+      metrics: context.metrics
     })
   })
 }

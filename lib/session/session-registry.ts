@@ -35,10 +35,6 @@ export class SessionRegistry {
     this.#sweepTimer = setInterval(() => this.sweepIdle(Date.now()), sweepEveryMs).unref()
   }
 
-  get size (): number {
-    return this.#sessions.size
-  }
-
   hasCapacity (): boolean {
     return this.#sessions.size < this.#options.maxSessions
   }

@@ -20,8 +20,8 @@ export interface ForwardOptions {
   rewriteRequestHeaders?: (headers: HeaderMap) => HeaderMap
   /** Runs once the upstream's status and headers are in, before anything reaches the client. */
   onResponseHead?: (head: UpstreamResponseHead, reply: FastifyReply) => void
-  /** Takes over a `200 text/event-stream` response; every other response is passed through as it is. */
-  onEventStream: (body: Readable) => void
+  /** Takes over a `200 text/event-stream` response; without it, and for every other response, the body passes through as it is. */
+  onEventStream?: (body: Readable) => void
 }
 
 /**
@@ -33,7 +33,8 @@ export function forwardToUpstream (request: FastifyRequest, reply: FastifyReply,
   const { url, labels, metrics } = options
   reply.from(url, {
     ...(options.body === undefined ? {} : { body: options.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }),
-    queryString: (search) => (search ?? '').replace(/^\?/, ''),
+    // Exactly the URL's own query: reply-from would otherwise add the client's.
+    queryString: () => new URL(url).search.slice(1),
     retryDelay: () => null,
     rewriteRequestHeaders: (_request, headers) => {
       const forwarded: HeaderMap = withoutHopByHop(headers as HeaderMap)
@@ -49,18 +50,17 @@ export function forwardToUpstream (request: FastifyRequest, reply: FastifyReply,
       const response = typedResponse as unknown as UpstreamResponseHead & { stream: Readable }
       const head = { statusCode: response.statusCode, headers: response.headers }
       options.onResponseHead?.(head, reply)
-      if (head.statusCode === 200 && isEventStream(head.headers['content-type'])) {
+      if (options.onEventStream !== undefined && head.statusCode === 200 && isEventStream(head.headers['content-type'])) {
         options.onEventStream(response.stream)
       } else {
         reply.send(response.stream)
       }
     },
     onError: (_reply, { error }) => {
-      const timedOut = isTimeout(error)
-      metrics.upstreamErrors.inc({ ...labels, reason: timedOut ? 'timeout' : 'unreachable' })
-      request.log.warn({ upstream: url, err: rootCause(error) }, timedOut ? 'upstream timed out before its response headers' : 'upstream unreachable')
-      const clientError = timedOut ? new UpstreamTimeoutError() : new UpstreamUnavailableError()
-      reply.code(clientError.statusCode ?? 502).send({
+      const clientError = isTimeout(error) ? new UpstreamTimeoutError() : new UpstreamUnavailableError()
+      metrics.upstreamErrors.inc({ ...labels, reason: clientError.code })
+      request.log.warn({ upstream: url, err: rootCause(error) }, clientError.message)
+      reply.code(clientError.statusCode).send({
         statusCode: clientError.statusCode,
         code: clientError.code,
         error: clientError.name,

@@ -58,6 +58,15 @@ export class SseClient {
     this.#response.destroy()
   }
 
+  /** Stops reading from the socket, as a slow client would. */
+  pause (): void {
+    this.#response.pause()
+  }
+
+  resume (): void {
+    this.#response.resume()
+  }
+
   async #waitUntil (done: () => boolean, timeoutMs: number, progress: () => string): Promise<void> {
     const deadline = Date.now() + timeoutMs
     while (!done()) {

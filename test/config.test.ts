@@ -1,0 +1,150 @@
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify from 'fastify'
+import { loadConfigFile, mcpSseResilience, resolveOptions } from '../lib/index.js'
+import defaultExport from '../lib/index.js'
+import { renderConfigurationReference } from '../scripts/config-reference.js'
+
+const SSE_ROUTE = { kind: 'sse', path: '/events', upstream: 'http://127.0.0.1:3002/events' } as const
+
+async function writeYaml (text: string): Promise<string> {
+  const file = join(await mkdtemp(join(tmpdir(), 'mcp-sse-config-')), 'config.yaml')
+  await writeFile(file, text)
+  return file
+}
+
+t.test('defaults are applied to every section', async (t) => {
+  const options = resolveOptions({ routes: [SSE_ROUTE] })
+  t.same(options, {
+    routes: [SSE_ROUTE],
+    metrics: { enabled: true, path: '/metrics' },
+    upstream: { maxConnections: 0 },
+    health: { connectTimeoutMs: 10000 },
+    sessions: { maxSessions: 10000, idleTimeoutSeconds: 3600 },
+    limits: { maxEventBytes: 1048576, maxBodyBytes: 4194304 }
+  })
+})
+
+t.test('the caller\'s options object is not modified', async (t) => {
+  const input = { routes: [SSE_ROUTE] }
+  resolveOptions(input)
+  t.same(input, { routes: [SSE_ROUTE] })
+})
+
+t.test('one error lists every problem, each with its path', async (t) => {
+  const error = t.throws(() => resolveOptions({
+    routes: [
+      { kind: 'sse', path: 'events', upstream: 'ftp://example/e', extra: true },
+      { kind: 'websocket', path: '/ws' },
+      { kind: 'legacy-sse', path: '/sse', upstream: 'http://127.0.0.1/sse' }
+    ],
+    metrics: { enabled: 'yes' },
+    sessions: { maxSessions: 0 },
+    limits: { maxEventBytes: 1.5 },
+    typo: 1
+  })) as Error & { code?: string }
+  t.equal(error.code, 'FST_MCP_SSE_INVALID_CONFIG')
+  t.same(error.message.split('\n'), [
+    'Invalid fastify-mcp-sse-resilience options:',
+    '  - typo: unknown key',
+    '  - routes[0].extra: unknown key',
+    '  - routes[0].path: must be a path starting with "/" (no query, fragment or spaces)',
+    '  - routes[0].upstream: must be an http(s) URL',
+    '  - routes[1].kind: must be one of streamable-http, legacy-sse, sse',
+    '  - routes[2].messagesPath: is required',
+    '  - metrics.enabled: expected boolean',
+    '  - sessions.maxSessions: must be >= 1',
+    '  - limits.maxEventBytes: must be an integer'
+  ])
+})
+
+t.test('routes are required, and at least one', async (t) => {
+  t.throws(() => resolveOptions({}), { message: /routes: is required/ })
+  t.throws(() => resolveOptions(undefined), { message: /routes: is required/ })
+  t.throws(() => resolveOptions({ routes: [] }), { message: /routes: must have at least 1 item/ })
+  t.throws(() => resolveOptions({ routes: 'x' }), { message: /routes: expected array/ })
+  t.throws(() => resolveOptions({ routes: ['x'] }), { message: /routes\[0\]\.kind: must be one of/ })
+  t.throws(() => resolveOptions([]), { message: /\(root\): expected object/ })
+})
+
+t.test('paths may not collide: routes, messages paths and the metrics path', async (t) => {
+  t.throws(() => resolveOptions({
+    routes: [SSE_ROUTE, { kind: 'legacy-sse', path: '/sse', messagesPath: '/events', upstream: 'http://127.0.0.1/sse' }],
+    metrics: { path: '/sse' }
+  }), {
+    message: 'Invalid fastify-mcp-sse-resilience options:\n' +
+      '  - routes[1].messagesPath: path /events is already used by routes[0].path\n' +
+      '  - metrics.path: path /sse is already used by routes[1].path'
+  })
+  t.doesNotThrow(() => resolveOptions({ routes: [{ ...SSE_ROUTE, path: '/metrics' }], metrics: { enabled: false } }))
+})
+
+t.test('register() rejects invalid options with the same message', async (t) => {
+  const app = Fastify()
+  await t.rejects(async () => { await app.register(mcpSseResilience, { routes: [{ ...SSE_ROUTE, upstream: 'not a url' }] }) }, {
+    code: 'FST_MCP_SSE_INVALID_CONFIG',
+    message: /routes\[0\]\.upstream: must be an http\(s\) URL/
+  })
+  t.equal(defaultExport, mcpSseResilience, 'the plugin is the default export and the named one')
+})
+
+t.test('YAML: a valid file gives the same options as register()', async (t) => {
+  const file = await writeYaml(`
+routes:
+  - kind: streamable-http
+    path: /mcp
+    upstream: http://127.0.0.1:3000/mcp
+  - kind: legacy-sse
+    path: /sse
+    messagesPath: /messages
+    upstream: http://127.0.0.1:3001/sse
+  - kind: sse
+    path: /events
+    upstream: http://127.0.0.1:3002/events
+metrics:
+  enabled: true
+  path: /metrics
+`)
+  const options = await loadConfigFile(file)
+  t.equal(options.routes.length, 3)
+  t.same(options.sessions, { maxSessions: 10000, idleTimeoutSeconds: 3600 })
+})
+
+t.test('YAML: unknown keys, bad URLs and wrong types are all named', async (t) => {
+  const file = await writeYaml(`
+routes:
+  - kind: sse
+    path: /events
+    upstream: localhost:3002
+    retries: 3
+metrics:
+  enabled: sometimes
+`)
+  await t.rejects(loadConfigFile(file), {
+    code: 'FST_MCP_SSE_INVALID_CONFIG',
+    message: `Invalid fastify-mcp-sse-resilience config file ${file}:\n` +
+      '  - routes[0].retries: unknown key\n' +
+      '  - routes[0].upstream: must be an http(s) URL\n' +
+      '  - metrics.enabled: expected boolean'
+  })
+})
+
+t.test('YAML: garbage, duplicate keys and a missing file give a clear error', async (t) => {
+  await t.rejects(loadConfigFile(await writeYaml('routes: [unclosed\n  : : :')), { code: 'FST_MCP_SSE_CONFIG_FILE', message: /invalid YAML/ })
+  await t.rejects(loadConfigFile(await writeYaml('metrics: {}\nmetrics: {}\n')), { code: 'FST_MCP_SSE_CONFIG_FILE', message: /invalid YAML/ })
+  await t.rejects(loadConfigFile('/nonexistent/config.yaml'), { code: 'FST_MCP_SSE_CONFIG_FILE', message: /ENOENT/ })
+  await t.rejects(loadConfigFile(await writeYaml('just a string')), { code: 'FST_MCP_SSE_INVALID_CONFIG', message: /\(root\): expected object/ })
+})
+
+t.test('the shipped config/default.yaml is valid', async (t) => {
+  const options = await loadConfigFile(new URL('../config/default.yaml', import.meta.url).pathname)
+  t.equal(options.routes[0]?.kind, 'streamable-http')
+})
+
+t.test('docs/configuration.md is the one generated from the schema', async (t) => {
+  const committed = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8')
+  t.equal(committed, renderConfigurationReference(), 'run `npm run docs:config` after changing the schema')
+})
