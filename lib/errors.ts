@@ -51,3 +51,9 @@ export const TooManySessionsError = defineClientError(
   'Too many sessions; retry later',
   503
 )
+
+export const TooManyStreamsError = defineClientError(
+  'FST_MCP_SSE_TOO_MANY_STREAMS',
+  'Too many streams in this session',
+  429
+)

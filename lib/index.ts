@@ -10,6 +10,9 @@ import { registerSseRoute } from './routes/sse.js'
 import { registerStreamableHttpRoute } from './routes/streamable-http.js'
 import { SessionRegistry, type ProxySession } from './session/session-registry.js'
 import { createUpstreamDispatcher } from './upstream/dispatcher.js'
+import type { HistoryStore } from './history/history-store.js'
+import { LocalHistoryStore } from './history/local-history-store.js'
+import { scheduleHistoryExpiry } from './history/history-expiry.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -20,14 +23,17 @@ declare module 'fastify' {
 
 const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = async (fastify, rawOptions) => {
   const options = resolveOptions(rawOptions)
-  const metrics = new ProxyMetrics()
+  const history = createHistoryStore(options)
+  const metrics = new ProxyMetrics(() => history.stats())
   const sessions = new SessionRegistry({
     maxSessions: options.sessions.maxSessions,
+    maxStreamsPerSession: options.sessions.maxStreamsPerSession,
     idleTimeoutMs: options.sessions.idleTimeoutSeconds * 1000,
     onCountChange: (count) => metrics.sessionsActive.set(count)
   })
-  const context: ProxyContext = { options, metrics, sessions, openStreams: new Set() }
+  const context: ProxyContext = { options, metrics, sessions, history, openStreams: new Set() }
   const dispatcher = createUpstreamDispatcher(options)
+  const stopExpiry = scheduleHistoryExpiry(history, options.history.ttlSeconds * 1000, fastify.log)
 
   fastify.decorateRequest('mcpSseSession', null)
   if (options.metrics.enabled) await exposeMetrics(fastify, metrics, options.metrics)
@@ -42,11 +48,18 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = asyn
   // Open streams would hold the server open; end them when it starts closing.
   fastify.addHook('preClose', async () => {
     for (const stream of context.openStreams) stream.close()
+    sessions.close()
   })
   fastify.addHook('onClose', async () => {
-    sessions.close()
+    stopExpiry()
+    await history.close()
     await dispatcher.close()
   })
+}
+
+function createHistoryStore (options: ResolvedOptions): HistoryStore {
+  const { maxEvents, maxBytes, ttlSeconds, replay } = options.history
+  return new LocalHistoryStore({ maxEvents, maxBytes, ttlMs: ttlSeconds * 1000, replay })
 }
 
 /** Bodies go upstream byte for byte: the upstream, not the proxy, judges them. */

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import fastifyMetrics from 'fastify-metrics'
-import { Counter, Gauge, Registry } from 'prom-client'
+import { Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 import type { ResolvedOptions, RouteKind } from './config/schema.js'
+import type { HistoryStats } from './history/history-store.js'
 
 const ROUTE_LABELS = ['route_kind', 'route'] as const
 
@@ -34,6 +35,71 @@ export class ProxyMetrics {
     registers: [this.registry]
   })
 
+  readonly slowConsumerDisconnects = new Counter({
+    name: 'sse_slow_consumer_disconnects_total',
+    help: 'Clients cut because they fell behind by more than limits.clientBufferBytes.',
+    labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
+  readonly clientReconnections = new Counter({
+    name: 'sse_client_reconnections_total',
+    help: 'Clients that came back with a Last-Event-ID.',
+    labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
+  readonly eventsReplayed = new Counter({
+    name: 'sse_events_replayed_total',
+    help: 'Events sent again from the history to resuming clients.',
+    labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
+  readonly lastEventIdHits = new Counter({
+    name: 'sse_last_event_id_hits_total',
+    help: 'Last-Event-IDs the history could serve in full.',
+    labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
+  readonly lastEventIdMisses = new Counter({
+    name: 'sse_last_event_id_misses_total',
+    help: 'Last-Event-IDs the proxy could not serve, by reason (evicted, unknown, malformed, not-replayable).',
+    labelNames: [...ROUTE_LABELS, 'reason'],
+    registers: [this.registry]
+  })
+
+  readonly lastEventIdHitRatio = new Gauge({
+    name: 'sse_last_event_id_cache_hit_ratio',
+    help: 'Share of Last-Event-IDs served in full from the history, over all routes since start.',
+    registers: [this.registry],
+    collect: async () => {
+      const hits = sumOf(await this.lastEventIdHits.get())
+      const misses = sumOf(await this.lastEventIdMisses.get())
+      this.lastEventIdHitRatio.set(hits + misses === 0 ? 1 : hits / (hits + misses))
+    }
+  })
+
+  readonly historyEvents: Gauge
+  readonly historyBytes: Gauge
+
+  /** `historyStats` is read when Prometheus scrapes. */
+  constructor (historyStats: () => HistoryStats) {
+    this.historyEvents = new Gauge({
+      name: 'sse_history_events',
+      help: 'Events held in the history, over all sessions.',
+      registers: [this.registry],
+      collect () { this.set(historyStats().events) }
+    })
+    this.historyBytes = new Gauge({
+      name: 'sse_history_bytes',
+      help: 'Approximate bytes held in the history, over all sessions.',
+      registers: [this.registry],
+      collect () { this.set(historyStats().bytes) }
+    })
+  }
+
   readonly sessionsActive = new Gauge({
     name: 'sse_sessions_active',
     help: 'Proxy sessions held.',
@@ -46,6 +112,10 @@ export class ProxyMetrics {
     labelNames: ROUTE_LABELS,
     registers: [this.registry]
   })
+}
+
+function sumOf (metric: MetricObjectWithValues<MetricValue<string>>): number {
+  return metric.values.reduce((total, { value }) => total + value, 0)
 }
 
 export interface RouteLabels {

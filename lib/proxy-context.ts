@@ -1,4 +1,5 @@
 import type { ResolvedOptions } from './config/schema.js'
+import type { HistoryStore } from './history/history-store.js'
 import type { ProxyMetrics } from './metrics.js'
 import type { SessionRegistry } from './session/session-registry.js'
 
@@ -12,5 +13,7 @@ export interface ProxyContext {
   readonly options: ResolvedOptions
   readonly metrics: ProxyMetrics
   readonly sessions: SessionRegistry
+  readonly history: HistoryStore
+  /** Streams relayed without a history (MCP 2026-07-28 requests). */
   readonly openStreams: Set<OpenStream>
 }

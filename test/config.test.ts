@@ -22,9 +22,10 @@ t.test('defaults are applied to every section', async (t) => {
     routes: [SSE_ROUTE],
     metrics: { enabled: true, path: '/metrics' },
     upstream: { maxConnections: 0 },
-    health: { connectTimeoutMs: 10000 },
-    sessions: { maxSessions: 10000, idleTimeoutSeconds: 3600 },
-    limits: { maxEventBytes: 1048576, maxBodyBytes: 4194304 }
+    health: { connectTimeoutMs: 10000, heartbeatSeconds: 15 },
+    history: { maxEvents: 1000, maxBytes: 1048576, ttlSeconds: 300, replay: true },
+    sessions: { maxSessions: 10000, idleTimeoutSeconds: 3600, detachGraceSeconds: 60, maxStreamsPerSession: 100 },
+    limits: { maxEventBytes: 1048576, maxBodyBytes: 4194304, clientBufferBytes: 1048576 }
   })
 })
 
@@ -110,7 +111,7 @@ metrics:
 `)
   const options = await loadConfigFile(file)
   t.equal(options.routes.length, 3)
-  t.same(options.sessions, { maxSessions: 10000, idleTimeoutSeconds: 3600 })
+  t.same(options.sessions, { maxSessions: 10000, idleTimeoutSeconds: 3600, detachGraceSeconds: 60, maxStreamsPerSession: 100 })
 })
 
 t.test('YAML: unknown keys, bad URLs and wrong types are all named', async (t) => {

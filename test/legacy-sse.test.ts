@@ -70,15 +70,23 @@ t.test('a POST with no session id gets 400, an unknown one 404', async (t) => {
   t.match(await unknown.json(), { error: { code: -32001 } })
 })
 
-t.test('the legacy session ends with its stream', async (t) => {
-  const { proxy } = await setup(t)
+t.test('the legacy session lives while its stream can be resumed, and ends with it', async (t) => {
+  const upstream = await startDemoUpstream()
+  t.teardown(async () => await upstream.close())
+  const proxy = await startProxy(t, {
+    routes: [{ kind: 'legacy-sse', path: '/sse', messagesPath: '/messages', upstream: `${upstream.origin}/sse` }],
+    sessions: { detachGraceSeconds: 1 },
+    history: { ttlSeconds: 1 }
+  })
   const stream = await SseClient.open(proxy.url('/sse'))
   const [endpoint] = await stream.waitForEvents(1)
   stream.close()
   await stream.ended
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  const duringGrace = await postMessage(proxy.url(endpoint?.data ?? ''))
+  t.equal(duringGrace.status, 202, 'within the grace period the session still works')
+  await new Promise((resolve) => setTimeout(resolve, 2500))
   const response = await postMessage(proxy.url(endpoint?.data ?? ''))
-  t.equal(response.status, 404)
+  t.equal(response.status, 404, 'after the grace period and the history TTL, it is gone')
 })
 
 t.test('under a route prefix, the endpoint event includes the prefix', async (t) => {

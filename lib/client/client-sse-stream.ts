@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import type { FastifyReply } from 'fastify'
 import type { HeaderMap } from '../upstream/headers.js'
+import { serializeComment } from '../wire/sse-serializer.js'
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
@@ -9,20 +10,37 @@ const SSE_HEADERS = {
   'x-accel-buffering': 'no'
 }
 
+const KEEPALIVE = serializeComment('keepalive')
+
+export interface ClientStreamOptions {
+  /** A keep-alive comment this often; 0 for none. */
+  heartbeatMs: number
+  /** Bytes the client may fall behind by before it is cut. */
+  maxBufferedBytes: number
+  /** The client fell behind by more than maxBufferedBytes and was cut. */
+  onSlowConsumer: () => void
+}
+
 /**
- * The client's side of a relayed stream. Text is gathered and written in one
- * write per upstream chunk: socket writes, not parsing, are what an event costs.
+ * The client's side of a stream. Text is gathered and written in one write per
+ * upstream chunk: socket writes, not parsing, are what an event costs.
  */
 export class ClientSseStream {
   readonly #response: ServerResponse
+  readonly #options: ClientStreamOptions
   #pending = ''
 
-  constructor (reply: FastifyReply, statusCode: number, headers: HeaderMap) {
+  constructor (reply: FastifyReply, headers: HeaderMap, options: ClientStreamOptions) {
     reply.hijack()
+    this.#options = options
     this.#response = reply.raw
     const { 'content-length': _length, 'content-encoding': _encoding, ...passed } = headers
-    this.#response.writeHead(statusCode, { ...passed, ...SSE_HEADERS })
+    this.#response.writeHead(200, { ...passed, ...SSE_HEADERS })
     this.#response.flushHeaders()
+    if (options.heartbeatMs > 0) {
+      const heartbeat = setInterval(() => this.#sendKeepalive(), options.heartbeatMs)
+      this.#response.once('close', () => clearInterval(heartbeat))
+    }
   }
 
   get closed (): boolean {
@@ -33,12 +51,43 @@ export class ClientSseStream {
     this.#pending += text
   }
 
-  /** Sends what was written; false when the socket is full and `onDrain` should be awaited. */
+  /**
+   * Sends what was written. False when the socket is full: `onDrain` tells when it
+   * empties. A client that has fallen behind by more than the limit is cut.
+   */
   flush (): boolean {
     if (this.#pending === '' || this.closed) return true
     const text = this.#pending
     this.#pending = ''
-    return this.#response.write(text)
+    const accepted = this.#response.write(text)
+    if (this.#response.writableLength > this.#options.maxBufferedBytes) this.cutAsSlowConsumer()
+    return accepted
+  }
+
+  /** Resolves once the socket has room again, or the client is gone. */
+  async drained (): Promise<void> {
+    if (!this.#response.writableNeedDrain) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.#response.off('drain', done)
+        this.#response.off('close', done)
+        resolve()
+      }
+      this.#response.on('drain', done)
+      this.#response.on('close', done)
+    })
+  }
+
+  /** True while the socket is full: write nothing more until drained(). */
+  get needsDrain (): boolean {
+    return this.#response.writableNeedDrain
+  }
+
+  /** Cuts a client that cannot keep up, and counts it. */
+  cutAsSlowConsumer (): void {
+    if (this.closed) return
+    this.#response.destroy()
+    this.#options.onSlowConsumer()
   }
 
   onDrain (listener: () => void): void {
@@ -52,5 +101,15 @@ export class ClientSseStream {
   end (): void {
     this.flush()
     if (!this.closed) this.#response.end()
+  }
+
+  /** Cuts the connection without a clean end (a newer connection took over the stream). */
+  destroy (): void {
+    this.#response.destroy()
+  }
+
+  #sendKeepalive (): void {
+    this.write(KEEPALIVE)
+    this.flush()
   }
 }

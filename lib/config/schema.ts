@@ -69,6 +69,33 @@ const HealthSchema = Type.Object({
     default: 10000,
     minimum: 1,
     description: 'How long to wait for the upstream\'s response headers; past it the client gets 504. A stream that has started is never cut by the HTTP client for being quiet.'
+  })),
+  heartbeatSeconds: Type.Optional(Type.Integer({
+    default: 15,
+    minimum: 0,
+    description: 'Every open client stream gets a `: keepalive` comment this often, so that intermediaries do not cut quiet streams (nginx after 60 s, Node\'s request timeout after 300 s). 0 turns it off.'
+  }))
+}, { ...strict, default: {} })
+
+const HistorySchema = Type.Object({
+  maxEvents: Type.Optional(Type.Integer({
+    default: 1000,
+    minimum: 1,
+    description: 'Events kept per stream for resumption; the oldest go first.'
+  })),
+  maxBytes: Type.Optional(Type.Integer({
+    default: 1048576,
+    minimum: 1024,
+    description: 'Bytes of events kept per session, over all its streams; the session\'s oldest events go first.'
+  })),
+  ttlSeconds: Type.Optional(Type.Integer({
+    default: 300,
+    minimum: 1,
+    description: 'Events older than this are evicted. A finished stream with no client is forgotten this long after it ended.'
+  })),
+  replay: Type.Optional(Type.Boolean({
+    default: true,
+    description: 'true: keep each event, so that the proxy replays a resume itself. false: keep only ids (the memory-light mode).'
   }))
 }, { ...strict, default: {} })
 
@@ -82,6 +109,16 @@ const SessionsSchema = Type.Object({
     default: 3600,
     minimum: 1,
     description: 'A session with no request and no open stream for this long is forgotten; its client then gets 404 and initializes again, as the MCP spec says.'
+  })),
+  detachGraceSeconds: Type.Optional(Type.Integer({
+    default: 60,
+    minimum: 0,
+    description: 'How long a resumable stream whose client has gone keeps its upstream running and recording, waiting for the client to resume.'
+  })),
+  maxStreamsPerSession: Type.Optional(Type.Integer({
+    default: 100,
+    minimum: 1,
+    description: 'Streams one session may hold at once, live or kept for resumption. One more gets 429.'
   }))
 }, { ...strict, default: {} })
 
@@ -95,6 +132,11 @@ const LimitsSchema = Type.Object({
     default: 4194304,
     minimum: 1024,
     description: 'Largest request body a client may POST. A larger one gets 413.'
+  })),
+  clientBufferBytes: Type.Optional(Type.Integer({
+    default: 1048576,
+    minimum: 1024,
+    description: 'Bytes a client may fall behind by. A client past it is disconnected and counted; it can resume from the history.'
   }))
 }, { ...strict, default: {} })
 
@@ -106,6 +148,7 @@ export const OptionsSchema = Type.Object({
   metrics: Type.Optional(MetricsSchema),
   upstream: Type.Optional(UpstreamSchema),
   health: Type.Optional(HealthSchema),
+  history: Type.Optional(HistorySchema),
   sessions: Type.Optional(SessionsSchema),
   limits: Type.Optional(LimitsSchema)
 }, { ...strict, $id: 'McpSseResilienceOptions' })

@@ -29,7 +29,11 @@ export function relayEventStream (
 ): void {
   const { metrics } = context
   const { labels } = options
-  const client = new ClientSseStream(reply, 200, reply.getHeaders())
+  const client = new ClientSseStream(reply, reply.getHeaders(), {
+    heartbeatMs: context.options.health.heartbeatSeconds * 1000,
+    maxBufferedBytes: context.options.limits.clientBufferBytes,
+    onSlowConsumer: () => metrics.slowConsumerDisconnects.inc(labels)
+  })
   const rewriteEvent = options.rewriteEvent ?? ((event: SseEvent) => event)
   const upstream = new UpstreamStream(body, {
     onEvent (event) {

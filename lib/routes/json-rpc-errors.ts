@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify'
-import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError, type ProxyError } from '../errors.js'
+import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError, TooManyStreamsError, type ProxyError } from '../errors.js'
 
 // JSON-RPC "server error" codes, as the MCP TypeScript SDK's servers answer them.
 const SESSION_NOT_FOUND = -32001
@@ -9,8 +9,8 @@ const SERVER_ERROR = -32000
 const SESSION_RETRY_AFTER_SECONDS = 5
 
 /** MCP clients read JSON-RPC error bodies; the proxy's error code rides in `data`. */
-function sendJsonRpcError (reply: FastifyReply, error: ProxyError, jsonRpcCode: number): void {
-  reply.code(error.statusCode).send({
+function sendJsonRpcError (reply: FastifyReply, error: ProxyError, jsonRpcCode: number): FastifyReply {
+  return reply.code(error.statusCode).send({
     jsonrpc: '2.0',
     error: { code: jsonRpcCode, message: error.message, data: { code: error.code } },
     id: null
@@ -18,15 +18,20 @@ function sendJsonRpcError (reply: FastifyReply, error: ProxyError, jsonRpcCode: 
 }
 
 /** A session the proxy does not know on this route: 404, so that the client initializes again (MCP spec). */
-export function sendSessionNotFound (reply: FastifyReply): void {
-  sendJsonRpcError(reply, new SessionNotFoundError(), SESSION_NOT_FOUND)
+export function sendSessionNotFound (reply: FastifyReply): FastifyReply {
+  return sendJsonRpcError(reply, new SessionNotFoundError(), SESSION_NOT_FOUND)
 }
 
-export function sendSessionIdRequired (reply: FastifyReply): void {
-  sendJsonRpcError(reply, new SessionIdRequiredError(), SERVER_ERROR)
+export function sendSessionIdRequired (reply: FastifyReply): FastifyReply {
+  return sendJsonRpcError(reply, new SessionIdRequiredError(), SERVER_ERROR)
 }
 
-export function sendTooManySessions (reply: FastifyReply): void {
+export function sendTooManySessions (reply: FastifyReply): FastifyReply {
   reply.header('retry-after', String(SESSION_RETRY_AFTER_SECONDS))
-  sendJsonRpcError(reply, new TooManySessionsError(), SERVER_ERROR)
+  return sendJsonRpcError(reply, new TooManySessionsError(), SERVER_ERROR)
+}
+
+/** One stream more than sessions.maxStreamsPerSession allows. */
+export function sendTooManyStreams (reply: FastifyReply): FastifyReply {
+  return sendJsonRpcError(reply, new TooManyStreamsError(), SERVER_ERROR)
 }

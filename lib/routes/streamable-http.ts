@@ -1,12 +1,16 @@
+import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { StreamableHttpRouteConfig } from '../config/schema.js'
-import type { RouteLabels } from '../metrics.js'
 import type { ProxyContext } from '../proxy-context.js'
+import { joinStream, recordMiss, resumeStream, startResumableStream, type ResumeMiss, type StreamRoute } from '../relay/resumable-relay.js'
 import { relayEventStream } from '../relay/sse-relay.js'
+import type { ProxiedStream } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
 import { sendSessionNotFound, sendTooManySessions } from './json-rpc-errors.js'
+import { resolveLastEventId } from './last-event-id.js'
+import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
 
 const SESSION_HEADER = 'mcp-session-id'
@@ -15,10 +19,12 @@ const SESSION_HEADER = 'mcp-session-id'
  * An MCP Streamable HTTP endpoint (POST, GET, DELETE on one path).
  * The proxy owns the client-facing session: the upstream's `Mcp-Session-Id` is
  * swapped for one the proxy mints, in both directions, and never reaches the client.
- * Requests without a session (stateless upstreams, MCP 2026-07-28) pass as they are.
+ * In the session eras (2025-03-26 to 2025-11-25) every SSE stream is recorded and
+ * resumable with a GET and Last-Event-ID; 2026-07-28 requests are relayed as they
+ * are, and closing their stream cancels them.
  */
 export function registerStreamableHttpRoute (proxy: FastifyInstance, context: ProxyContext, route: StreamableHttpRouteConfig): void {
-  const labels: RouteLabels = { route_kind: route.kind, route: route.path }
+  const streamRoute: StreamRoute = { context, labels: { route_kind: route.kind, route: route.path } }
   const { sessions } = context
 
   function resolveSession (request: FastifyRequest, reply: FastifyReply, done: () => void): void {
@@ -36,28 +42,34 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     done()
   }
 
-  function forward (request: FastifyRequest, reply: FastifyReply): void {
-    const session = request.mcpSseSession
+  /** A stream with a session belongs to it; one without (a stateless upstream) to whoever holds its id. */
+  function owns (session: ProxySession | null, stream: ProxiedStream): boolean {
+    return session === null
+      ? stream.session.endsWithItsStreams && stream.session.routePath === route.path
+      : stream.session === session
+  }
+
+  function forward (request: FastifyRequest, reply: FastifyReply, miss?: ResumeMiss): void {
     const url = withClientQuery(route.upstream, request.url)
     forwardToUpstream(request, reply, {
       url,
       body: request.body as Buffer | undefined,
-      labels,
+      labels: streamRoute.labels,
       metrics: context.metrics,
-      rewriteRequestHeaders: (headers) => withUpstreamSession(headers, session),
+      rewriteRequestHeaders: (headers) => toUpstreamHeaders(request, headers),
       onResponseHead: (head, reply) => mapResponseSession(request, head, reply),
-      onEventStream: (body) => {
-        const streamSession = request.mcpSseSession
-        if (streamSession !== null) streamSession.openStreams += 1
-        relayEventStream(context, request, reply, body, {
-          labels,
-          upstreamUrl: url,
-          onClose: () => {
-            if (streamSession !== null) releaseStream(streamSession)
-          }
-        })
-      }
+      onEventStream: (body) => relay(request, reply, body, url, miss)
     })
+  }
+
+  function relay (request: FastifyRequest, reply: FastifyReply, body: Readable, url: string, miss: ResumeMiss | undefined): void {
+    const session = request.mcpSseSession ?? (sessions.hasCapacity() ? sessions.create({ routePath: route.path, endsWithItsStreams: true }) : undefined)
+    if (isRequestScoped(request) || session === undefined) {
+      relayEventStream(context, request, reply, body, { labels: streamRoute.labels, upstreamUrl: url })
+      return
+    }
+    const stream = startResumableStream(streamRoute, request, reply, session, body, { upstreamUrl: url, miss })
+    if (request.method === 'GET' && stream !== undefined) session.standaloneStream = stream
   }
 
   function mapResponseSession (request: FastifyRequest, head: UpstreamResponseHead, reply: FastifyReply): void {
@@ -68,18 +80,13 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     }
     if (upstreamSessionId === undefined) return
     if (session === null) {
-      const created = sessions.create({ routePath: route.path, upstreamSessionId })
+      const created = sessions.create({ routePath: route.path, endsWithItsStreams: false, upstreamSessionId })
       request.mcpSseSession = created
       reply.header(SESSION_HEADER, created.id)
     } else {
       session.upstreamSessionId = upstreamSessionId
       reply.header(SESSION_HEADER, session.id)
     }
-  }
-
-  function releaseStream (session: ProxySession): void {
-    session.openStreams -= 1
-    session.lastActiveAt = Date.now()
   }
 
   const routeOptions = {
@@ -90,21 +97,50 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
 
   proxy.post(route.path, routeOptions, (request, reply) => {
     if (request.mcpSseSession === null && !sessions.hasCapacity() && isInitialize(request.body)) {
-      sendTooManySessions(reply)
-      return
+      return sendTooManySessions(reply)
     }
     forward(request, reply)
+    return reply
   })
-  proxy.get(route.path, routeOptions, forward)
-  proxy.delete(route.path, { preHandler: resolveSession }, forward)
+
+  proxy.get(route.path, routeOptions, async (request, reply) => {
+    if (isRequestScoped(request)) {
+      forward(request, reply)
+      return reply
+    }
+    const session = request.mcpSseSession
+    const target = resolveLastEventId(request, sessions, (stream) => owns(session, stream))
+    if (target.kind === 'stream') {
+      await resumeStream(streamRoute, reply, target.stream, target.afterSeq)
+      return reply
+    }
+    // A GET is the session's standalone stream: an id that cannot be served still gets it, live, with a notice.
+    const miss = target.kind === 'miss' ? target.miss : undefined
+    if (miss !== undefined) recordMiss(streamRoute, request.log, miss)
+    const standalone = session?.standaloneStream
+    if (standalone !== undefined && !standalone.finished) {
+      joinStream(streamRoute, reply, standalone, miss)
+      return reply
+    }
+    forward(request, reply, miss)
+    return reply
+  })
+
+  proxy.delete(route.path, { preHandler: resolveSession }, (request, reply) => {
+    forward(request, reply)
+    return reply
+  })
 }
 
-function withUpstreamSession (headers: HeaderMap, session: ProxySession | null): HeaderMap {
-  if (session?.upstreamSessionId === undefined) {
+function toUpstreamHeaders (request: FastifyRequest, headers: HeaderMap): HeaderMap {
+  const upstreamSessionId = request.mcpSseSession?.upstreamSessionId
+  if (upstreamSessionId === undefined) {
     delete headers[SESSION_HEADER]
   } else {
-    headers[SESSION_HEADER] = session.upstreamSessionId
+    headers[SESSION_HEADER] = upstreamSessionId
   }
+  // The client's Last-Event-ID is a proxy id, which the proxy has already handled; 2026-07-28 requests pass it on.
+  if (!isRequestScoped(request)) delete headers['last-event-id']
   return headers
 }
 

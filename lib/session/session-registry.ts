@@ -1,3 +1,4 @@
+import type { ProxiedStream } from './proxied-stream.js'
 import { mintSessionId } from './session-id.js'
 
 /** What the proxy knows of one client-facing session. */
@@ -6,26 +7,35 @@ export interface ProxySession {
   readonly id: string
   /** The route path that minted it: a session is valid on that route only. */
   readonly routePath: string
+  /**
+   * sse and legacy-sse sessions are their stream: they end when it is forgotten.
+   * streamable-http sessions outlive their streams, until DELETE or idleness.
+   */
+  readonly endsWithItsStreams: boolean
   /** streamable-http: the upstream's `Mcp-Session-Id`. */
   upstreamSessionId?: string
   /** legacy-sse: where the upstream's `endpoint` event said to POST messages. */
   upstreamMessagesUrl?: string
-  /** Client streams open on this session; an open stream keeps it alive. */
-  openStreams: number
+  /** streamable-http: the standalone stream a GET opens (one per session, as the SDK allows). */
+  standaloneStream?: ProxiedStream
+  /** The streams this session holds, live or kept for resumption. */
+  readonly streams: Map<string, ProxiedStream>
   lastActiveAt: number
 }
 
 export interface SessionRegistryOptions {
   maxSessions: number
+  maxStreamsPerSession: number
   idleTimeoutMs: number
   onCountChange: (count: number) => void
 }
 
-export type NewSession = Pick<ProxySession, 'routePath' | 'upstreamSessionId' | 'upstreamMessagesUrl'>
+export type NewSession = Pick<ProxySession, 'routePath' | 'endsWithItsStreams' | 'upstreamSessionId' | 'upstreamMessagesUrl'>
 
-/** The proxy's sessions, bounded in number and forgotten when idle. */
+/** The proxy's sessions and their streams, bounded in number and forgotten when idle. */
 export class SessionRegistry {
   readonly #sessions = new Map<string, ProxySession>()
+  readonly #streams = new Map<string, ProxiedStream>()
   readonly #options: SessionRegistryOptions
   readonly #sweepTimer: NodeJS.Timeout
 
@@ -41,7 +51,7 @@ export class SessionRegistry {
 
   /** Callers check hasCapacity() before the upstream round trip that leads here. */
   create (fields: NewSession): ProxySession {
-    const session: ProxySession = { ...fields, id: mintSessionId(), openStreams: 0, lastActiveAt: Date.now() }
+    const session: ProxySession = { ...fields, id: mintSessionId(), streams: new Map(), lastActiveAt: Date.now() }
     this.#sessions.set(session.id, session)
     this.#options.onCountChange(this.#sessions.size)
     return session
@@ -55,20 +65,59 @@ export class SessionRegistry {
     return session
   }
 
+  /** A stream by its id. Callers check that it belongs to the session that asks. */
+  findStream (streamId: string): ProxiedStream | undefined {
+    return this.#streams.get(streamId)
+  }
+
+  /** Whether the session may hold one more stream, after forgetting its oldest finished one if need be. */
+  canAddStream (session: ProxySession): boolean {
+    if (session.streams.size < this.#options.maxStreamsPerSession) return true
+    const kept = [...session.streams.values()].find((stream) => !stream.isLive)
+    kept?.forget()
+    return kept !== undefined
+  }
+
+  addStream (stream: ProxiedStream): void {
+    stream.session.streams.set(stream.id, stream)
+    this.#streams.set(stream.id, stream)
+  }
+
+  /** Called once a stream is forgotten; a session that is its stream goes with it. */
+  removeStream (stream: ProxiedStream): void {
+    const { session } = stream
+    session.streams.delete(stream.id)
+    this.#streams.delete(stream.id)
+    if (session.standaloneStream === stream) delete session.standaloneStream
+    session.lastActiveAt = Date.now()
+    if (session.endsWithItsStreams && session.streams.size === 0) this.delete(session.id)
+  }
+
+  /** Ends a session and every stream it holds, history included. */
   delete (id: string): void {
-    if (this.#sessions.delete(id)) this.#options.onCountChange(this.#sessions.size)
+    const session = this.#sessions.get(id)
+    if (session === undefined) return
+    this.#sessions.delete(id)
+    for (const stream of [...session.streams.values()]) stream.forget()
+    this.#options.onCountChange(this.#sessions.size)
   }
 
   sweepIdle (now: number): void {
     const cutoff = now - this.#options.idleTimeoutMs
     for (const session of this.#sessions.values()) {
-      if (session.openStreams === 0 && session.lastActiveAt <= cutoff) this.delete(session.id)
+      if (session.lastActiveAt <= cutoff && !hasLiveStream(session)) this.delete(session.id)
     }
   }
 
   close (): void {
     clearInterval(this.#sweepTimer)
-    this.#sessions.clear()
-    this.#options.onCountChange(0)
+    for (const id of [...this.#sessions.keys()]) this.delete(id)
   }
+}
+
+function hasLiveStream (session: ProxySession): boolean {
+  for (const stream of session.streams.values()) {
+    if (stream.isLive) return true
+  }
+  return false
 }

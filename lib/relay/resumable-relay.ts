@@ -1,0 +1,147 @@
+import type { Readable } from 'node:stream'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import { ClientSseStream } from '../client/client-sse-stream.js'
+import type { RouteLabels } from '../metrics.js'
+import type { ProxyContext } from '../proxy-context.js'
+import { ProxiedStream } from '../session/proxied-stream.js'
+import type { ProxySession } from '../session/session-registry.js'
+import type { SseEvent } from '../wire/sse-event.js'
+import { serializeEvent } from '../wire/sse-serializer.js'
+import type { HeaderMap } from '../upstream/headers.js'
+import { sendTooManyStreams } from '../routes/json-rpc-errors.js'
+
+/** Why a Last-Event-ID could not be served. */
+export type ResumeMiss = 'evicted' | 'unknown' | 'malformed' | 'not-replayable'
+
+/** The response header that tells a resuming client whether it got everything it missed. */
+export const RESUME_STATUS_HEADER = 'x-resume-status'
+/** The in-band event that says the same; MCP clients and EventSource ignore unknown event types. */
+export const RESUME_STATUS_EVENT = 'resume-status'
+
+export interface StreamRoute {
+  readonly context: ProxyContext
+  readonly labels: RouteLabels
+}
+
+export interface NewStreamOptions {
+  upstreamUrl: string
+  /** A Last-Event-ID that could not be served before this fresh stream was opened. */
+  miss?: ResumeMiss | undefined
+  rewriteEvent?: (event: SseEvent) => SseEvent
+}
+
+/**
+ * Relays a new upstream event stream with proxy ids and history, for a client
+ * that may leave and resume it. Undefined when the session holds too many streams.
+ */
+export function startResumableStream (
+  route: StreamRoute,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  session: ProxySession,
+  body: Readable,
+  options: NewStreamOptions
+): ProxiedStream | undefined {
+  const { context } = route
+  if (!context.sessions.canAddStream(session)) {
+    body.destroy()
+    sendTooManyStreams(reply)
+    return undefined
+  }
+  const stream = createStream(route, request, session, options)
+  context.sessions.addStream(stream)
+  const subscriber = stream.subscribe()
+  const headers = options.miss === undefined ? reply.getHeaders() : { ...reply.getHeaders(), ...resumeHeaders(options.miss) }
+  subscriber.start(openClientStream(route, reply, headers, options.miss), [])
+  stream.start(body)
+  return stream
+}
+
+/**
+ * A client back with a Last-Event-ID of this stream: the events after it from
+ * the history, then live, on the same connection. When the history cannot serve
+ * them all, the client is told so and goes on live from now: never a silent gap.
+ */
+export async function resumeStream (route: StreamRoute, reply: FastifyReply, stream: ProxiedStream, afterSeq: number): Promise<void> {
+  const { context, labels } = route
+  const { metrics } = context
+  metrics.clientReconnections.inc(labels)
+  const subscriber = stream.subscribe(afterSeq)
+  const read = await stream.readAfter(afterSeq)
+  const miss = missOf(read, context.options.history.replay)
+  if (subscriber.closed) {
+    // A newer connection took the stream over while the history was read.
+    openClientStream(route, reply, {}, undefined).end()
+    return
+  }
+  const output = openClientStream(route, reply, resumeHeaders(miss), miss)
+  if (read.status === 'found' && miss === undefined) {
+    metrics.lastEventIdHits.inc(labels)
+    metrics.eventsReplayed.inc(labels, read.events.length)
+    subscriber.start(output, read.events)
+    return
+  }
+  recordMiss(route, reply.log, miss ?? 'unknown')
+  subscriber.startLive(output)
+}
+
+/** A client joins a running stream live, from now: a GET for a session's standalone stream. */
+export function joinStream (route: StreamRoute, reply: FastifyReply, stream: ProxiedStream, miss: ResumeMiss | undefined): void {
+  const subscriber = stream.subscribe()
+  subscriber.startLive(openClientStream(route, reply, miss === undefined ? {} : resumeHeaders(miss), miss))
+}
+
+/** Counts and logs a Last-Event-ID that could not be served. */
+export function recordMiss (route: StreamRoute, log: FastifyBaseLogger, miss: ResumeMiss): void {
+  route.context.metrics.lastEventIdMisses.inc({ ...route.labels, reason: miss })
+  log.info({ route: route.labels.route, reason: miss }, 'Last-Event-ID cannot be served; the client is told and goes on live')
+}
+
+function missOf (read: Awaited<ReturnType<ProxiedStream['readAfter']>>, replay: boolean): ResumeMiss | undefined {
+  if (read.status !== 'found') return read.status
+  // Ids-only mode keeps no text to replay (see docs/sse-resilience.md).
+  return !replay && read.events.length > 0 ? 'not-replayable' : undefined
+}
+
+function createStream (route: StreamRoute, request: FastifyRequest, session: ProxySession, options: NewStreamOptions): ProxiedStream {
+  const { context, labels } = route
+  const { options: config, sessions } = context
+  return new ProxiedStream(session, {
+    store: context.history,
+    metrics: context.metrics,
+    labels,
+    log: request.log,
+    upstreamUrl: options.upstreamUrl,
+    maxEventBytes: config.limits.maxEventBytes,
+    detachGraceMs: config.sessions.detachGraceSeconds * 1000,
+    retentionMs: config.history.ttlSeconds * 1000,
+    maxQueuedChars: config.limits.clientBufferBytes,
+    onForget: (forgotten) => sessions.removeStream(forgotten),
+    rewriteEvent: options.rewriteEvent
+  })
+}
+
+function resumeHeaders (miss: ResumeMiss | undefined): HeaderMap {
+  return { [RESUME_STATUS_HEADER]: miss === undefined ? 'recovered' : `unrecoverable; reason=${miss}` }
+}
+
+/** The client's SSE response, with keep-alives and the slow-consumer limit. */
+export function openClientStream (route: StreamRoute, reply: FastifyReply, headers: HeaderMap, miss: ResumeMiss | undefined): ClientSseStream {
+  const { context, labels } = route
+  const { metrics, options } = context
+  const output = new ClientSseStream(reply, headers, {
+    heartbeatMs: options.health.heartbeatSeconds * 1000,
+    maxBufferedBytes: options.limits.clientBufferBytes,
+    onSlowConsumer: () => {
+      metrics.slowConsumerDisconnects.inc(labels)
+      reply.log.info({ route: labels.route, limit: options.limits.clientBufferBytes }, 'client fell behind by more than limits.clientBufferBytes; disconnected, it can resume')
+    }
+  })
+  metrics.streamsActive.inc(labels)
+  output.onClose(() => metrics.streamsActive.dec(labels))
+  if (miss !== undefined) {
+    output.write(serializeEvent({ event: RESUME_STATUS_EVENT, data: JSON.stringify({ recovered: false, reason: miss }) }))
+    output.flush()
+  }
+  return output
+}
