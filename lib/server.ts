@@ -4,6 +4,9 @@ import { loadConfigFile } from './config/config-file.js'
 import { mcpSseResilience } from './index.js'
 
 export const CONFIG_ENV = 'MCP_SSE_RESILIENCE_CONFIG'
+
+/** Server options for `fastify start --options`: a shutdown closes every client socket, idle or not. */
+export const options = { forceCloseConnections: true }
 export const DEFAULT_CONFIG_FILE = fileURLToPath(new URL('../config/default.yaml', import.meta.url))
 
 /**

@@ -27,7 +27,7 @@ async function writeConfig (text: string): Promise<string> {
 }
 
 function startCli (env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [fastifyCli, 'start', '--config', 'config/fastify-cli.json', 'dist/server.js'], {
+  const child = spawn(process.execPath, [fastifyCli, 'start', '--options', '--config', 'config/fastify-cli.json', 'dist/server.js'], {
     cwd: packageRoot,
     // As a user runs it: without the test runner's NODE_OPTIONS hooks.
     env: { ...env, NODE_OPTIONS: '' },

@@ -27,7 +27,7 @@ metrics:
 `)
 
 const fastifyCli = createRequire(import.meta.url).resolve('fastify-cli/cli.js')
-const proxy = spawn(process.execPath, [fastifyCli, 'start', '--config', 'config/fastify-cli.json', 'dist/server.js'], {
+const proxy = spawn(process.execPath, [fastifyCli, 'start', '--options', '--config', 'config/fastify-cli.json', 'dist/server.js'], {
   cwd: packageRoot,
   env: { ...process.env, MCP_SSE_RESILIENCE_CONFIG: configFile, FASTIFY_PORT: proxyPort },
   stdio: ['ignore', 'inherit', 'inherit']

@@ -10,7 +10,8 @@ const SESSION_RETRY_AFTER_SECONDS = 5
 
 /** MCP clients read JSON-RPC error bodies; the proxy's error code rides in `data`. */
 function sendJsonRpcError (reply: FastifyReply, error: ProxyError, jsonRpcCode: number): FastifyReply {
-  return reply.code(error.statusCode).send({
+  // The reply may already carry the upstream's headers (an event stream refused after the fact).
+  return reply.code(error.statusCode).type('application/json; charset=utf-8').send({
     jsonrpc: '2.0',
     error: { code: jsonRpcCode, message: error.message, data: { code: error.code } },
     id: null

@@ -8,7 +8,7 @@ import type { ProxiedStream } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
-import { sendSessionNotFound, sendTooManySessions } from './json-rpc-errors.js'
+import { sendSessionNotFound, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
 import { resolveLastEventId } from './last-event-id.js'
 import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
@@ -63,8 +63,11 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
   }
 
   function relay (request: FastifyRequest, reply: FastifyReply, body: Readable, url: string, miss: ResumeMiss | undefined): void {
-    const session = request.mcpSseSession ?? (sessions.hasCapacity() ? sessions.create({ routePath: route.path, endsWithItsStreams: true }) : undefined)
-    if (isRequestScoped(request) || session === undefined) {
+    // A stream without an MCP session (a stateless upstream) is a session of its own, unless none is left.
+    const session = isRequestScoped(request)
+      ? undefined
+      : request.mcpSseSession ?? (sessions.hasCapacity() ? sessions.create({ routePath: route.path, endsWithItsStreams: true }) : undefined)
+    if (session === undefined) {
       relayEventStream(context, request, reply, body, { labels: streamRoute.labels, upstreamUrl: url })
       return
     }
@@ -96,9 +99,12 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
   }
 
   proxy.post(route.path, routeOptions, (request, reply) => {
-    if (request.mcpSseSession === null && !sessions.hasCapacity() && isInitialize(request.body)) {
+    const session = request.mcpSseSession
+    if (session === null && !sessions.hasCapacity() && isInitialize(request.body)) {
       return sendTooManySessions(reply)
     }
+    // Refused before the upstream sees it, so that a refused tools/call never runs.
+    if (session !== null && !sessions.canAddStream(session)) return sendTooManyStreams(reply)
     forward(request, reply)
     return reply
   })
@@ -122,6 +128,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       joinStream(streamRoute, reply, standalone, miss)
       return reply
     }
+    if (session !== null && !sessions.canAddStream(session)) return sendTooManyStreams(reply)
     forward(request, reply, miss)
     return reply
   })

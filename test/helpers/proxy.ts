@@ -12,7 +12,8 @@ interface Teardown { teardown: (fn: () => unknown) => void }
 
 /** The plugin in a fresh Fastify instance, listening on 127.0.0.1, closed when the test ends. */
 export async function startProxy (t: Teardown, options: McpSseResilienceOptions): Promise<RunningProxy> {
-  const app = Fastify({ logger: { level: process.env.TEST_LOG_LEVEL ?? 'silent' } })
+  // As the standalone server does: close() does not wait for clients' keep-alive sockets.
+  const app = Fastify({ logger: { level: process.env.TEST_LOG_LEVEL ?? 'silent' }, forceCloseConnections: true })
   await app.register(mcpSseResilience, options)
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => await app.close())
