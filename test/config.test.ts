@@ -25,7 +25,7 @@ t.test('defaults are applied to every section', async (t) => {
     health: { connectTimeoutMs: 10000, heartbeatSeconds: 15 },
     history: { maxEvents: 1000, maxBytes: 1048576, ttlSeconds: 300, replay: true },
     sessions: { maxSessions: 10000, idleTimeoutSeconds: 3600, detachGraceSeconds: 60, maxStreamsPerSession: 100 },
-    limits: { maxEventBytes: 1048576, maxBodyBytes: 4194304, clientBufferBytes: 1048576 }
+    limits: { maxEventBytes: 1048576, maxBodyBytes: 4194304, clientBufferBytes: 1048576, clientStallSeconds: 30 }
   })
 })
 

@@ -124,3 +124,13 @@ t.test('sessions.maxSessions bounds legacy streams too', async (t) => {
   t.equal(second.status, 503)
   t.equal(second.headers.get('retry-after'), '5')
 })
+
+t.test('a legacy stream resumed with an id it cannot serve gets a fresh session, told so', async (t) => {
+  const { proxy } = await setup(t)
+  const stream = await SseClient.open(proxy.url('/sse'), { 'last-event-id': 'not-a-proxy-id' })
+  t.teardown(() => stream.close())
+  t.equal(stream.headers['x-resume-status'], 'unrecoverable; reason=malformed')
+  const [notice, endpoint] = await stream.waitForEvents(2)
+  t.equal(notice?.event, 'resume-status')
+  t.equal(endpoint?.event, 'endpoint', 'a new endpoint for the new session follows')
+})

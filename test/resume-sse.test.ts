@@ -256,3 +256,35 @@ t.test('sessions.maxSessions also bounds sse streams', async (t) => {
   t.equal(refused.status, 503)
   t.equal(refused.headers.get('retry-after'), '5')
 })
+
+t.test('a resume with a large backlog under live traffic gets everything once: the replay is paced, live events read back from the history', async (t) => {
+  const { upstream, proxy } = await setup(t, {
+    limits: { clientBufferBytes: 65536 },
+    history: { maxEvents: 100000, maxBytes: 256 * 1024 * 1024 }
+  })
+  const first = await SseClient.open(proxy.url('/events'))
+  await upstream.waitForStreams(1)
+  send(upstream, 1, 1)
+  const [one] = await first.waitForEvents(1)
+  first.close()
+  await first.ended
+  const payload = 'p'.repeat(500)
+  let next = 2
+  const burst = (count: number): void => {
+    let text = ''
+    for (let i = 0; i < count; i++, next++) text += `data: ${next} ${payload}\n\n`
+    upstream.broadcast(text)
+  }
+  burst(20000)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const resumed = await SseClient.open(proxy.url('/events'), { 'last-event-id': one?.id ?? '' })
+  t.teardown(() => resumed.close())
+  // Live traffic while the backlog is replayed.
+  for (let round = 0; round < 40; round++) {
+    burst(50)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  const total = next - 2
+  const events = await resumed.waitForEvents(total, 60000)
+  t.ok(events.every((event, i) => event.data.startsWith(`${i + 2} `)), `all ${total} events, in order, each once`)
+})

@@ -105,10 +105,10 @@ t.test('an upstream whose connection breaks mid-stream ends the client stream af
   t.same(client.events.map((event) => event.data), ['before'])
 })
 
-t.test('a client that stops reading is cut once it is behind by more than limits.clientBufferBytes, counted, and can resume', async (t) => {
+t.test('a client that stops reading is cut after limits.clientStallSeconds, counted, and can resume', async (t) => {
   const total = 20000
   const { upstream, proxy } = await setup(t, undefined, {
-    limits: { clientBufferBytes: 65536 },
+    limits: { clientBufferBytes: 65536, clientStallSeconds: 1 },
     history: { maxEvents: total + 1, maxBytes: 64 * 1024 * 1024 }
   })
   const slow = await SseClient.open(proxy.url('/events'))
@@ -116,7 +116,7 @@ t.test('a client that stops reading is cut once it is behind by more than limits
   upstream.broadcast('data: first\n\n')
   const [first] = await slow.waitForEvents(1)
   slow.pause()
-  // 20 MB: more than the kernel's socket buffers hold for a client that reads nothing.
+  // 20 MB: more than the kernel's socket buffers hold, so the proxy has events waiting for the client.
   const payload = 'z'.repeat(1000)
   for (let i = 0; i < total; i++) upstream.broadcast(`data: ${i} ${payload}\n\n`)
   await waitForMetric(proxy.url('/metrics'), /sse_slow_consumer_disconnects_total\{route_kind="sse",route="\/events"\} 1/)

@@ -192,6 +192,18 @@ t.test('a stateless SDK server works through the proxy', async (t) => {
   t.equal(transport.sessionId, undefined)
   const result = await client.callTool({ name: 'ping', arguments: {} })
   t.same(result.content, [{ type: 'text', text: 'pong' }])
+
+  // Without an MCP session, a POST stream is its own session: its id alone resumes it.
+  const response = await fetch(proxy.url('/mcp'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: MCP_ACCEPT },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'ping', arguments: {} } })
+  })
+  const text = await response.text()
+  const [, eventId] = /^id: (.+)$/m.exec(text) ?? []
+  const replay = await fetch(proxy.url('/mcp'), { headers: { accept: 'text/event-stream', 'last-event-id': eventId?.replace(/\.\d+$/, '.1') ?? '' } })
+  t.equal(replay.headers.get('x-resume-status'), 'recovered')
+  t.equal(await replay.text(), '', 'nothing after the last event: the finished stream ends at once')
 })
 
 t.test('sessions.maxSessions: one initialize too many gets 503 with Retry-After', async (t) => {
@@ -206,6 +218,12 @@ t.test('sessions.maxSessions: one initialize too many gets 503 with Retry-After'
   t.equal(first.status, 200)
   const second = await initialize()
   t.equal(second.status, 503)
+  const sessionless = await fetch(proxy.url('/mcp'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: MCP_ACCEPT, 'mcp-protocol-version': '2025-11-25' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' })
+  })
+  t.equal(sessionless.status, 400, 'a request without a session still reaches the upstream when none is left')
   t.equal(second.headers.get('retry-after'), '5')
   t.match(await second.json(), { error: { data: { code: 'FST_MCP_SSE_TOO_MANY_SESSIONS' } } })
   const batch = await fetch(proxy.url('/mcp'), {

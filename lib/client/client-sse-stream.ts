@@ -64,17 +64,20 @@ export class ClientSseStream {
     return accepted
   }
 
-  /** Resolves once the socket has room again, or the client is gone. */
-  async drained (): Promise<void> {
-    if (!this.#response.writableNeedDrain) return
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        this.#response.off('drain', done)
-        this.#response.off('close', done)
-        resolve()
+  /** Resolves true once the socket has room, or the client is gone; false when `timeoutMs` passes first. */
+  async drained (timeoutMs: number): Promise<boolean> {
+    if (!this.#response.writableNeedDrain) return true
+    return await new Promise<boolean>((resolve) => {
+      const done = (drained: boolean): void => {
+        clearTimeout(timer)
+        this.#response.off('drain', onDrain)
+        this.#response.off('close', onDrain)
+        resolve(drained)
       }
-      this.#response.on('drain', done)
-      this.#response.on('close', done)
+      const onDrain = (): void => done(true)
+      const timer = setTimeout(() => done(false), timeoutMs)
+      this.#response.on('drain', onDrain)
+      this.#response.on('close', onDrain)
     })
   }
 

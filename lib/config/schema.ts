@@ -136,7 +136,12 @@ const LimitsSchema = Type.Object({
   clientBufferBytes: Type.Optional(Type.Integer({
     default: 1048576,
     minimum: 1024,
-    description: 'Bytes a client may fall behind by. A client past it is disconnected and counted; it can resume from the history.'
+    description: 'Bytes written to a client that it has not taken in yet. Past it, a live client catches up from the history at its own pace instead; a write that alone goes past it disconnects the client.'
+  })),
+  clientStallSeconds: Type.Optional(Type.Integer({
+    default: 30,
+    minimum: 1,
+    description: 'A client whose socket takes in nothing for this long while events wait for it cannot keep up: it is disconnected and counted, and may resume from the history.'
   }))
 }, { ...strict, default: {} })
 

@@ -72,7 +72,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       return
     }
     const stream = startResumableStream(streamRoute, request, reply, session, body, { upstreamUrl: url, miss })
-    if (request.method === 'GET' && stream !== undefined) session.standaloneStream = stream
+    if (request.method === 'GET') session.standaloneStream = stream
   }
 
   function mapResponseSession (request: FastifyRequest, head: UpstreamResponseHead, reply: FastifyReply): void {

@@ -20,8 +20,10 @@ export interface StreamEnvironment {
   readonly detachGraceMs: number
   /** How long a finished stream with no client stays resumable. */
   readonly retentionMs: number
-  /** Bytes a resuming client may queue while its history is read. */
-  readonly maxQueuedChars: number
+  /** Bytes a client may have pending before it catches up from the history instead. */
+  readonly maxBufferedChars: number
+  /** How long a client may take in nothing while events wait for it. */
+  readonly stallMs: number
   /** Lets the session forget the stream. */
   readonly onForget: (stream: ProxiedStream) => void
   /** Lets a route change an event before it gets its id and is recorded (legacy-sse's `endpoint`). */
@@ -48,7 +50,6 @@ export class ProxiedStream {
   #chain: Promise<void> = Promise.resolve()
   #batch: StreamItem[] = []
   #recorded: RecordedEvent[] = []
-  #lastUpstreamEventId: string | undefined
 
   constructor (session: ProxySession, env: StreamEnvironment) {
     this.session = session
@@ -62,11 +63,6 @@ export class ProxiedStream {
   /** Running upstream, or a client attached; a stream that is neither is only kept for resumption. */
   get isLive (): boolean {
     return !this.#finished || this.#subscriber !== undefined
-  }
-
-  /** The last id the upstream gave, for resuming upstream; never sent to clients. */
-  get lastUpstreamEventId (): string | undefined {
-    return this.#lastUpstreamEventId
   }
 
   /** Reads the upstream response from here on. */
@@ -92,7 +88,11 @@ export class ProxiedStream {
   subscribe (afterSeq?: number): StreamSubscriber {
     this.#subscriber?.close()
     this.#clearTimer()
-    const subscriber = new StreamSubscriber(this, afterSeq ?? this.#seq, this.#seq, this.#env.maxQueuedChars)
+    const subscriber = new StreamSubscriber(
+      this,
+      { lastSentSeq: afterSeq ?? this.#seq, joinedAtSeq: this.#seq },
+      { maxBufferedChars: this.#env.maxBufferedChars, stallMs: this.#env.stallMs }
+    )
     this.#subscriber = subscriber
     if (this.#finished) this.#chain = this.#chain.then(() => subscriber.finish())
     return subscriber
@@ -132,7 +132,6 @@ export class ProxiedStream {
     const text = serializeEvent({ id: formatEventId(this.id, seq), event: event.event, data: event.data })
     this.#batch.push({ seq, text })
     this.#recorded.push({ seq, upstreamId: upstreamEvent.id, text })
-    if (upstreamEvent.id !== undefined) this.#lastUpstreamEventId = upstreamEvent.id
   }
 
   #commit (): void {

@@ -23,13 +23,14 @@ export interface SubscriberOwner {
  * So the upstream is never held back and memory stays bounded. `lastSentSeq`
  * drops anything the client already has: nothing comes twice, nothing is skipped.
  *
- * A client whose socket takes in nothing while more than `maxBufferedChars` of
- * events arrive, or whose place has left the history, cannot keep up: it is cut,
- * and counted, and may resume.
+ * A client whose socket takes in nothing for `stallMs` while events wait for it,
+ * or whose place has left the history, cannot keep up: it is cut, and counted,
+ * and may resume.
  */
 export class StreamSubscriber {
   readonly #owner: SubscriberOwner
   readonly #maxBufferedChars: number
+  readonly #stallMs: number
   /** The stream's last seq when this client joined: "live from now" starts after it. */
   readonly #joinedAtSeq: number
   #lastSentSeq: number
@@ -37,16 +38,16 @@ export class StreamSubscriber {
   #queue: StreamItem[] | undefined = []
   #queuedChars = 0
   #queueOverflowed = false
-  #charsSinceDrain = 0
   #output: ClientSseStream | undefined
   #finished = false
   #closed = false
 
-  constructor (owner: SubscriberOwner, lastSentSeq: number, joinedAtSeq: number, maxBufferedChars: number) {
+  constructor (owner: SubscriberOwner, position: { lastSentSeq: number, joinedAtSeq: number }, limits: { maxBufferedChars: number, stallMs: number }) {
     this.#owner = owner
-    this.#lastSentSeq = lastSentSeq
-    this.#joinedAtSeq = joinedAtSeq
-    this.#maxBufferedChars = maxBufferedChars
+    this.#lastSentSeq = position.lastSentSeq
+    this.#joinedAtSeq = position.joinedAtSeq
+    this.#maxBufferedChars = limits.maxBufferedChars
+    this.#stallMs = limits.stallMs
   }
 
   get closed (): boolean {
@@ -57,7 +58,6 @@ export class StreamSubscriber {
   start (output: ClientSseStream, replay: readonly StreamItem[]): void {
     this.#output = output
     output.onClose(() => this.#gone())
-    output.onDrain(() => { this.#charsSinceDrain = 0 })
     this.#runCatchUp(output, replay)
   }
 
@@ -97,11 +97,6 @@ export class StreamSubscriber {
   }
 
   #enqueue (items: readonly StreamItem[]): void {
-    for (const item of items) this.#charsSinceDrain += item.text.length
-    if (this.#output !== undefined && this.#charsSinceDrain > this.#maxBufferedChars) {
-      this.#output.cutAsSlowConsumer()
-      return
-    }
     if (this.#queueOverflowed || this.#queue === undefined) return
     for (const item of items) {
       this.#queue.push(item)
@@ -144,19 +139,23 @@ export class StreamSubscriber {
   async #writePaced (output: ClientSseStream, items: readonly StreamItem[]): Promise<boolean> {
     const sliceChars = this.#maxBufferedChars / 2
     let written = 0
-    await output.drained()
+    if (!await this.#drained(output)) return false
     for (const item of items) {
       if (this.#append(output, item)) written += item.text.length
       if (written >= sliceChars) {
         output.flush()
         written = 0
-        await output.drained()
-        if (this.#closed) return false
+        if (!await this.#drained(output)) return false
       }
     }
     output.flush()
-    await output.drained()
-    return !this.#closed
+    return await this.#drained(output)
+  }
+
+  /** Waits for room in the socket; a client that takes nothing in for stallMs is cut. */
+  async #drained (output: ClientSseStream): Promise<boolean> {
+    if (!await output.drained(this.#stallMs)) output.cutAsSlowConsumer()
+    return !this.#closed && !output.closed
   }
 
   #writeNow (output: ClientSseStream, items: readonly StreamItem[]): void {
