@@ -288,3 +288,19 @@ t.test('a resume with a large backlog under live traffic gets everything once: t
   const events = await resumed.waitForEvents(total, 60000)
   t.ok(events.every((event, i) => event.data.startsWith(`${i + 2} `)), `all ${total} events, in order, each once`)
 })
+
+t.test('an MCP 2025-11-25 priming event (an id and empty data) passes with a proxy id, and resuming from it works', async (t) => {
+  const { upstream, proxy } = await setup(t)
+  const client = await SseClient.open(proxy.url('/events'))
+  await upstream.waitForStreams(1)
+  upstream.broadcast('id: prime-0\ndata:\n\n')
+  const [priming] = await client.waitForEvents(1)
+  t.match(priming, { id: /^[A-Za-z0-9_-]{22}\.1$/, data: '' })
+  client.close()
+  await client.ended
+  send(upstream, 1, 2)
+  const resumed = await SseClient.open(proxy.url('/events'), { 'last-event-id': priming?.id ?? '' })
+  t.teardown(() => resumed.close())
+  await resumed.waitForEvents(2)
+  t.same(numbers(resumed), [1, 2])
+})

@@ -267,3 +267,14 @@ async function waitForGetStream (app: { metrics?: unknown, inject: (options: { u
   }
   throw new Error('the GET stream never opened')
 }
+
+t.test('limits.maxBodyBytes: a larger POST body gets 413 and never reaches the upstream', async (t) => {
+  const { upstream, proxy } = await setup(t, { limits: { maxBodyBytes: 1024 } })
+  const response = await fetch(proxy.url('/mcp'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: MCP_ACCEPT },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { padding: 'x'.repeat(2048) } })
+  })
+  t.equal(response.status, 413)
+  t.equal(upstream.sessionIds.length, 0)
+})
