@@ -1,13 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { LegacySseRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { recordMiss, resumeStream, startResumableStream, type StreamRoute } from '../relay/resumable-relay.js'
+import type { StreamRoute } from '../relay/resumable-relay.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream } from '../upstream/forward.js'
 import type { SseEvent } from '../wire/sse-event.js'
-import { sendSessionIdRequired, sendSessionNotFound, sendTooManySessions } from './json-rpc-errors.js'
-import { resolveLastEventId } from './last-event-id.js'
-import { withClientQuery } from './upstream-url.js'
+import { sendSessionIdRequired, sendSessionNotFound } from './json-rpc-errors.js'
+import { serveStreamGet } from './stream-get.js'
 
 const ENDPOINT_EVENT = 'endpoint'
 
@@ -22,32 +21,13 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
   const { sessions } = context
   const messagesUrl = `${proxy.prefix}${route.messagesPath}`
 
-  proxy.get(route.path, { config: { disableMetrics: true } }, async (request, reply) => {
-    const target = resolveLastEventId(request, sessions, (stream) => stream.session.routePath === route.path)
-    if (target.kind === 'stream') {
-      await resumeStream(streamRoute, reply, target.stream, target.afterSeq)
-      return reply
-    }
-    const miss = target.kind === 'miss' ? target.miss : undefined
-    if (miss !== undefined) recordMiss(streamRoute, request.log, miss)
-    if (!sessions.hasCapacity()) return sendTooManySessions(reply)
-    const url = withClientQuery(route.upstream, request.url)
-    forwardToUpstream(request, reply, {
-      url,
-      labels: streamRoute.labels,
-      metrics: context.metrics,
-      rewriteRequestHeaders: ({ 'last-event-id': _proxyId, ...headers }) => headers,
-      onEventStream: (body) => {
-        const session = sessions.create({ routePath: route.path, endsWithItsStreams: true })
-        startResumableStream(streamRoute, request, reply, session, body, {
-          upstreamUrl: url,
-          miss,
-          rewriteEvent: (event) => rewriteEndpoint(event, session, url, `${messagesUrl}?sessionId=${session.id}`)
-        })
-      }
-    })
-    return reply
-  })
+  proxy.get(route.path, { config: { disableMetrics: true } }, async (request, reply) => await serveStreamGet(
+    streamRoute,
+    route,
+    request,
+    reply,
+    (session, upstreamUrl) => (event) => rewriteEndpoint(event, session, upstreamUrl, `${messagesUrl}?sessionId=${session.id}`)
+  ))
 
   proxy.post(route.messagesPath, (request: FastifyRequest<{ Querystring: { sessionId?: unknown } }>, reply: FastifyReply) => {
     const sessionId = request.query.sessionId

@@ -1,0 +1,52 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { recordMiss, resumeStream, startResumableStream, type StreamRoute } from '../relay/resumable-relay.js'
+import type { ProxySession } from '../session/session-registry.js'
+import { forwardToUpstream } from '../upstream/forward.js'
+import type { SseEvent } from '../wire/sse-event.js'
+import { sendTooManySessions } from './json-rpc-errors.js'
+import { resolveLastEventId } from './last-event-id.js'
+import { withClientQuery } from './upstream-url.js'
+
+export interface StreamGetRoute {
+  readonly path: string
+  readonly upstream: string
+}
+
+/** Lets a route rewrite the events of a stream it opens, knowing its session and upstream URL. */
+export type EventRewriterFactory = (session: ProxySession, upstreamUrl: string) => (event: SseEvent) => SseEvent
+
+/**
+ * The GET of an sse or legacy-sse route, where a stream is its own session: resume
+ * the stream a Last-Event-ID names, or open a fresh one upstream (telling the client
+ * when its id could not be served). The stream id is the capability to resume.
+ */
+export async function serveStreamGet (
+  streamRoute: StreamRoute,
+  route: StreamGetRoute,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  rewriterFor?: EventRewriterFactory
+): Promise<FastifyReply> {
+  const { sessions, metrics } = streamRoute.context
+  const target = resolveLastEventId(request, sessions, (stream) => stream.session.routePath === route.path)
+  if (target.kind === 'stream') {
+    await resumeStream(streamRoute, reply, target.stream, target.afterSeq)
+    return reply
+  }
+  const miss = target.kind === 'miss' ? target.miss : undefined
+  if (miss !== undefined) recordMiss(streamRoute, request.log, miss)
+  if (!sessions.hasCapacity()) return sendTooManySessions(reply)
+  const url = withClientQuery(route.upstream, request.url)
+  forwardToUpstream(request, reply, {
+    url,
+    labels: streamRoute.labels,
+    metrics,
+    // The client's Last-Event-ID is a proxy id: it means nothing upstream.
+    rewriteRequestHeaders: ({ 'last-event-id': _proxyId, ...headers }) => headers,
+    onEventStream: (body) => {
+      const session = sessions.create({ routePath: route.path, endsWithItsStreams: true })
+      startResumableStream(streamRoute, request, reply, session, body, { upstreamUrl: url, miss, rewriteEvent: rewriterFor?.(session, url) })
+    }
+  })
+  return reply
+}
