@@ -31,8 +31,8 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = asyn
     idleTimeoutMs: options.sessions.idleTimeoutSeconds * 1000,
     onCountChange: (count) => metrics.sessionsActive.set(count)
   })
-  const context: ProxyContext = { options, metrics, sessions, history, openStreams: new Set() }
   const dispatcher = createUpstreamDispatcher(options)
+  const context: ProxyContext = { options, metrics, sessions, history, dispatcher, openStreams: new Set() }
   const stopExpiry = scheduleHistoryExpiry(history, options.history.ttlSeconds * 1000, fastify.log)
 
   fastify.decorateRequest('mcpSseSession', null)

@@ -81,6 +81,34 @@ export class ProxyMetrics {
     }
   })
 
+  readonly reconnectionAttempts = new Counter({
+    name: 'sse_reconnection_attempts_total',
+    help: 'Attempts to reconnect a dropped upstream stream.',
+    labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
+  readonly reconnectionSuccesses = new Counter({
+    name: 'sse_reconnection_success_total',
+    help: 'Upstream streams reconnected.',
+    labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
+  readonly reconnectionFailures = new Counter({
+    name: 'sse_reconnection_failure_total',
+    help: 'Upstream streams given up on: out of retries, or an answer not worth retrying.',
+    labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
+  readonly eventsDeduplicated = new Counter({
+    name: 'sse_events_deduplicated_total',
+    help: 'Upstream events dropped because they were forwarded already (an upstream replaying after a reconnect).',
+    labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
   readonly historyEvents: Gauge
   readonly historyBytes: Gauge
 

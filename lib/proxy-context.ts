@@ -1,3 +1,4 @@
+import type { Agent } from 'undici'
 import type { ResolvedOptions } from './config/schema.js'
 import type { HistoryStore } from './history/history-store.js'
 import type { ProxyMetrics } from './metrics.js'
@@ -14,6 +15,8 @@ export interface ProxyContext {
   readonly metrics: ProxyMetrics
   readonly sessions: SessionRegistry
   readonly history: HistoryStore
+  /** The HTTP client of every upstream request, reply-from's and reconnects' alike. */
+  readonly dispatcher: Agent
   /** Streams relayed without a history (MCP 2026-07-28 requests). */
   readonly openStreams: Set<OpenStream>
 }

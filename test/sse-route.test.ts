@@ -72,8 +72,8 @@ t.test('comments and retry pass through; ids and event names never carry a line 
   t.same(client.retries, [2500])
 })
 
-t.test('a client disconnect aborts the upstream request', async (t) => {
-  const { upstream, proxy } = await setup(t)
+t.test('with sessions.detachGraceSeconds 0, a client disconnect closes the upstream at once', async (t) => {
+  const { upstream, proxy } = await setup(t, undefined, { sessions: { detachGraceSeconds: 0 } })
   const client = await SseClient.open(proxy.url('/events'))
   await upstream.waitForStreams(1)
   const [stream] = [...upstream.streams]
@@ -83,26 +83,34 @@ t.test('a client disconnect aborts the upstream request', async (t) => {
   t.equal(upstream.streams.size, 0)
 })
 
-t.test('an upstream that ends its stream ends the client stream; a half event is not forwarded', async (t) => {
+t.test('an upstream that ends its stream cleanly is reconnected at once with Last-Event-ID; the half event is dropped, the client stays', async (t) => {
   const { upstream, proxy } = await setup(t)
   const client = await SseClient.open(proxy.url('/events'))
+  t.teardown(() => client.close())
   await upstream.waitForStreams(1)
   const [stream] = [...upstream.streams]
-  stream!.end('data: whole\n\ndata: half')
-  await client.ended
-  t.same(client.events.map((event) => event.data), ['whole'])
+  stream!.end('id: 1\ndata: whole\n\nid: 2\ndata: half')
+  await upstream.waitForRequests(2)
+  t.equal(upstream.requests[1]?.headers['last-event-id'], '1', 'the reconnect asks for what follows the last whole event')
+  upstream.broadcast('id: 2\ndata: second\n\n')
+  await client.waitForEvents(2)
+  t.same(client.events.map((event) => event.data), ['whole', 'second'])
 })
 
-t.test('an upstream whose connection breaks mid-stream ends the client stream after the whole events', async (t) => {
-  const { upstream, proxy } = await setup(t)
+t.test('an upstream connection that breaks mid-event is reconnected; the half event is never forwarded', async (t) => {
+  const { upstream, proxy } = await setup(t, undefined, { reconnect: { baseDelayMs: 10 } })
   const client = await SseClient.open(proxy.url('/events'))
+  t.teardown(() => client.close())
   await upstream.waitForStreams(1)
   const [stream] = [...upstream.streams]
-  stream!.write('data: before\n\ndata: cut')
+  stream!.write('id: a\ndata: before\n\nid: b\ndata: cut')
   await client.waitForEvents(1)
   stream!.socket?.destroy()
-  await client.ended
-  t.same(client.events.map((event) => event.data), ['before'])
+  await upstream.waitForRequests(2)
+  t.equal(upstream.requests[1]?.headers['last-event-id'], 'a')
+  upstream.broadcast('id: b\ndata: after\n\n')
+  await client.waitForEvents(2)
+  t.same(client.events.map((event) => event.data), ['before', 'after'])
 })
 
 t.test('a client that stops reading is cut after limits.clientStallSeconds, counted, and can resume', async (t) => {

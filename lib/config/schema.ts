@@ -77,6 +77,16 @@ const HealthSchema = Type.Object({
   }))
 }, { ...strict, default: {} })
 
+const ReconnectSchema = Type.Object({
+  baseDelayMs: Type.Optional(Type.Integer({ default: 1000, minimum: 0, description: 'Delay before the second reconnection attempt of an outage; each further one grows by `factor`. The first attempt after a clean close is immediate.' })),
+  maxDelayMs: Type.Optional(Type.Integer({ default: 30000, minimum: 0, description: 'Longest delay between two attempts, before jitter.' })),
+  factor: Type.Optional(Type.Number({ default: 2, minimum: 1, description: 'Growth of the delay from one attempt to the next.' })),
+  jitter: Type.Optional(Type.Number({ default: 0.1, minimum: 0, maximum: 1, description: 'Random spread of each delay: 0.1 is +-10%.' })),
+  maxRetries: Type.Optional(Type.Integer({ default: 10, minimum: 0, description: 'Attempts per outage before the proxy gives up and closes the client stream cleanly; 0 never gives up.' })),
+  maxHintDelayMs: Type.Optional(Type.Integer({ default: 300000, minimum: 0, description: 'Cap on the delays the upstream asks for, with Retry-After or the SSE `retry:` field.' })),
+  dedupeWindow: Type.Optional(Type.Integer({ default: 1000, minimum: 1, description: 'Upstream events per stream remembered to drop what an upstream replays after a reconnect.' }))
+}, { ...strict, default: {} })
+
 const HistorySchema = Type.Object({
   maxEvents: Type.Optional(Type.Integer({
     default: 1000,
@@ -153,6 +163,7 @@ export const OptionsSchema = Type.Object({
   metrics: Type.Optional(MetricsSchema),
   upstream: Type.Optional(UpstreamSchema),
   health: Type.Optional(HealthSchema),
+  reconnect: Type.Optional(ReconnectSchema),
   history: Type.Optional(HistorySchema),
   sessions: Type.Optional(SessionsSchema),
   limits: Type.Optional(LimitsSchema)
@@ -175,3 +186,4 @@ export type RouteKind = RouteConfig['kind']
 export type StreamableHttpRouteConfig = Extract<RouteConfig, { kind: 'streamable-http' }>
 export type LegacySseRouteConfig = Extract<RouteConfig, { kind: 'legacy-sse' }>
 export type SseRouteConfig = Extract<RouteConfig, { kind: 'sse' }>
+export type ReconnectPolicy = ResolvedOptions['reconnect']

@@ -3,11 +3,12 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { ClientSseStream } from '../client/client-sse-stream.js'
 import type { RouteLabels } from '../metrics.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { ProxiedStream } from '../session/proxied-stream.js'
+import { ProxiedStream, type UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { serializeEvent } from '../wire/sse-serializer.js'
-import type { HeaderMap } from '../upstream/headers.js'
+import { withoutHopByHop, type HeaderMap } from '../upstream/headers.js'
+import { connectEventStream } from '../upstream/upstream-connector.js'
 
 /** Why a Last-Event-ID could not be served. */
 export type ResumeMiss = 'evicted' | 'unknown' | 'malformed' | 'not-replayable'
@@ -26,7 +27,9 @@ export interface NewStreamOptions {
   upstreamUrl: string
   /** A Last-Event-ID that could not be served before this fresh stream was opened. */
   miss?: ResumeMiss | undefined
-  rewriteEvent?: (event: SseEvent) => SseEvent
+  rewriteEvent?: ((event: SseEvent) => SseEvent) | undefined
+  /** How to reopen the upstream stream when it drops; without it, a drop ends the stream. */
+  reconnect?: UpstreamReconnect | undefined
 }
 
 /**
@@ -114,7 +117,8 @@ function createStream (route: StreamRoute, request: FastifyRequest, session: Pro
     maxBufferedChars: config.limits.clientBufferBytes,
     stallMs: config.limits.clientStallSeconds * 1000,
     onForget: (forgotten) => sessions.removeStream(forgotten),
-    rewriteEvent: options.rewriteEvent
+    rewriteEvent: options.rewriteEvent,
+    reconnect: options.reconnect
   })
 }
 
@@ -141,4 +145,33 @@ export function openClientStream (route: StreamRoute, reply: FastifyReply, heade
     output.flush()
   }
   return output
+}
+
+/**
+ * Reopens a dropped upstream stream with a GET to `url`, carrying the client's
+ * original end-to-end headers and the upstream's last event id.
+ */
+export function reconnectWith (
+  route: StreamRoute,
+  request: FastifyRequest,
+  url: string,
+  options: { needsUpstreamIds: boolean, answers?: ReadonlySet<string> | undefined, sessionHeaders?: () => HeaderMap }
+): UpstreamReconnect {
+  const { context } = route
+  const headers = reconnectHeaders(request)
+  return {
+    policy: context.options.reconnect,
+    needsUpstreamIds: options.needsUpstreamIds,
+    answers: options.answers,
+    connect: async (lastUpstreamEventId) => await connectEventStream(context.dispatcher, url, { ...headers, ...options.sessionHeaders?.() }, lastUpstreamEventId)
+  }
+}
+
+// What describes the request itself, not the hop or the body: those a reconnect must not copy.
+const NOT_FOR_RECONNECT = ['host', 'content-length', 'content-type', 'last-event-id', 'mcp-session-id', 'accept', 'accept-encoding', 'expect']
+
+function reconnectHeaders (request: FastifyRequest): HeaderMap {
+  const headers: HeaderMap = withoutHopByHop(request.headers)
+  for (const name of NOT_FOR_RECONNECT) delete headers[name]
+  return headers
 }

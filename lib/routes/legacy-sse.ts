@@ -26,7 +26,8 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
     route,
     request,
     reply,
-    (session, upstreamUrl) => (event) => rewriteEndpoint(event, session, upstreamUrl, `${messagesUrl}?sessionId=${session.id}`)
+    // No reconnect: a legacy upstream's session dies with its stream, and a new one means a new endpoint.
+    { rewriterFor: (session, upstreamUrl) => (event) => rewriteEndpoint(event, session, upstreamUrl, `${messagesUrl}?sessionId=${session.id}`) }
   ))
 
   proxy.post(route.messagesPath, (request: FastifyRequest<{ Querystring: { sessionId?: unknown } }>, reply: FastifyReply) => {

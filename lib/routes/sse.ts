@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { SseRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import type { StreamRoute } from '../relay/resumable-relay.js'
+import { reconnectWith, type StreamRoute } from '../relay/resumable-relay.js'
 import { serveStreamGet } from './stream-get.js'
 
 /**
@@ -11,5 +11,7 @@ import { serveStreamGet } from './stream-get.js'
  */
 export function registerSseRoute (proxy: FastifyInstance, context: ProxyContext, route: SseRouteConfig): void {
   const streamRoute: StreamRoute = { context, labels: { route_kind: route.kind, route: route.path } }
-  proxy.get(route.path, { config: { disableMetrics: true } }, async (request, reply) => await serveStreamGet(streamRoute, route, request, reply))
+  proxy.get(route.path, { config: { disableMetrics: true } }, async (request, reply) => await serveStreamGet(streamRoute, route, request, reply, {
+    reconnectFor: (request, url) => reconnectWith(streamRoute, request, url, { needsUpstreamIds: false })
+  }))
 }

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { recordMiss, resumeStream, startResumableStream, type StreamRoute } from '../relay/resumable-relay.js'
+import type { UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream } from '../upstream/forward.js'
 import type { SseEvent } from '../wire/sse-event.js'
@@ -12,8 +13,12 @@ export interface StreamGetRoute {
   readonly upstream: string
 }
 
-/** Lets a route rewrite the events of a stream it opens, knowing its session and upstream URL. */
-export type EventRewriterFactory = (session: ProxySession, upstreamUrl: string) => (event: SseEvent) => SseEvent
+export interface StreamGetOptions {
+  /** Lets a route rewrite the events of a stream it opens, knowing its session and upstream URL. */
+  rewriterFor?: (session: ProxySession, upstreamUrl: string) => (event: SseEvent) => SseEvent
+  /** Lets a route reopen a stream that drops upstream; without it, a drop ends the stream. */
+  reconnectFor?: (request: FastifyRequest, upstreamUrl: string) => UpstreamReconnect
+}
 
 /**
  * The GET of an sse or legacy-sse route, where a stream is its own session: resume
@@ -25,7 +30,7 @@ export async function serveStreamGet (
   route: StreamGetRoute,
   request: FastifyRequest,
   reply: FastifyReply,
-  rewriterFor?: EventRewriterFactory
+  options: StreamGetOptions
 ): Promise<FastifyReply> {
   const { sessions, metrics } = streamRoute.context
   const target = resolveLastEventId(request, sessions, (stream) => stream.session.routePath === route.path)
@@ -45,7 +50,12 @@ export async function serveStreamGet (
     rewriteRequestHeaders: ({ 'last-event-id': _proxyId, ...headers }) => headers,
     onEventStream: (body) => {
       const session = sessions.create({ routePath: route.path, endsWithItsStreams: true })
-      startResumableStream(streamRoute, request, reply, session, body, { upstreamUrl: url, miss, rewriteEvent: rewriterFor?.(session, url) })
+      startResumableStream(streamRoute, request, reply, session, body, {
+        upstreamUrl: url,
+        miss,
+        rewriteEvent: options.rewriterFor?.(session, url),
+        reconnect: options.reconnectFor?.(request, url)
+      })
     }
   })
   return reply

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { StreamableHttpRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { joinStream, recordMiss, resumeStream, startResumableStream, type ResumeMiss, type StreamRoute } from '../relay/resumable-relay.js'
+import { joinStream, reconnectWith, recordMiss, resumeStream, startResumableStream, type ResumeMiss, type StreamRoute } from '../relay/resumable-relay.js'
 import { relayEventStream } from '../relay/sse-relay.js'
 import type { ProxiedStream } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
@@ -71,7 +71,13 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       relayEventStream(context, request, reply, body, { labels: streamRoute.labels, upstreamUrl: url })
       return
     }
-    const stream = startResumableStream(streamRoute, request, reply, session, body, { upstreamUrl: url, miss })
+    // A POST stream resumes upstream through a GET with Last-Event-ID, so only once the upstream gave ids (MCP spec).
+    const reconnect = reconnectWith(streamRoute, request, url, {
+      needsUpstreamIds: request.method === 'POST',
+      answers: request.method === 'POST' ? jsonRpcRequestIds(request.body) : undefined,
+      sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
+    })
+    const stream = startResumableStream(streamRoute, request, reply, session, body, { upstreamUrl: url, miss, reconnect })
     if (request.method === 'GET') session.standaloneStream = stream
   }
 
@@ -156,13 +162,23 @@ function isSessionEnd (method: string, statusCode: number): boolean {
   return statusCode === 404 || (method === 'DELETE' && statusCode >= 200 && statusCode < 300)
 }
 
-function isInitialize (body: unknown): boolean {
-  if (!Buffer.isBuffer(body)) return false
+/** The ids of the JSON-RPC requests in a POST body: the responses its stream owes. */
+function jsonRpcRequestIds (body: unknown): Set<string> {
+  return new Set(jsonRpcMessages(body)
+    .filter((message) => 'method' in message && 'id' in message)
+    .map((message) => JSON.stringify(message.id)))
+}
+
+function jsonRpcMessages (body: unknown): Array<Record<string, unknown>> {
+  if (!Buffer.isBuffer(body)) return []
   try {
-    const message: unknown = JSON.parse(body.toString('utf8'))
-    const messages = Array.isArray(message) ? message : [message]
-    return messages.some((item) => typeof item === 'object' && item !== null && (item as { method?: unknown }).method === 'initialize')
+    const parsed: unknown = JSON.parse(body.toString('utf8'))
+    return (Array.isArray(parsed) ? parsed : [parsed]).filter((item): item is Record<string, unknown> => typeof item === 'object' && item !== null)
   } catch {
-    return false
+    return []
   }
+}
+
+function isInitialize (body: unknown): boolean {
+  return jsonRpcMessages(body).some((message) => message.method === 'initialize')
 }

@@ -2,7 +2,11 @@ import type { Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryRead, HistoryStore, RecordedEvent } from '../history/history-store.js'
 import type { ProxyMetrics, RouteLabels } from '../metrics.js'
+import type { ReconnectPolicy } from '../config/schema.js'
+import { reconnectDelayMs } from '../upstream/backoff.js'
+import type { ConnectResult } from '../upstream/upstream-connector.js'
 import { UpstreamStream, type UpstreamEndReason } from '../upstream/upstream-stream.js'
+import { UpstreamDedupe } from './upstream-dedupe.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { serializeComment, serializeEvent, serializeRetry } from '../wire/sse-serializer.js'
 import { formatEventId, mintStreamId } from './event-id.js'
@@ -28,6 +32,21 @@ export interface StreamEnvironment {
   readonly onForget: (stream: ProxiedStream) => void
   /** Lets a route change an event before it gets its id and is recorded (legacy-sse's `endpoint`). */
   readonly rewriteEvent?: ((event: SseEvent) => SseEvent) | undefined
+  /** How to open the upstream stream again when it drops; without it, a drop ends the stream. */
+  readonly reconnect?: UpstreamReconnect | undefined
+}
+
+export interface UpstreamReconnect {
+  readonly policy: ReconnectPolicy
+  /** Opens the upstream stream again, resuming after the upstream's own last event id. */
+  readonly connect: (lastUpstreamEventId: string | undefined) => Promise<ConnectResult>
+  /** A stream the upstream resumes only by its ids (an MCP POST stream): none seen, no reconnect. */
+  readonly needsUpstreamIds: boolean
+  /**
+   * The JSON-RPC request ids an MCP POST stream answers. Once a response to each has
+   * passed, the stream is complete, and its close is its end, not a drop.
+   */
+  readonly answers?: ReadonlySet<string> | undefined
 }
 
 /**
@@ -50,10 +69,21 @@ export class ProxiedStream {
   #chain: Promise<void> = Promise.resolve()
   #batch: StreamItem[] = []
   #recorded: RecordedEvent[] = []
+  readonly #dedupe: UpstreamDedupe
+  #lastUpstreamEventId: string | undefined
+  /** The upstream's SSE `retry:` hint, in milliseconds. */
+  #retryHintMs: number | undefined
+  #reconnectTimer: NodeJS.Timeout | undefined
+  /** JSON-RPC request ids still waiting for their response on this stream. */
+  readonly #unanswered: Set<string> | undefined
+  /** Set when the stream must not reconnect any more: grace over, or forgotten. */
+  #stopped = false
 
   constructor (session: ProxySession, env: StreamEnvironment) {
     this.session = session
     this.#env = env
+    this.#dedupe = new UpstreamDedupe(env.reconnect?.policy.dedupeWindow ?? 1)
+    this.#unanswered = env.reconnect?.answers === undefined ? undefined : new Set(env.reconnect.answers)
   }
 
   get finished (): boolean {
@@ -71,7 +101,10 @@ export class ProxiedStream {
     this.#upstream = new UpstreamStream(body, {
       onEvent: (event) => this.#record(event),
       onComment: (comment) => { this.#batch.push({ text: serializeComment(comment) }) },
-      onRetry: (milliseconds) => { this.#batch.push({ text: serializeRetry(milliseconds) }) },
+      onRetry: (milliseconds) => {
+        this.#retryHintMs = milliseconds
+        this.#batch.push({ text: serializeRetry(milliseconds) })
+      },
       onMalformedLine: (reason) => {
         metrics.upstreamMalformed.inc({ ...labels, reason })
         log.debug({ upstream: upstreamUrl, reason }, 'ignored a malformed upstream SSE line')
@@ -104,7 +137,7 @@ export class ProxiedStream {
     if (this.#finished) {
       this.#schedule(this.#env.retentionMs, () => this.forget())
     } else {
-      this.#schedule(this.#env.detachGraceMs, () => this.#upstream?.abort())
+      this.#schedule(this.#env.detachGraceMs, () => this.#stopUpstream())
     }
   }
 
@@ -117,7 +150,7 @@ export class ProxiedStream {
     if (this.#forgotten) return
     this.#forgotten = true
     this.#clearTimer()
-    this.#upstream?.abort()
+    this.#stopUpstream()
     this.#subscriber?.close()
     this.#subscriber = undefined
     this.#env.store.dropStream(this.session.id, this.id).catch((error: unknown) => {
@@ -127,6 +160,16 @@ export class ProxiedStream {
   }
 
   #record (upstreamEvent: SseEvent): void {
+    const upstreamId = upstreamEvent.id
+    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe.isDuplicate(upstreamId, upstreamEvent.data)) {
+      this.#env.metrics.eventsDeduplicated.inc(this.#env.labels)
+      return
+    }
+    // An empty id resets the last event id (WHATWG HTML, "Server-sent events").
+    if (upstreamId !== undefined) this.#lastUpstreamEventId = upstreamId === '' ? undefined : upstreamId
+    if (this.#unanswered !== undefined && this.#unanswered.size > 0) {
+      for (const id of answeredIds(upstreamEvent.data)) this.#unanswered.delete(id)
+    }
     const event = this.#env.rewriteEvent?.(upstreamEvent) ?? upstreamEvent
     const seq = ++this.#seq
     const text = serializeEvent({ id: formatEventId(this.id, seq), event: event.event, data: event.data })
@@ -158,9 +201,78 @@ export class ProxiedStream {
     } else if (reason === 'failed') {
       log.info({ upstream: upstreamUrl, err: error }, 'upstream stream failed')
     }
+    const reconnect = this.#env.reconnect
+    const complete = this.#unanswered !== undefined && this.#unanswered.size === 0
+    if ((reason === 'ended' || reason === 'failed') && reconnect !== undefined && !this.#stopped && !complete &&
+        !(reconnect.needsUpstreamIds && this.#lastUpstreamEventId === undefined)) {
+      this.#reconnect(reconnect, reason === 'ended').catch((reconnectError: unknown) => {
+        log.error({ upstream: upstreamUrl, err: reconnectError }, 'upstream reconnection failed')
+        this.#finishUpstream()
+      })
+      return
+    }
+    this.#finishUpstream()
+  }
+
+  /** Ends the upstream side: no more events will come. */
+  #finishUpstream (): void {
+    if (this.#finished) return
     this.#finished = true
     this.#chain = this.#chain.then(() => this.#subscriber?.finish())
     if (this.#subscriber === undefined && !this.#forgotten) this.#schedule(this.#env.retentionMs, () => this.forget())
+  }
+
+  /** Reconnects after a drop, with backoff, until it works or the policy gives up. */
+  async #reconnect (reconnect: UpstreamReconnect, cleanClose: boolean): Promise<void> {
+    const { metrics, labels, log, upstreamUrl } = this.#env
+    const { policy } = reconnect
+    let reason = cleanClose ? 'closed' : 'failed'
+    let hintMs = this.#retryHintMs
+    for (let attempt = 1; ; attempt++) {
+      if (policy.maxRetries > 0 && attempt > policy.maxRetries) {
+        this.#giveUp(`${policy.maxRetries} attempts failed; last: ${reason}`)
+        return
+      }
+      const delayMs = reconnectDelayMs(policy, attempt, cleanClose, hintMs)
+      log.info({ upstream: upstreamUrl, attempt, delayMs, reason }, 'reconnecting to the upstream')
+      metrics.reconnectionAttempts.inc(labels)
+      await new Promise<void>((resolve) => {
+        this.#reconnectTimer = setTimeout(resolve, delayMs)
+      })
+      if (this.#stopped) return
+      const result = await reconnect.connect(this.#lastUpstreamEventId)
+      if (this.#stopped) {
+        if (result.kind === 'connected') result.body.destroy()
+        return
+      }
+      if (result.kind === 'connected') {
+        metrics.reconnectionSuccesses.inc(labels)
+        log.info({ upstream: upstreamUrl, attempt }, 'reconnected to the upstream')
+        this.start(result.body)
+        return
+      }
+      if (result.kind === 'give-up') {
+        this.#giveUp(result.reason)
+        return
+      }
+      reason = result.reason
+      hintMs = result.retryAfterMs ?? this.#retryHintMs
+    }
+  }
+
+  #giveUp (reason: string): void {
+    const { metrics, labels, log, upstreamUrl } = this.#env
+    metrics.reconnectionFailures.inc(labels)
+    log.warn({ upstream: upstreamUrl, reason }, 'gave up reconnecting to the upstream; closing the client stream')
+    this.#finishUpstream()
+  }
+
+  /** No more reconnects; the upstream connection, if any, is closed. */
+  #stopUpstream (): void {
+    this.#stopped = true
+    clearTimeout(this.#reconnectTimer)
+    this.#upstream?.abort()
+    this.#finishUpstream()
   }
 
   #schedule (delayMs: number, action: () => void): void {
@@ -172,5 +284,19 @@ export class ProxiedStream {
   #clearTimer (): void {
     clearTimeout(this.#timer)
     this.#timer = undefined
+  }
+}
+
+/** The ids of the JSON-RPC responses an event carries (one, or a batch). */
+function answeredIds (data: string): string[] {
+  // Cheap test first: most events on a stream are notifications.
+  if (!data.includes('"result"') && !data.includes('"error"')) return []
+  try {
+    const message: unknown = JSON.parse(data)
+    return (Array.isArray(message) ? message : [message])
+      .filter((item): item is { id: unknown } => typeof item === 'object' && item !== null && 'id' in item && ('result' in item || 'error' in item))
+      .map((item) => JSON.stringify(item.id))
+  } catch {
+    return []
   }
 }

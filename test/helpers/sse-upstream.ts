@@ -46,6 +46,15 @@ export class SseUpstream {
     for (const stream of this.streams) stream.write(text)
   }
 
+  /** Resolves once `count` requests in all have arrived, and the last one's stream is open. */
+  async waitForRequests (count: number, timeoutMs = 10000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (this.requests.length < count || ![...this.streams].some((stream) => stream.req === this.requests[count - 1])) {
+      if (Date.now() > deadline) throw new Error(`upstream has ${this.requests.length} requests, expected ${count}`)
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  }
+
   async waitForStreams (count: number, timeoutMs = 10000): Promise<void> {
     const deadline = Date.now() + timeoutMs
     while (this.streams.size < count) {

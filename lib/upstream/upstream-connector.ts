@@ -1,0 +1,44 @@
+import type { Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import { parseRetryAfter } from './backoff.js'
+import { isEventStream } from './forward.js'
+import type { HeaderMap } from './headers.js'
+
+export type ConnectResult =
+  | { readonly kind: 'connected', readonly body: Readable }
+  | { readonly kind: 'retry', readonly reason: string, readonly retryAfterMs?: number | undefined }
+  | { readonly kind: 'give-up', readonly reason: string }
+
+/** Statuses worth another try (RFC 9110): the server's trouble, a timeout, or "too many". */
+function isRetryable (statusCode: number): boolean {
+  return statusCode >= 500 || statusCode === 408 || statusCode === 429
+}
+
+/**
+ * Opens an upstream event stream again, for a stream that dropped, with the
+ * upstream's last event id. reply-from serves a client's request; a reconnect has
+ * no client request, so it goes through the same undici dispatcher directly.
+ */
+export async function connectEventStream (dispatcher: Dispatcher, url: string, headers: HeaderMap, lastEventId: string | undefined): Promise<ConnectResult> {
+  const target = new URL(url)
+  const requestHeaders: Record<string, string> = { accept: 'text/event-stream', 'accept-encoding': 'identity' }
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) requestHeaders[name] = String(value)
+  }
+  if (lastEventId !== undefined) requestHeaders['last-event-id'] = lastEventId
+  try {
+    const response = await dispatcher.request({ origin: target.origin, path: `${target.pathname}${target.search}`, method: 'GET', headers: requestHeaders })
+    const contentType = response.headers['content-type']
+    if (response.statusCode === 200 && isEventStream(typeof contentType === 'string' ? contentType : undefined)) {
+      return { kind: 'connected', body: response.body }
+    }
+    await response.body.dump()
+    const retryAfter = response.headers['retry-after']
+    if (isRetryable(response.statusCode)) {
+      return { kind: 'retry', reason: `status ${response.statusCode}`, retryAfterMs: parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : undefined, Date.now()) }
+    }
+    return { kind: 'give-up', reason: `status ${response.statusCode}` }
+  } catch (error) {
+    return { kind: 'retry', reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message }
+  }
+}
