@@ -102,6 +102,13 @@ export class ProxyMetrics {
     registers: [this.registry]
   })
 
+  readonly upstreamStalls = new Counter({
+    name: 'sse_upstream_stalls_total',
+    help: 'Upstream streams that sent nothing for health.idleTimeoutSeconds, and were replaced.',
+    labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
   readonly eventsDeduplicated = new Counter({
     name: 'sse_events_deduplicated_total',
     help: 'Upstream events dropped because they were forwarded already (an upstream replaying after a reconnect).',

@@ -22,7 +22,7 @@ t.test('defaults are applied to every section', async (t) => {
     routes: [SSE_ROUTE],
     metrics: { enabled: true, path: '/metrics' },
     upstream: { maxConnections: 0 },
-    health: { connectTimeoutMs: 10000, heartbeatSeconds: 15 },
+    health: { connectTimeoutMs: 10000, idleTimeoutSeconds: 45, heartbeatSeconds: 15 },
     reconnect: { baseDelayMs: 1000, maxDelayMs: 30000, factor: 2, jitter: 0.1, maxRetries: 10, maxHintDelayMs: 300000, dedupeWindow: 1000 },
     history: { maxEvents: 1000, maxBytes: 1048576, ttlSeconds: 300, replay: true },
     sessions: { maxSessions: 10000, idleTimeoutSeconds: 3600, detachGraceSeconds: 60, maxStreamsPerSession: 100 },

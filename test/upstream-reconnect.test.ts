@@ -303,3 +303,38 @@ t.test('streamable-http: a dropped GET stream reconnects with the upstream sessi
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.notOk(seen.some((request) => request.lastEventId === 'p9'), 'a POST stream that sent its response is complete: no reconnect')
 })
+
+t.test('a stalled upstream (headers sent, then silence) is detected after health.idleTimeoutSeconds and replaced', async (t) => {
+  let answers = 0
+  const upstream = await SseUpstream.start((request, response) => {
+    answers++
+    upstream.openStream(request, response)
+    if (answers === 1) {
+      response.write('id: 1\ndata: then silence\n\n')
+    } else {
+      response.write('id: 2\ndata: fresh\n\n')
+    }
+  })
+  t.teardown(async () => await upstream.close())
+  const proxy = await proxyFor(t, upstream.url(), { health: { idleTimeoutSeconds: 1 } })
+  const client = await SseClient.open(proxy.url('/events'))
+  t.teardown(() => client.close())
+  await client.waitForEvents(2, 10000)
+  t.same(client.events.map((event) => event.data), ['then silence', 'fresh'])
+  t.equal(upstream.requests[1]?.headers['last-event-id'], '1')
+  await waitForMetric(proxy.url('/metrics'), /sse_upstream_stalls_total\{route_kind="sse",route="\/events"\} 1/)
+})
+
+t.test('keep-alive comments count as life: a quiet upstream that sends them is never replaced', async (t) => {
+  const upstream = await SseUpstream.start()
+  t.teardown(async () => await upstream.close())
+  const proxy = await proxyFor(t, upstream.url(), { health: { idleTimeoutSeconds: 1 } })
+  const client = await SseClient.open(proxy.url('/events'))
+  t.teardown(() => client.close())
+  await upstream.waitForStreams(1)
+  for (let beat = 0; beat < 5; beat++) {
+    upstream.broadcast(': keepalive\n\n')
+    await new Promise((resolve) => setTimeout(resolve, 400))
+  }
+  t.equal(upstream.requests.length, 1, 'the one upstream stream lived through 2 s of keep-alives only')
+})

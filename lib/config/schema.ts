@@ -70,6 +70,11 @@ const HealthSchema = Type.Object({
     minimum: 1,
     description: 'How long to wait for the upstream\'s response headers; past it the client gets 504. A stream that has started is never cut by the HTTP client for being quiet.'
   })),
+  idleTimeoutSeconds: Type.Optional(Type.Integer({
+    default: 45,
+    minimum: 0,
+    description: 'An upstream stream that sends nothing, no event and no comment, for this long is stalled: it is replaced through the reconnect path. The default leaves room for three missed 15 s keep-alives (the MCP SDK\'s interval). 0 turns it off.'
+  })),
   heartbeatSeconds: Type.Optional(Type.Integer({
     default: 15,
     minimum: 0,

@@ -112,6 +112,7 @@ function createStream (route: StreamRoute, request: FastifyRequest, session: Pro
     log: request.log,
     upstreamUrl: options.upstreamUrl,
     maxEventBytes: config.limits.maxEventBytes,
+    idleTimeoutMs: config.health.idleTimeoutSeconds * 1000,
     detachGraceMs: config.sessions.detachGraceSeconds * 1000,
     retentionMs: config.history.ttlSeconds * 1000,
     maxBufferedChars: config.limits.clientBufferBytes,

@@ -62,7 +62,7 @@ export function relayEventStream (
       }
       client.end()
     }
-  }, context.options.limits.maxEventBytes)
+  }, { maxEventBytes: context.options.limits.maxEventBytes, idleTimeoutMs: context.options.health.idleTimeoutSeconds * 1000 })
 
   const openStream: OpenStream = { close: () => upstream.abort() }
   context.openStreams.add(openStream)

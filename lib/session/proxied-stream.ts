@@ -20,6 +20,8 @@ export interface StreamEnvironment {
   readonly log: FastifyBaseLogger
   readonly upstreamUrl: string
   readonly maxEventBytes: number
+  /** Upstream silence after which the stream counts as stalled; 0 for never. */
+  readonly idleTimeoutMs: number
   /** How long the upstream keeps running with no client. */
   readonly detachGraceMs: number
   /** How long a finished stream with no client stays resumable. */
@@ -111,7 +113,7 @@ export class ProxiedStream {
       },
       onChunkParsed: () => this.#commit(),
       onEnd: (reason, error) => this.#upstreamEnded(reason, error)
-    }, this.#env.maxEventBytes)
+    }, { maxEventBytes: this.#env.maxEventBytes, idleTimeoutMs: this.#env.idleTimeoutMs })
   }
 
   /**
@@ -200,12 +202,15 @@ export class ProxiedStream {
       log.warn({ upstream: upstreamUrl, maxEventBytes }, 'upstream event exceeds limits.maxEventBytes; closing the stream')
     } else if (reason === 'failed') {
       log.info({ upstream: upstreamUrl, err: error }, 'upstream stream failed')
+    } else if (reason === 'stalled') {
+      metrics.upstreamStalls.inc(labels)
+      log.info({ upstream: upstreamUrl, idleTimeoutMs: this.#env.idleTimeoutMs }, 'upstream stream stalled: nothing within health.idleTimeoutSeconds')
     }
     const reconnect = this.#env.reconnect
     const complete = this.#unanswered !== undefined && this.#unanswered.size === 0
-    if ((reason === 'ended' || reason === 'failed') && reconnect !== undefined && !this.#stopped && !complete &&
+    if ((reason === 'ended' || reason === 'failed' || reason === 'stalled') && reconnect !== undefined && !this.#stopped && !complete &&
         !(reconnect.needsUpstreamIds && this.#lastUpstreamEventId === undefined)) {
-      this.#reconnect(reconnect, reason === 'ended').catch((reconnectError: unknown) => {
+      this.#reconnect(reconnect, reason).catch((reconnectError: unknown) => {
         log.error({ upstream: upstreamUrl, err: reconnectError }, 'upstream reconnection failed')
         this.#finishUpstream()
       })
@@ -223,10 +228,11 @@ export class ProxiedStream {
   }
 
   /** Reconnects after a drop, with backoff, until it works or the policy gives up. */
-  async #reconnect (reconnect: UpstreamReconnect, cleanClose: boolean): Promise<void> {
+  async #reconnect (reconnect: UpstreamReconnect, drop: UpstreamEndReason): Promise<void> {
     const { metrics, labels, log, upstreamUrl } = this.#env
     const { policy } = reconnect
-    let reason = cleanClose ? 'closed' : 'failed'
+    const cleanClose = drop === 'ended'
+    let reason: string = drop
     let hintMs = this.#retryHintMs
     for (let attempt = 1; ; attempt++) {
       if (policy.maxRetries > 0 && attempt > policy.maxRetries) {

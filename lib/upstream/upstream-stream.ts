@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import { createSseParser, type SseParser, type SseParserHandlers } from '../wire/sse-parser.js'
 
-export type UpstreamEndReason = 'ended' | 'failed' | 'oversized-event' | 'aborted'
+export type UpstreamEndReason = 'ended' | 'failed' | 'stalled' | 'oversized-event' | 'aborted'
 
 export interface UpstreamStreamHandlers extends Omit<SseParserHandlers, 'onOversizedEvent'> {
   /** One upstream chunk has been parsed: what it produced may be written out together. */
@@ -18,16 +18,24 @@ export class UpstreamStream {
   readonly #body: Readable
   readonly #parser: SseParser
   readonly #handlers: UpstreamStreamHandlers
+  readonly #idleTimer: NodeJS.Timeout | undefined
   #ended = false
 
-  constructor (body: Readable, handlers: UpstreamStreamHandlers, maxEventBytes: number) {
+  /** `idleTimeoutMs`: silence after which the stream counts as stalled; 0 for never. */
+  constructor (body: Readable, handlers: UpstreamStreamHandlers, limits: { maxEventBytes: number, idleTimeoutMs: number }) {
     this.#body = body
     this.#handlers = handlers
+    const { maxEventBytes, idleTimeoutMs } = limits
+    if (idleTimeoutMs > 0) {
+      this.#idleTimer = setTimeout(() => this.#finish('stalled'), idleTimeoutMs)
+      this.#idleTimer.unref()
+    }
     this.#parser = createSseParser({
       ...handlers,
       onOversizedEvent: () => this.#finish('oversized-event')
     }, maxEventBytes)
     body.on('data', (chunk: Buffer) => {
+      this.#idleTimer?.refresh()
       this.#parser.feed(chunk)
       if (!this.#ended) handlers.onChunkParsed()
     })
@@ -51,6 +59,7 @@ export class UpstreamStream {
   #finish (reason: UpstreamEndReason, error?: Error): void {
     if (this.#ended) return
     this.#ended = true
+    clearTimeout(this.#idleTimer)
     // Always consume or destroy an undici body: an abandoned one can crash the process (reply-from#328).
     this.#body.destroy()
     this.#handlers.onEnd(reason, error)
