@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { Writable } from 'node:stream'
+import type { ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import { mcpSseResilience, type McpSseResilienceOptions } from '../lib/index.js'
@@ -38,6 +39,21 @@ class ReplayingUpstream {
   async stop (): Promise<void> {
     await this.upstream.close()
   }
+}
+
+/** An upstream whose first stream sends one event and closes; every later request gets `answer`. */
+async function oneEventThen (answer: (response: ServerResponse) => void): Promise<SseUpstream & { answers: () => number }> {
+  let answers = 0
+  const upstream = await SseUpstream.start((request, response) => {
+    answers++
+    if (answers === 1) {
+      upstream.openStream(request, response)
+      response.end('id: 1\ndata: only\n\n')
+    } else {
+      answer(response)
+    }
+  })
+  return Object.assign(upstream, { answers: () => answers })
 }
 
 async function proxyFor (test: Test, url: string, extra: Extra = {}) {
@@ -167,36 +183,18 @@ t.test('retry delays follow the backoff, measured at the upstream; Retry-After w
 })
 
 t.test('a 4xx is not retried: the client stream closes cleanly, and the give-up is counted', async (t) => {
-  let answers = 0
-  const upstream = await SseUpstream.start((request, response) => {
-    answers++
-    if (answers === 1) {
-      upstream.openStream(request, response)
-      response.end('id: 1\ndata: only\n\n')
-    } else {
-      response.writeHead(403).end()
-    }
-  })
+  const upstream = await oneEventThen((response) => response.writeHead(403).end())
   t.teardown(async () => await upstream.close())
   const proxy = await proxyFor(t, upstream.url())
   const client = await SseClient.open(proxy.url('/events'))
   await client.ended
-  t.equal(answers, 2)
+  t.equal(upstream.answers(), 2)
   t.same(client.events.map((event) => event.data), ['only'])
   await waitForMetric(proxy.url('/metrics'), /sse_reconnection_failure_total\{route_kind="sse",route="\/events"\} 1/)
 })
 
 t.test('after reconnect.maxRetries attempts the client stream closes cleanly; every attempt is logged with the upstream URL', async (t) => {
-  let answers = 0
-  const upstream = await SseUpstream.start((request, response) => {
-    answers++
-    if (answers === 1) {
-      upstream.openStream(request, response)
-      response.end('id: 1\ndata: only\n\n')
-    } else {
-      response.writeHead(502).end()
-    }
-  })
+  const upstream = await oneEventThen((response) => response.writeHead(502).end())
   t.teardown(async () => await upstream.close())
   const lines: Array<Record<string, unknown>> = []
   const app = Fastify({
@@ -210,7 +208,7 @@ t.test('after reconnect.maxRetries attempts the client stream closes cleanly; ev
   t.teardown(async () => await app.close())
   const client = await SseClient.open(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/events`)
   await client.ended
-  t.equal(answers, 4, 'the first connection, then 3 attempts')
+  t.equal(upstream.answers(), 4, 'the first connection, then 3 attempts')
   const attempts = lines.filter((line) => line.msg === 'reconnecting to the upstream')
   t.same(attempts.map((line) => [line.upstream, line.attempt]), [[upstream.url(), 1], [upstream.url(), 2], [upstream.url(), 3]])
   t.ok(attempts.every((line) => line.level === 30 && typeof line.delayMs === 'number' && typeof line.reason === 'string'), 'INFO, with the delay and the reason')
@@ -219,21 +217,12 @@ t.test('after reconnect.maxRetries attempts the client stream closes cleanly; ev
 })
 
 t.test('a reconnect answered 200 with another content type is not retried', async (t) => {
-  let answers = 0
-  const upstream = await SseUpstream.start((request, response) => {
-    answers++
-    if (answers === 1) {
-      upstream.openStream(request, response)
-      response.end('id: 1\ndata: only\n\n')
-    } else {
-      response.writeHead(200, { 'content-type': 'text/html' }).end('<html>maintenance</html>')
-    }
-  })
+  const upstream = await oneEventThen((response) => response.writeHead(200, { 'content-type': 'text/html' }).end('<html>maintenance</html>'))
   t.teardown(async () => await upstream.close())
   const proxy = await proxyFor(t, upstream.url())
   const client = await SseClient.open(proxy.url('/events'))
   await client.ended
-  t.equal(answers, 2)
+  t.equal(upstream.answers(), 2)
   t.same(client.events.map((event) => event.data), ['only'])
 })
 

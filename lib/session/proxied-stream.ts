@@ -76,6 +76,8 @@ export class ProxiedStream {
   /** The upstream's SSE `retry:` hint, in milliseconds. */
   #retryHintMs: number | undefined
   #reconnectTimer: NodeJS.Timeout | undefined
+  /** Ends the wait before the next reconnection attempt early, when the stream stops. */
+  #wakeReconnect: (() => void) | undefined
   /** JSON-RPC request ids still waiting for their response on this stream. */
   readonly #unanswered: Set<string> | undefined
   /** Set when the stream must not reconnect any more: grace over, or forgotten. */
@@ -243,6 +245,7 @@ export class ProxiedStream {
       log.info({ upstream: upstreamUrl, attempt, delayMs, reason }, 'reconnecting to the upstream')
       metrics.reconnectionAttempts.inc(labels)
       await new Promise<void>((resolve) => {
+        this.#wakeReconnect = resolve
         this.#reconnectTimer = setTimeout(resolve, delayMs)
       })
       if (this.#stopped) return
@@ -277,6 +280,7 @@ export class ProxiedStream {
   #stopUpstream (): void {
     this.#stopped = true
     clearTimeout(this.#reconnectTimer)
+    this.#wakeReconnect?.()
     this.#upstream?.abort()
     this.#finishUpstream()
   }
