@@ -102,6 +102,13 @@ export class ProxyMetrics {
     registers: [this.registry]
   })
 
+  readonly sessionsReestablished = new Counter({
+    name: 'sse_sessions_reestablished_total',
+    help: 'Upstream MCP sessions opened again after the upstream lost them.',
+    labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
   readonly upstreamStalls = new Counter({
     name: 'sse_upstream_stalls_total',
     help: 'Upstream streams that sent nothing for health.idleTimeoutSeconds, and were replaced.',

@@ -130,6 +130,15 @@ const SessionsSchema = Type.Object({
     minimum: 0,
     description: 'How long a resumable stream whose client has gone keeps its upstream running and recording, waiting for the client to resume.'
   })),
+  reestablish: Type.Optional(Type.Boolean({
+    default: true,
+    description: 'streamable-http, MCP 2025-03-26 to 2025-11-25: when the upstream answers 404 for a session it has lost (a restart), open a new upstream session by replaying the client\'s initialize, notifications/initialized and resource subscriptions, then send the request again. false: the 404 passes through, and the client initializes again.'
+  })),
+  maxSubscriptionsPerSession: Type.Optional(Type.Integer({
+    default: 1000,
+    minimum: 0,
+    description: 'Resource subscriptions recorded per session, to be sent again when the session is re-established. Past it, the newest are not recorded.'
+  })),
   maxStreamsPerSession: Type.Optional(Type.Integer({
     default: 100,
     minimum: 1,

@@ -8,12 +8,16 @@ import type { ProxiedStream } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
+import { reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
 import { sendSessionNotFound, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
 import { resolveLastEventId } from './last-event-id.js'
 import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
 
 const SESSION_HEADER = 'mcp-session-id'
+
+// Requests already sent again after a re-established session: never twice.
+const reestablishedRequests = new WeakSet<FastifyRequest>()
 
 /**
  * An MCP Streamable HTTP endpoint (POST, GET, DELETE on one path).
@@ -57,6 +61,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       labels: streamRoute.labels,
       metrics: context.metrics,
       rewriteRequestHeaders: (headers) => toUpstreamHeaders(request, headers),
+      takeOver: (head, body) => reestablishOnLostSession(request, reply, head, body, url),
       onResponseHead: (head, reply) => mapResponseSession(request, head, reply),
       onEventStream: (body) => relay(request, reply, body, url, miss)
     })
@@ -81,6 +86,34 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     if (request.method === 'GET') session.standaloneStream = stream
   }
 
+  /**
+   * An upstream 404 for a session the proxy maps means the upstream lost it (a
+   * restart). Open a new one, then send the request again: the upstream never
+   * processed it. Once per request; the client never sees the restart.
+   */
+  function reestablishOnLostSession (request: FastifyRequest, reply: FastifyReply, head: UpstreamResponseHead, body: Readable, url: string): boolean {
+    const session = request.mcpSseSession
+    if (head.statusCode !== 404 || session?.initializeRequest === undefined || !context.options.sessions.reestablish ||
+        reestablishedRequests.has(request) || isRequestScoped(request)) return false
+    reestablishedRequests.add(request)
+    body.destroy()
+    const lostUpstreamSession = session.upstreamSessionId
+    reestablishUpstreamSession(context.dispatcher, url, session, request.headers as HeaderMap).then((upstreamSessionId) => {
+      if (upstreamSessionId === undefined) throw new Error('the upstream did not open a new session')
+      session.upstreamSessionId = upstreamSessionId
+      context.metrics.sessionsReestablished.inc(streamRoute.labels)
+      request.log.info({ upstream: url, lostUpstreamSession }, 'upstream lost the MCP session; opened a new one and sent the request again')
+      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+      forward(request, reply)
+    }).catch((error: unknown) => {
+      request.log.warn({ upstream: url, err: error }, 'could not re-establish the upstream MCP session; the client must initialize again')
+      sessions.delete(session.id)
+      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+      sendSessionNotFound(reply)
+    })
+    return true
+  }
+
   function mapResponseSession (request: FastifyRequest, head: UpstreamResponseHead, reply: FastifyReply): void {
     const session = request.mcpSseSession
     const upstreamSessionId = firstHeaderValue(head.headers[SESSION_HEADER])
@@ -90,6 +123,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     if (upstreamSessionId === undefined) return
     if (session === null) {
       const created = sessions.create({ routePath: route.path, endsWithItsStreams: false, upstreamSessionId })
+      if (isInitialize(request.body)) created.initializeRequest = request.body as Buffer
       request.mcpSseSession = created
       reply.header(SESSION_HEADER, created.id)
     } else {
@@ -111,6 +145,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     }
     // Refused before the upstream sees it, so that a refused tools/call never runs.
     if (session !== null && !sessions.canAddStream(session)) return sendTooManyStreams(reply)
+    if (session !== null) recordSessionState(session, request.body, context.options.sessions.maxSubscriptionsPerSession)
     forward(request, reply)
     return reply
   })
@@ -160,6 +195,20 @@ function toUpstreamHeaders (request: FastifyRequest, headers: HeaderMap): Header
 /** The upstream ended the session (DELETE) or no longer knows it (404): forget it here too. */
 function isSessionEnd (method: string, statusCode: number): boolean {
   return statusCode === 404 || (method === 'DELETE' && statusCode >= 200 && statusCode < 300)
+}
+
+/** What re-establishing the session upstream must send again: notifications/initialized, the subscriptions. */
+function recordSessionState (session: ProxySession, body: unknown, maxSubscriptions: number): void {
+  for (const message of jsonRpcMessages(body)) {
+    const uri = (message.params as { uri?: unknown } | undefined)?.uri
+    if (message.method === 'notifications/initialized') {
+      session.initializedNotification = Buffer.from(JSON.stringify(message))
+    } else if (message.method === 'resources/subscribe' && typeof uri === 'string' && session.subscriptions.size < maxSubscriptions) {
+      session.subscriptions.add(uri)
+    } else if (message.method === 'resources/unsubscribe' && typeof uri === 'string') {
+      session.subscriptions.delete(uri)
+    }
+  }
 }
 
 /** The ids of the JSON-RPC requests in a POST body: the responses its stream owes. */

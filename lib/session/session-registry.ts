@@ -16,6 +16,12 @@ export interface ProxySession {
   upstreamSessionId?: string
   /** legacy-sse: where the upstream's `endpoint` event said to POST messages. */
   upstreamMessagesUrl?: string
+  /** streamable-http: the client's initialize request, byte for byte, to open the session again upstream. */
+  initializeRequest?: Buffer
+  /** streamable-http: the client's notifications/initialized, to send again with it. */
+  initializedNotification?: Buffer
+  /** streamable-http: the resource URIs the client subscribed to, to subscribe again. */
+  readonly subscriptions: Set<string>
   /** streamable-http: the standalone stream a GET opens (one per session, as the SDK allows). */
   standaloneStream?: ProxiedStream
   /** The streams this session holds, live or kept for resumption. */
@@ -51,7 +57,7 @@ export class SessionRegistry {
 
   /** Callers check hasCapacity() before the upstream round trip that leads here. */
   create (fields: NewSession): ProxySession {
-    const session: ProxySession = { ...fields, id: mintSessionId(), streams: new Map(), lastActiveAt: Date.now() }
+    const session: ProxySession = { ...fields, id: mintSessionId(), streams: new Map(), subscriptions: new Set(), lastActiveAt: Date.now() }
     this.#sessions.set(session.id, session)
     this.#options.onCountChange(this.#sessions.size)
     return session

@@ -20,6 +20,8 @@ export interface ForwardOptions {
   rewriteRequestHeaders?: (headers: HeaderMap) => HeaderMap
   /** Runs once the upstream's status and headers are in, before anything reaches the client. */
   onResponseHead?: (head: UpstreamResponseHead, reply: FastifyReply) => void
+  /** May take the whole response over instead (it then owns the body): true when it did. */
+  takeOver?: (head: UpstreamResponseHead, body: Readable) => boolean
   /** Takes over a `200 text/event-stream` response; without it, and for every other response, the body passes through as it is. */
   onEventStream?: (body: Readable) => void
 }
@@ -49,6 +51,7 @@ export function forwardToUpstream (request: FastifyRequest, reply: FastifyReply,
       // reply-from types this as a ServerResponse; at run time it is { statusCode, headers, stream }.
       const response = typedResponse as unknown as UpstreamResponseHead & { stream: Readable }
       const head = { statusCode: response.statusCode, headers: response.headers }
+      if (options.takeOver?.(head, response.stream) === true) return
       options.onResponseHead?.(head, reply)
       if (options.onEventStream !== undefined && head.statusCode === 200 && isEventStream(head.headers['content-type'])) {
         options.onEventStream(response.stream)

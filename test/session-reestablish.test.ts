@@ -1,0 +1,119 @@
+import t, { type Test } from 'tap'
+import { createServer } from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { startDemoUpstream, type DemoUpstream } from '../examples/demo/mcp-server.js'
+import type { McpSseResilienceOptions } from '../lib/index.js'
+import { startProxy } from './helpers/proxy.js'
+
+async function restartable (test: Test, extra: Omit<McpSseResilienceOptions, 'routes'>) {
+  let upstream: DemoUpstream = await startDemoUpstream()
+  const port = Number(new URL(upstream.origin).port)
+  test.teardown(async () => await upstream.close())
+  const proxy = await startProxy(test, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }], reconnect: { baseDelayMs: 20 }, ...extra })
+  const client = new Client({ name: 'restart-test', version: '1.0.0' })
+  const transport = new StreamableHTTPClientTransport(new URL(proxy.url('/mcp')))
+  transport.onerror = () => {}
+  await client.connect(transport)
+  test.teardown(async () => await client.close().catch(() => {}))
+  return {
+    proxy,
+    client,
+    transport,
+    upstream: () => upstream,
+    // A new process on the same port: every session the old one held is gone.
+    async restart () {
+      await upstream.close()
+      upstream = await startDemoUpstream(port)
+    }
+  }
+}
+
+t.test('the upstream restarts and loses its sessions: the client\'s next tools/call succeeds without initializing again', async (t) => {
+  const setup = await restartable(t, {})
+  const before = await setup.client.callTool({ name: 'echo', arguments: { text: 'before' } })
+  t.same(before.content, [{ type: 'text', text: 'before' }])
+  const proxySessionId = setup.transport.sessionId
+  await setup.restart()
+  const after = await setup.client.callTool({ name: 'echo', arguments: { text: 'after' } })
+  t.same(after.content, [{ type: 'text', text: 'after' }])
+  t.equal(setup.transport.sessionId, proxySessionId, 'the client kept its session')
+  t.equal(setup.upstream().sessionIds.length, 1, 'the new upstream opened one session: the proxy\'s')
+  const metrics = await (await fetch(setup.proxy.url('/metrics'))).text()
+  t.match(metrics, /sse_sessions_reestablished_total\{route_kind="streamable-http",route="\/mcp"\} 1/)
+})
+
+t.test('with sessions.reestablish false, the 404 passes through and the client must initialize again', async (t) => {
+  const setup = await restartable(t, { sessions: { reestablish: false } })
+  await setup.restart()
+  await t.rejects(setup.client.callTool({ name: 'echo', arguments: { text: 'after' } }), /404|Session not found/)
+})
+
+t.test('re-establishing replays initialize, notifications/initialized and the live subscriptions, with the client\'s credentials', async (t) => {
+  const received: Array<{ session?: string, method?: string, uri?: string, authorization?: string }> = []
+  let generation = 1
+  let refuseInitialize = false
+  const upstream = createServer((request, response) => {
+    let text = ''
+    request.setEncoding('utf8')
+    request.on('data', (chunk: string) => { text += chunk })
+    request.on('end', () => {
+      const message = JSON.parse(text) as { id?: number | string, method: string, params?: { uri?: string } }
+      const session = request.headers['mcp-session-id'] as string | undefined
+      received.push({ session, method: message.method, uri: message.params?.uri, authorization: request.headers.authorization })
+      if (message.method === 'initialize') {
+        if (refuseInitialize) {
+          response.writeHead(500).end()
+          return
+        }
+        response.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': `up-${generation}` })
+        response.end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result: {} }))
+      } else if (session !== `up-${generation}`) {
+        response.writeHead(404, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}')
+      } else if (message.id === undefined) {
+        response.writeHead(202).end()
+      } else {
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { generation } }))
+      }
+    })
+  })
+  upstream.listen(0, '127.0.0.1')
+  await once(upstream, 'listening')
+  t.teardown(() => upstream.close())
+  const proxy = await startProxy(t, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp` }] })
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: 'Bearer token-1' }
+  const send = async (body: unknown, sessionId?: string) => await fetch(proxy.url('/mcp'), {
+    method: 'POST',
+    headers: sessionId === undefined ? headers : { ...headers, 'mcp-session-id': sessionId },
+    body: JSON.stringify(body)
+  })
+  const init = await send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} })
+  const sessionId = init.headers.get('mcp-session-id') ?? ''
+  await send({ jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)
+  await send({ jsonrpc: '2.0', id: 2, method: 'resources/subscribe', params: { uri: 'file:///a' } }, sessionId)
+  await send({ jsonrpc: '2.0', id: 3, method: 'resources/subscribe', params: { uri: 'file:///b' } }, sessionId)
+  await send({ jsonrpc: '2.0', id: 4, method: 'resources/unsubscribe', params: { uri: 'file:///a' } }, sessionId)
+
+  generation = 2
+  received.length = 0
+  const call = await send({ jsonrpc: '2.0', id: 5, method: 'tools/list' }, sessionId)
+  t.same(await call.json(), { jsonrpc: '2.0', id: 5, result: { generation: 2 } })
+  t.same(received.map(({ session, method, uri }) => [session, method, uri]), [
+    ['up-1', 'tools/list', undefined],
+    [undefined, 'initialize', undefined],
+    ['up-2', 'notifications/initialized', undefined],
+    ['up-2', 'resources/subscribe', 'file:///b'],
+    ['up-2', 'tools/list', undefined]
+  ])
+  t.ok(received.every((request) => request.authorization === 'Bearer token-1'), 'with the client\'s credentials')
+
+  generation = 3
+  refuseInitialize = true
+  const refused = await send({ jsonrpc: '2.0', id: 6, method: 'tools/list' }, sessionId)
+  t.equal(refused.status, 404, 'an upstream that will not open a session: the client is told to initialize again')
+  t.match(await refused.json(), { error: { code: -32001 } })
+  const gone = await send({ jsonrpc: '2.0', id: 7, method: 'tools/list' }, sessionId)
+  t.equal(gone.status, 404, 'and its proxy session is gone')
+})
