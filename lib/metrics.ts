@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fastifyMetrics from 'fastify-metrics'
-import { Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 import type { ResolvedOptions, RouteKind } from './config/schema.js'
 import type { HistoryStats } from './history/history-store.js'
 
@@ -106,6 +106,22 @@ export class ProxyMetrics {
     name: 'sse_sessions_reestablished_total',
     help: 'Upstream MCP sessions opened again after the upstream lost them.',
     labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
+  readonly upstreamConnectionDuration = new Histogram({
+    name: 'sse_upstream_connection_duration_seconds',
+    help: 'How long each upstream stream connection lasted.',
+    labelNames: ROUTE_LABELS,
+    buckets: [1, 10, 60, 300, 1800, 3600, 21600],
+    registers: [this.registry]
+  })
+
+  readonly upstreamReconnectLatency = new Histogram({
+    name: 'sse_upstream_reconnect_latency_seconds',
+    help: 'From an upstream drop to the first event of the reconnected stream sent to the client.',
+    labelNames: ROUTE_LABELS,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30, 120],
     registers: [this.registry]
   })
 

@@ -82,6 +82,9 @@ export class ProxiedStream {
   readonly #unanswered: Set<string> | undefined
   /** Set when the stream must not reconnect any more: grace over, or forgotten. */
   #stopped = false
+  #connectedAt = 0
+  /** When the upstream dropped, until the first event after the reconnect reaches the client. */
+  #droppedAt: number | undefined
 
   constructor (session: ProxySession, env: StreamEnvironment) {
     this.session = session
@@ -102,6 +105,7 @@ export class ProxiedStream {
   /** Reads the upstream response from here on. */
   start (body: Readable): void {
     const { metrics, labels, log, upstreamUrl } = this.#env
+    this.#connectedAt = performance.now()
     this.#upstream = new UpstreamStream(body, {
       onEvent: (event) => this.#record(event),
       onComment: (comment) => { this.#batch.push({ text: serializeComment(comment) }) },
@@ -194,11 +198,16 @@ export class ProxiedStream {
       .then(() => {
         this.#subscriber?.deliver(batch)
         metrics.eventsForwarded.inc(labels, recorded.length)
+        if (this.#droppedAt !== undefined && recorded.length > 0) {
+          metrics.upstreamReconnectLatency.observe(labels, (performance.now() - this.#droppedAt) / 1000)
+          this.#droppedAt = undefined
+        }
       })
   }
 
   #upstreamEnded (reason: UpstreamEndReason, error?: Error): void {
     const { metrics, labels, log, upstreamUrl, maxEventBytes } = this.#env
+    metrics.upstreamConnectionDuration.observe(labels, (performance.now() - this.#connectedAt) / 1000)
     if (reason === 'oversized-event') {
       metrics.upstreamMalformed.inc({ ...labels, reason })
       log.warn({ upstream: upstreamUrl, maxEventBytes }, 'upstream event exceeds limits.maxEventBytes; closing the stream')
@@ -212,6 +221,7 @@ export class ProxiedStream {
     const complete = this.#unanswered !== undefined && this.#unanswered.size === 0
     if ((reason === 'ended' || reason === 'failed' || reason === 'stalled') && reconnect !== undefined && !this.#stopped && !complete &&
         !(reconnect.needsUpstreamIds && this.#lastUpstreamEventId === undefined)) {
+      this.#droppedAt = performance.now()
       this.#reconnect(reconnect, reason).catch((reconnectError: unknown) => {
         log.error({ upstream: upstreamUrl, err: reconnectError }, 'upstream reconnection failed')
         this.#finishUpstream()
