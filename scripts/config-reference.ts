@@ -1,4 +1,4 @@
-import type { TSchema } from '@sinclair/typebox'
+import { OptionalKind, type TSchema } from '@sinclair/typebox'
 import { OptionsSchema, ROUTE_SCHEMAS } from '../lib/config/schema.js'
 
 /**
@@ -54,5 +54,6 @@ function typeOf (schema: TSchema): string {
 }
 
 function defaultOf (schema: TSchema): string {
-  return schema.default === undefined ? 'required' : `\`${JSON.stringify(schema.default)}\``
+  if (schema.default !== undefined) return `\`${JSON.stringify(schema.default)}\``
+  return schema[OptionalKind] === 'Optional' ? 'optional' : 'required'
 }

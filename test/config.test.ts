@@ -63,6 +63,17 @@ t.test('one error lists every problem, each with its path', async (t) => {
   ])
 })
 
+t.test('routes[].reconnect takes the reconnect keys, without defaults, checked like the global ones', async (t) => {
+  const options = resolveOptions({ routes: [{ ...SSE_ROUTE, reconnect: { maxRetries: 0 } }] })
+  t.same(options.routes[0], { ...SSE_ROUTE, reconnect: { maxRetries: 0 } }, 'only what the route names')
+  t.throws(() => resolveOptions({ routes: [{ ...SSE_ROUTE, reconnect: { factor: 0.5, jitter: 2, retries: 1 } }] }), {
+    message: 'Invalid fastify-mcp-sse-resilience options:\n' +
+      '  - routes[0].reconnect.retries: unknown key\n' +
+      '  - routes[0].reconnect.factor: must be >= 1\n' +
+      '  - routes[0].reconnect.jitter: must be <= 1'
+  })
+})
+
 t.test('routes are required, and at least one', async (t) => {
   t.throws(() => resolveOptions({}), { message: /routes: is required/ })
   t.throws(() => resolveOptions(undefined), { message: /routes: is required/ })

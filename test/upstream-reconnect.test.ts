@@ -352,3 +352,15 @@ t.test('50 sessions reconnect at once after an upstream restart, each to a conti
   t.match(metrics, /sse_upstream_reconnect_latency_seconds_count\{route_kind="sse",route="\/events"\} 50/)
   t.match(metrics, /sse_upstream_connection_duration_seconds_count\{route_kind="sse",route="\/events"\} 50/)
 })
+
+t.test('routes[].reconnect overrides the global policy for its route only', async (t) => {
+  const upstream = await oneEventThen((response) => response.writeHead(502).end())
+  t.teardown(async () => await upstream.close())
+  const proxy = await startProxy(t, {
+    routes: [{ kind: 'sse', path: '/events', upstream: upstream.url(), reconnect: { maxRetries: 1, baseDelayMs: 10 } }],
+    reconnect: { maxRetries: 50, baseDelayMs: 10 }
+  })
+  const client = await SseClient.open(proxy.url('/events'))
+  await client.ended
+  t.equal(upstream.answers(), 2, 'the route gave up after its own single retry')
+})

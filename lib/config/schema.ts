@@ -25,10 +25,30 @@ const UpstreamUrl = Type.String({
 
 const strict = { additionalProperties: false } as const
 
+const ReconnectSchema = Type.Object({
+  baseDelayMs: Type.Optional(Type.Integer({ default: 1000, minimum: 0, description: 'Delay before the second reconnection attempt of an outage; each further one grows by `factor`. The first attempt after a clean close is immediate.' })),
+  maxDelayMs: Type.Optional(Type.Integer({ default: 30000, minimum: 0, description: 'Longest delay between two attempts, before jitter.' })),
+  factor: Type.Optional(Type.Number({ default: 2, minimum: 1, description: 'Growth of the delay from one attempt to the next.' })),
+  jitter: Type.Optional(Type.Number({ default: 0.1, minimum: 0, maximum: 1, description: 'Random spread of each delay: 0.1 is +-10%.' })),
+  maxRetries: Type.Optional(Type.Integer({ default: 10, minimum: 0, description: 'Attempts per outage before the proxy gives up and closes the client stream cleanly; 0 never gives up.' })),
+  maxHintDelayMs: Type.Optional(Type.Integer({ default: 300000, minimum: 0, description: 'Cap on the delays the upstream asks for, with Retry-After or the SSE `retry:` field.' })),
+  dedupeWindow: Type.Optional(Type.Integer({ default: 1000, minimum: 1, description: 'Upstream events per stream remembered to drop what an upstream replays after a reconnect.' }))
+}, { ...strict, default: {} })
+
+/** routes[].reconnect: the same keys, none defaulted, so that a route overrides only what it names. */
+const RouteReconnectSchema = Type.Object(
+  Object.fromEntries(Object.entries(ReconnectSchema.properties).map(([key, schema]) => {
+    const { default: _default, ...withoutDefault } = schema
+    return [key, { ...withoutDefault, description: `Overrides reconnect.${key} for this route.` }]
+  })) as typeof ReconnectSchema.properties,
+  { ...strict, description: 'Overrides of the reconnect section for this route; keys left out keep the global value.' }
+)
+
 export const StreamableHttpRouteSchema = Type.Object({
   kind: Type.Literal('streamable-http', { description: 'An MCP Streamable HTTP endpoint (POST, GET and DELETE on one path).' }),
   path: RoutePath,
-  upstream: UpstreamUrl
+  upstream: UpstreamUrl,
+  reconnect: Type.Optional(RouteReconnectSchema)
 }, strict)
 
 export const LegacySseRouteSchema = Type.Object({
@@ -38,13 +58,15 @@ export const LegacySseRouteSchema = Type.Object({
     pattern: '^/[^?#\\s]*$',
     description: 'Path on the proxy that clients POST their messages to; the proxy announces it in the rewritten `endpoint` event.'
   }),
-  upstream: UpstreamUrl
+  upstream: UpstreamUrl,
+  reconnect: Type.Optional(RouteReconnectSchema)
 }, strict)
 
 export const SseRouteSchema = Type.Object({
   kind: Type.Literal('sse', { description: 'Any text/event-stream endpoint, proxied on GET.' }),
   path: RoutePath,
-  upstream: UpstreamUrl
+  upstream: UpstreamUrl,
+  reconnect: Type.Optional(RouteReconnectSchema)
 }, strict)
 
 export const ROUTE_SCHEMAS = [StreamableHttpRouteSchema, LegacySseRouteSchema, SseRouteSchema] as const
@@ -80,16 +102,6 @@ const HealthSchema = Type.Object({
     minimum: 0,
     description: 'Every open client stream gets a `: keepalive` comment this often, so that intermediaries do not cut quiet streams (nginx after 60 s, Node\'s request timeout after 300 s). 0 turns it off.'
   }))
-}, { ...strict, default: {} })
-
-const ReconnectSchema = Type.Object({
-  baseDelayMs: Type.Optional(Type.Integer({ default: 1000, minimum: 0, description: 'Delay before the second reconnection attempt of an outage; each further one grows by `factor`. The first attempt after a clean close is immediate.' })),
-  maxDelayMs: Type.Optional(Type.Integer({ default: 30000, minimum: 0, description: 'Longest delay between two attempts, before jitter.' })),
-  factor: Type.Optional(Type.Number({ default: 2, minimum: 1, description: 'Growth of the delay from one attempt to the next.' })),
-  jitter: Type.Optional(Type.Number({ default: 0.1, minimum: 0, maximum: 1, description: 'Random spread of each delay: 0.1 is +-10%.' })),
-  maxRetries: Type.Optional(Type.Integer({ default: 10, minimum: 0, description: 'Attempts per outage before the proxy gives up and closes the client stream cleanly; 0 never gives up.' })),
-  maxHintDelayMs: Type.Optional(Type.Integer({ default: 300000, minimum: 0, description: 'Cap on the delays the upstream asks for, with Retry-After or the SSE `retry:` field.' })),
-  dedupeWindow: Type.Optional(Type.Integer({ default: 1000, minimum: 1, description: 'Upstream events per stream remembered to drop what an upstream replays after a reconnect.' }))
 }, { ...strict, default: {} })
 
 const HistorySchema = Type.Object({
@@ -201,3 +213,10 @@ export type StreamableHttpRouteConfig = Extract<RouteConfig, { kind: 'streamable
 export type LegacySseRouteConfig = Extract<RouteConfig, { kind: 'legacy-sse' }>
 export type SseRouteConfig = Extract<RouteConfig, { kind: 'sse' }>
 export type ReconnectPolicy = ResolvedOptions['reconnect']
+
+/** The reconnect policy of one route: the global section, with the route's own overrides on top. */
+export function reconnectPolicyFor (options: ResolvedOptions, route: RouteConfig): ReconnectPolicy {
+  // routes[].reconnect has no defaults, so its keys may be missing at run time, whatever the resolved type says.
+  const overrides: Partial<ReconnectPolicy> | undefined = route.reconnect
+  return { ...options.reconnect, ...overrides }
+}

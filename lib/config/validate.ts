@@ -62,8 +62,11 @@ function describe (error: ValueError): string {
       return 'must be a path starting with "/" (no query, fragment or spaces)'
     case ValueErrorType.Integer:
       return 'must be an integer'
+    case ValueErrorType.NumberMinimum:
     case ValueErrorType.IntegerMinimum:
       return `must be >= ${String(error.schema.minimum)}`
+    case ValueErrorType.NumberMaximum:
+      return `must be <= ${String(error.schema.maximum)}`
     case ValueErrorType.ArrayMinItems:
       return `must have at least ${String(error.schema.minItems)} item(s)`
     default:

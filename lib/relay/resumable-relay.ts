@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { ClientSseStream } from '../client/client-sse-stream.js'
+import type { ReconnectPolicy } from '../config/schema.js'
 import type { RouteLabels } from '../metrics.js'
 import type { ProxyContext } from '../proxy-context.js'
 import { ProxiedStream, type UpstreamReconnect } from '../session/proxied-stream.js'
@@ -21,6 +22,8 @@ export const RESUME_STATUS_EVENT = 'resume-status'
 export interface StreamRoute {
   readonly context: ProxyContext
   readonly labels: RouteLabels
+  /** The route's reconnect policy: the global one with the route's overrides. */
+  readonly reconnect: ReconnectPolicy
 }
 
 export interface NewStreamOptions {
@@ -161,7 +164,7 @@ export function reconnectWith (
   const { context } = route
   const headers = reconnectHeaders(request)
   return {
-    policy: context.options.reconnect,
+    policy: route.reconnect,
     needsUpstreamIds: options.needsUpstreamIds,
     answers: options.answers,
     connect: async (lastUpstreamEventId) => await connectEventStream(context.dispatcher, url, { ...headers, ...options.sessionHeaders?.() }, lastUpstreamEventId)

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { LegacySseRouteConfig } from '../config/schema.js'
+import { reconnectPolicyFor, type LegacySseRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
 import type { StreamRoute } from '../relay/resumable-relay.js'
 import type { ProxySession } from '../session/session-registry.js'
@@ -17,7 +17,7 @@ const ENDPOINT_EVENT = 'endpoint'
  * The session lives as long as its stream, resumptions included.
  */
 export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyContext, route: LegacySseRouteConfig): void {
-  const streamRoute: StreamRoute = { context, labels: { route_kind: route.kind, route: route.path } }
+  const streamRoute: StreamRoute = { context, labels: { route_kind: route.kind, route: route.path }, reconnect: reconnectPolicyFor(context.options, route) }
   const { sessions } = context
   const messagesUrl = `${proxy.prefix}${route.messagesPath}`
 

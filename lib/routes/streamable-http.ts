@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { StreamableHttpRouteConfig } from '../config/schema.js'
+import { reconnectPolicyFor, type StreamableHttpRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
 import { joinStream, reconnectWith, recordMiss, resumeStream, startResumableStream, type ResumeMiss, type StreamRoute } from '../relay/resumable-relay.js'
 import { relayEventStream } from '../relay/sse-relay.js'
@@ -28,7 +28,7 @@ const reestablishedRequests = new WeakSet<FastifyRequest>()
  * are, and closing their stream cancels them.
  */
 export function registerStreamableHttpRoute (proxy: FastifyInstance, context: ProxyContext, route: StreamableHttpRouteConfig): void {
-  const streamRoute: StreamRoute = { context, labels: { route_kind: route.kind, route: route.path } }
+  const streamRoute: StreamRoute = { context, labels: { route_kind: route.kind, route: route.path }, reconnect: reconnectPolicyFor(context.options, route) }
   const { sessions } = context
 
   function resolveSession (request: FastifyRequest, reply: FastifyReply, done: () => void): void {
