@@ -6,6 +6,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { startDemoUpstream } from '../examples/demo/mcp-server.js'
 import { mcpSseResilience } from '../lib/index.js'
 import { SseClient } from './helpers/sse-client.js'
+import { SseUpstream } from './helpers/sse-upstream.js'
 import { startProxy } from './helpers/proxy.js'
 
 async function setup (test: Test) {
@@ -133,4 +134,19 @@ t.test('a legacy stream resumed with an id it cannot serve gets a fresh session,
   const [notice, endpoint] = await stream.waitForEvents(2)
   t.equal(notice?.event, 'resume-status')
   t.equal(endpoint?.event, 'endpoint', 'a new endpoint for the new session follows')
+})
+
+t.test('a legacy stream, which never reconnects upstream, drops nothing: the same id and data twice arrive twice', async (t) => {
+  const upstream = await SseUpstream.start((request, response) => {
+    upstream.openStream(request, response)
+    response.write('event: endpoint\ndata: /messages?sessionId=u1\n\nid: 1\ndata: same\n\nid: 1\ndata: same\n\n')
+  })
+  t.teardown(async () => await upstream.close())
+  const proxy = await startProxy(t, {
+    routes: [{ kind: 'legacy-sse', path: '/sse', messagesPath: '/messages', upstream: upstream.url('/sse') }]
+  })
+  const stream = await SseClient.open(proxy.url('/sse'))
+  t.teardown(() => stream.close())
+  const events = await stream.waitForEvents(3)
+  t.same(events.slice(1).map((event) => event.data), ['same', 'same'])
 })

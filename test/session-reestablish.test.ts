@@ -51,7 +51,7 @@ t.test('with sessions.reestablish false, the 404 passes through and the client m
   await t.rejects(setup.client.callTool({ name: 'echo', arguments: { text: 'after' } }), /404|Session not found/)
 })
 
-t.test('re-establishing replays initialize, notifications/initialized and the live subscriptions, with the client\'s credentials', async (t) => {
+t.test('re-establishing replays initialize, notifications/initialized and the live subscriptions (up to sessions.maxSubscriptionsPerSession), with the client\'s credentials', async (t) => {
   const received: Array<{ session?: string, method?: string, uri?: string, authorization?: string }> = []
   let generation = 1
   let refuseInitialize = false
@@ -82,7 +82,10 @@ t.test('re-establishing replays initialize, notifications/initialized and the li
   upstream.listen(0, '127.0.0.1')
   await once(upstream, 'listening')
   t.teardown(() => upstream.close())
-  const proxy = await startProxy(t, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp` }] })
+  const proxy = await startProxy(t, {
+    routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp` }],
+    sessions: { maxSubscriptionsPerSession: 2 }
+  })
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: 'Bearer token-1' }
   const send = async (body: unknown, sessionId?: string) => await fetch(proxy.url('/mcp'), {
     method: 'POST',
@@ -94,6 +97,8 @@ t.test('re-establishing replays initialize, notifications/initialized and the li
   await send({ jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)
   await send({ jsonrpc: '2.0', id: 2, method: 'resources/subscribe', params: { uri: 'file:///a' } }, sessionId)
   await send({ jsonrpc: '2.0', id: 3, method: 'resources/subscribe', params: { uri: 'file:///b' } }, sessionId)
+  // A third subscription is past the limit of 2: not recorded, so not sent again.
+  await send({ jsonrpc: '2.0', id: 8, method: 'resources/subscribe', params: { uri: 'file:///c' } }, sessionId)
   await send({ jsonrpc: '2.0', id: 4, method: 'resources/unsubscribe', params: { uri: 'file:///a' } }, sessionId)
 
   generation = 2

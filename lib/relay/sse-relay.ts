@@ -3,22 +3,20 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ClientSseStream } from '../client/client-sse-stream.js'
 import type { RouteLabels } from '../metrics.js'
 import type { OpenStream, ProxyContext } from '../proxy-context.js'
-import { UpstreamStream, type UpstreamEndReason } from '../upstream/upstream-stream.js'
-import type { SseEvent } from '../wire/sse-event.js'
+import { reportMalformedLine, reportUpstreamEnd, type UpstreamReportContext } from '../upstream/upstream-events-report.js'
+import { UpstreamStream } from '../upstream/upstream-stream.js'
 import { serializeComment, serializeEvent, serializeRetry } from '../wire/sse-serializer.js'
 
 export interface RelayOptions {
   labels: RouteLabels
   upstreamUrl: string
-  /** Lets a route change an event on its way to the client (legacy-sse's `endpoint`). */
-  rewriteEvent?: (event: SseEvent) => SseEvent
-  /** Runs once when the relay is over, from either side. */
-  onClose?: () => void
 }
 
 /**
- * Relays one upstream event stream to one client: parse, serialize, write, with
- * the upstream paused while the client's socket is full. Either side ending ends both.
+ * Relays one upstream event stream to one client, with no history: the streams
+ * of MCP 2026-07-28 requests, which belong to their request. Parse, serialize,
+ * write, with the upstream paused while the client's socket is full. Either
+ * side ending ends both: closing the client's stream cancels the request.
  */
 export function relayEventStream (
   context: ProxyContext,
@@ -27,17 +25,24 @@ export function relayEventStream (
   body: Readable,
   options: RelayOptions
 ): void {
-  const { metrics } = context
+  const { metrics, options: config } = context
   const { labels } = options
+  const report: UpstreamReportContext = {
+    metrics,
+    labels,
+    log: request.log,
+    upstreamUrl: options.upstreamUrl,
+    maxEventBytes: config.limits.maxEventBytes,
+    idleTimeoutMs: config.health.idleTimeoutSeconds * 1000
+  }
   const client = new ClientSseStream(reply, reply.getHeaders(), {
-    heartbeatMs: context.options.health.heartbeatSeconds * 1000,
-    maxBufferedBytes: context.options.limits.clientBufferBytes,
+    heartbeatMs: config.health.heartbeatSeconds * 1000,
+    maxBufferedBytes: config.limits.clientBufferBytes,
     onSlowConsumer: () => metrics.slowConsumerDisconnects.inc(labels)
   })
-  const rewriteEvent = options.rewriteEvent ?? ((event: SseEvent) => event)
   const upstream = new UpstreamStream(body, {
     onEvent (event) {
-      client.write(serializeEvent(rewriteEvent(event)))
+      client.write(serializeEvent(event))
       metrics.eventsForwarded.inc(labels)
     },
     onComment (comment) {
@@ -46,23 +51,15 @@ export function relayEventStream (
     onRetry (milliseconds) {
       client.write(serializeRetry(milliseconds))
     },
-    onMalformedLine (reason) {
-      metrics.upstreamMalformed.inc({ ...labels, reason })
-      request.log.debug({ upstream: options.upstreamUrl, reason }, 'ignored a malformed upstream SSE line')
-    },
+    onMalformedLine: (reason) => reportMalformedLine(report, reason),
     onChunkParsed () {
       if (!client.flush()) upstream.pause()
     },
-    onEnd (reason: UpstreamEndReason, error?: Error) {
-      if (reason === 'oversized-event') {
-        metrics.upstreamMalformed.inc({ ...labels, reason })
-        request.log.warn({ upstream: options.upstreamUrl, maxEventBytes: context.options.limits.maxEventBytes }, 'upstream event exceeds limits.maxEventBytes; closing the stream')
-      } else if (reason === 'failed') {
-        request.log.info({ upstream: options.upstreamUrl, err: error }, 'upstream stream failed')
-      }
+    onEnd (reason, error) {
+      reportUpstreamEnd(report, reason, error)
       client.end()
     }
-  }, { maxEventBytes: context.options.limits.maxEventBytes, idleTimeoutMs: context.options.health.idleTimeoutSeconds * 1000 })
+  }, report)
 
   const openStream: OpenStream = { close: () => upstream.abort() }
   context.openStreams.add(openStream)
@@ -72,6 +69,5 @@ export function relayEventStream (
     upstream.abort()
     context.openStreams.delete(openStream)
     metrics.streamsActive.dec(labels)
-    options.onClose?.()
   })
 }

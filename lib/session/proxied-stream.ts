@@ -7,6 +7,7 @@ import { reconnectDelayMs } from '../upstream/backoff.js'
 import type { ConnectResult } from '../upstream/upstream-connector.js'
 import { UpstreamStream, type UpstreamEndReason } from '../upstream/upstream-stream.js'
 import { UpstreamDedupe } from './upstream-dedupe.js'
+import { reportMalformedLine, reportUpstreamEnd } from '../upstream/upstream-events-report.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { serializeComment, serializeEvent, serializeRetry } from '../wire/sse-serializer.js'
 import { formatEventId, mintStreamId } from './event-id.js'
@@ -71,7 +72,8 @@ export class ProxiedStream {
   #chain: Promise<void> = Promise.resolve()
   #batch: StreamItem[] = []
   #recorded: RecordedEvent[] = []
-  readonly #dedupe: UpstreamDedupe
+  /** Only a stream that reconnects can be sent the same events twice. */
+  readonly #dedupe: UpstreamDedupe | undefined
   #lastUpstreamEventId: string | undefined
   /** The upstream's SSE `retry:` hint, in milliseconds. */
   #retryHintMs: number | undefined
@@ -89,7 +91,7 @@ export class ProxiedStream {
   constructor (session: ProxySession, env: StreamEnvironment) {
     this.session = session
     this.#env = env
-    this.#dedupe = new UpstreamDedupe(env.reconnect?.policy.dedupeWindow ?? 1)
+    this.#dedupe = env.reconnect === undefined ? undefined : new UpstreamDedupe(env.reconnect.policy.dedupeWindow)
     this.#unanswered = env.reconnect?.answers === undefined ? undefined : new Set(env.reconnect.answers)
   }
 
@@ -104,7 +106,6 @@ export class ProxiedStream {
 
   /** Reads the upstream response from here on. */
   start (body: Readable): void {
-    const { metrics, labels, log, upstreamUrl } = this.#env
     this.#connectedAt = performance.now()
     this.#upstream = new UpstreamStream(body, {
       onEvent: (event) => this.#record(event),
@@ -113,10 +114,7 @@ export class ProxiedStream {
         this.#retryHintMs = milliseconds
         this.#batch.push({ text: serializeRetry(milliseconds) })
       },
-      onMalformedLine: (reason) => {
-        metrics.upstreamMalformed.inc({ ...labels, reason })
-        log.debug({ upstream: upstreamUrl, reason }, 'ignored a malformed upstream SSE line')
-      },
+      onMalformedLine: (reason) => reportMalformedLine(this.#env, reason),
       onChunkParsed: () => this.#commit(),
       onEnd: (reason, error) => this.#upstreamEnded(reason, error)
     }, { maxEventBytes: this.#env.maxEventBytes, idleTimeoutMs: this.#env.idleTimeoutMs })
@@ -169,7 +167,7 @@ export class ProxiedStream {
 
   #record (upstreamEvent: SseEvent): void {
     const upstreamId = upstreamEvent.id
-    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe.isDuplicate(upstreamId, upstreamEvent.data)) {
+    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, upstreamEvent.data) === true) {
       this.#env.metrics.eventsDeduplicated.inc(this.#env.labels)
       return
     }
@@ -206,17 +204,9 @@ export class ProxiedStream {
   }
 
   #upstreamEnded (reason: UpstreamEndReason, error?: Error): void {
-    const { metrics, labels, log, upstreamUrl, maxEventBytes } = this.#env
+    const { metrics, labels, log, upstreamUrl } = this.#env
     metrics.upstreamConnectionDuration.observe(labels, (performance.now() - this.#connectedAt) / 1000)
-    if (reason === 'oversized-event') {
-      metrics.upstreamMalformed.inc({ ...labels, reason })
-      log.warn({ upstream: upstreamUrl, maxEventBytes }, 'upstream event exceeds limits.maxEventBytes; closing the stream')
-    } else if (reason === 'failed') {
-      log.info({ upstream: upstreamUrl, err: error }, 'upstream stream failed')
-    } else if (reason === 'stalled') {
-      metrics.upstreamStalls.inc(labels)
-      log.info({ upstream: upstreamUrl, idleTimeoutMs: this.#env.idleTimeoutMs }, 'upstream stream stalled: nothing within health.idleTimeoutSeconds')
-    }
+    reportUpstreamEnd(this.#env, reason, error)
     const reconnect = this.#env.reconnect
     const complete = this.#unanswered !== undefined && this.#unanswered.size === 0
     if ((reason === 'ended' || reason === 'failed' || reason === 'stalled') && reconnect !== undefined && !this.#stopped && !complete &&
