@@ -12,6 +12,7 @@ import { SessionRegistry, type ProxySession } from './session/session-registry.j
 import { createUpstreamDispatcher } from './upstream/dispatcher.js'
 import type { HistoryStore } from './history/history-store.js'
 import { LocalHistoryStore } from './history/local-history-store.js'
+import { DisabledHistoryStore } from './history/disabled-history-store.js'
 import { scheduleHistoryExpiry } from './history/history-expiry.js'
 
 declare module 'fastify' {
@@ -58,7 +59,8 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = asyn
 }
 
 function createHistoryStore (options: ResolvedOptions): HistoryStore {
-  const { maxEvents, maxBytes, ttlSeconds, replay } = options.history
+  const { enabled, maxEvents, maxBytes, ttlSeconds, replay } = options.history
+  if (!enabled) return new DisabledHistoryStore()
   return new LocalHistoryStore({ maxEvents, maxBytes, ttlMs: ttlSeconds * 1000, replay })
 }
 

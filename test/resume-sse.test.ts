@@ -57,6 +57,22 @@ t.test('a client resumes with Last-Event-ID and gets exactly what it missed, the
   t.match(text, /sse_history_events 30/)
 })
 
+t.test('history.enabled false: events keep proxy ids, and a resume is told plainly that nothing can be replayed', async (t) => {
+  const { upstream, proxy } = await setup(t, { history: { enabled: false } })
+  const first = await SseClient.open(proxy.url('/events'))
+  await upstream.waitForStreams(1)
+  send(upstream, 1, 3)
+  const seen = await first.waitForEvents(3)
+  t.ok(seen.every((event) => /^[A-Za-z0-9_-]{22}\.\d+$/.test(event.id ?? '')))
+  first.close()
+  await first.ended
+  send(upstream, 4, 5)
+  const resumed = await SseClient.open(proxy.url('/events'), { 'last-event-id': seen[2]?.id ?? '' })
+  t.teardown(() => resumed.close())
+  t.equal(resumed.headers['x-resume-status'], 'unrecoverable; reason=unknown')
+  t.match(await metrics(proxy.url('/metrics')), /sse_history_events 0/)
+})
+
 t.test('several disconnects in a row lose and repeat nothing', async (t) => {
   const { upstream, proxy } = await setup(t)
   let client = await SseClient.open(proxy.url('/events'))

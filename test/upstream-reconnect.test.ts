@@ -128,6 +128,24 @@ t.test('an upstream that replays from the start: what the client has is dropped,
   await waitForMetric(proxy.url('/metrics'), /sse_events_deduplicated_total\{route_kind="sse",route="\/events"\} 4/)
 })
 
+t.test('reconnect.dedupeWindow 0 turns dedupe off: what an upstream replays reaches the client again', async (t) => {
+  const upstream = new ReplayingUpstream(false)
+  await upstream.start()
+  t.teardown(async () => await upstream.stop())
+  const proxy = await proxyFor(t, upstream.upstream.url(), { reconnect: { baseDelayMs: 100, dedupeWindow: 0 } })
+  const client = await SseClient.open(proxy.url('/events'))
+  t.teardown(() => client.close())
+  await upstream.upstream.waitForStreams(1)
+  upstream.emit('e1')
+  upstream.emit('e2')
+  await client.waitForEvents(2)
+  const [stream] = [...upstream.upstream.streams]
+  stream!.end()
+  await client.waitForEvents(4)
+  t.same(client.events.map((event) => event.data), ['e1', 'e2', 'e1', 'e2'])
+  t.notMatch(await (await fetch(proxy.url('/metrics'))).text(), /sse_events_deduplicated_total\{[^}]*\} [1-9]/)
+})
+
 t.test('an upstream that restarts and reuses its ids for new events: nothing new is dropped', async (t) => {
   // A fresh process that knows nothing of the old ids, and sends its own log from the start.
   const upstream = new ReplayingUpstream(false)

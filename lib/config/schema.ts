@@ -32,7 +32,7 @@ const ReconnectSchema = Type.Object({
   jitter: Type.Optional(Type.Number({ default: 0.1, minimum: 0, maximum: 1, description: 'Random spread of each delay: 0.1 is +-10%.' })),
   maxRetries: Type.Optional(Type.Integer({ default: 10, minimum: 0, description: 'Attempts per outage before the proxy gives up and closes the client stream cleanly; 0 never gives up.' })),
   maxHintDelayMs: Type.Optional(Type.Integer({ default: 300000, minimum: 0, description: 'Cap on the delays the upstream asks for, with Retry-After or the SSE `retry:` field.' })),
-  dedupeWindow: Type.Optional(Type.Integer({ default: 1000, minimum: 1, description: 'Upstream events per stream remembered to drop what an upstream replays after a reconnect.' }))
+  dedupeWindow: Type.Optional(Type.Integer({ default: 1000, minimum: 0, description: 'Upstream events per stream remembered to drop what an upstream replays after a reconnect. 0 turns dedupe off: every event an upstream replays reaches the client again.' }))
 }, { ...strict, default: {} })
 
 /** routes[].reconnect: the same keys, none defaulted, so that a route overrides only what it names. */
@@ -105,6 +105,10 @@ const HealthSchema = Type.Object({
 }, { ...strict, default: {} })
 
 const HistorySchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({
+    default: true,
+    description: 'false: keep no history at all. Events still get proxy ids, but no Last-Event-ID can be served (the client is told so), and a client that falls behind is disconnected instead of catching up.'
+  })),
   maxEvents: Type.Optional(Type.Integer({
     default: 1000,
     minimum: 1,

@@ -91,7 +91,8 @@ export class ProxiedStream {
   constructor (session: ProxySession, env: StreamEnvironment) {
     this.session = session
     this.#env = env
-    this.#dedupe = env.reconnect === undefined ? undefined : new UpstreamDedupe(env.reconnect.policy.dedupeWindow)
+    const dedupeWindow = env.reconnect?.policy.dedupeWindow ?? 0
+    this.#dedupe = dedupeWindow === 0 ? undefined : new UpstreamDedupe(dedupeWindow)
     this.#unanswered = env.reconnect?.answers === undefined ? undefined : new Set(env.reconnect.answers)
   }
 
