@@ -57,3 +57,9 @@ export const TooManyStreamsError = defineClientError(
   'Too many streams in this session',
   429
 )
+
+export const UpstreamReconnectingError = defineClientError(
+  'FST_MCP_SSE_UPSTREAM_RECONNECTING',
+  'The upstream stream is reconnecting; retry shortly',
+  503
+)

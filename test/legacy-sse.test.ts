@@ -136,7 +136,7 @@ t.test('a legacy stream resumed with an id it cannot serve gets a fresh session,
   t.equal(endpoint?.event, 'endpoint', 'a new endpoint for the new session follows')
 })
 
-t.test('a legacy stream, which never reconnects upstream, drops nothing: the same id and data twice arrive twice', async (t) => {
+t.test('the same id and data twice on one upstream connection arrive twice: only replays after a reconnect are dropped', async (t) => {
   const upstream = await SseUpstream.start((request, response) => {
     upstream.openStream(request, response)
     response.write('event: endpoint\ndata: /messages?sessionId=u1\n\nid: 1\ndata: same\n\nid: 1\ndata: same\n\n')

@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
 import { startDemoUpstream, type DemoUpstream } from '../examples/demo/mcp-server.js'
 import type { McpSseResilienceOptions } from '../lib/index.js'
 import { startProxy } from './helpers/proxy.js'
@@ -31,6 +32,14 @@ async function restartable (test: Test, extra: Omit<McpSseResilienceOptions, 'ro
   }
 }
 
+async function waitForMetric (url: string, pattern: RegExp): Promise<void> {
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    if (pattern.test(await (await fetch(url)).text())) return
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  throw new Error(`metric ${String(pattern)} never appeared`)
+}
+
 t.test('the upstream restarts and loses its sessions: the client\'s next tools/call succeeds without initializing again', async (t) => {
   const setup = await restartable(t, {})
   const before = await setup.client.callTool({ name: 'echo', arguments: { text: 'before' } })
@@ -43,6 +52,21 @@ t.test('the upstream restarts and loses its sessions: the client\'s next tools/c
   t.equal(setup.upstream().sessionIds.length, 1, 'the new upstream opened one session: the proxy\'s')
   const metrics = await (await fetch(setup.proxy.url('/metrics'))).text()
   t.match(metrics, /sse_sessions_reestablished_total\{route_kind="streamable-http",route="\/mcp"\} 1/)
+})
+
+t.test('the standalone GET stream finds the session lost first: it opens the session again itself, and carries notifications in the new one', async (t) => {
+  const setup = await restartable(t, {})
+  const listChanged = new Promise<void>((resolve) => setup.client.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve()))
+  await setup.client.callTool({ name: 'echo', arguments: { text: 'before' } })
+  await waitForMetric(setup.proxy.url('/metrics'), /sse_streams_active\{route_kind="streamable-http",route="\/mcp"\} 1/)
+  await setup.restart()
+  // No request from the client yet: only the reconnecting GET can have found the session lost.
+  await waitForMetric(setup.proxy.url('/metrics'), /sse_sessions_reestablished_total\{route_kind="streamable-http",route="\/mcp"\} 1/)
+  await waitForMetric(setup.proxy.url('/metrics'), /sse_reconnection_success_total\{route_kind="streamable-http",route="\/mcp"\} 1/)
+  const announced = await setup.client.callTool({ name: 'announce', arguments: {} })
+  t.same(announced.content, [{ type: 'text', text: 'announced' }])
+  await listChanged
+  t.equal(setup.upstream().sessionIds.length, 1, 'one new upstream session, shared by the stream and the calls')
 })
 
 t.test('with sessions.reestablish false, the 404 passes through and the client must initialize again', async (t) => {

@@ -30,7 +30,7 @@ export interface NewStreamOptions {
   upstreamUrl: string
   /** A Last-Event-ID that could not be served before this fresh stream was opened. */
   miss?: ResumeMiss | undefined
-  rewriteEvent?: ((event: SseEvent) => SseEvent) | undefined
+  rewriteEvent?: ((event: SseEvent) => SseEvent | undefined) | undefined
   /** How to reopen the upstream stream when it drops; without it, a drop ends the stream. */
   reconnect?: UpstreamReconnect | undefined
 }

@@ -1,54 +1,145 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Readable } from 'node:stream'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { reconnectPolicyFor, type LegacySseRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import type { StreamRoute } from '../relay/resumable-relay.js'
+import { reconnectWith, type StreamRoute } from '../relay/resumable-relay.js'
+import { LegacyEndpoint } from '../session/legacy-endpoint.js'
+import { recordSessionState } from '../session/mcp-session-state.js'
+import type { UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
-import { forwardToUpstream } from '../upstream/forward.js'
+import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
+import type { HeaderMap } from '../upstream/headers.js'
+import { isProxyResponse, reestablishLegacySession } from '../upstream/mcp-session-reestablish.js'
 import type { SseEvent } from '../wire/sse-event.js'
-import { sendSessionIdRequired, sendSessionNotFound } from './json-rpc-errors.js'
+import { sendSessionIdRequired, sendSessionNotFound, sendUpstreamReconnecting } from './json-rpc-errors.js'
 import { serveStreamGet } from './stream-get.js'
 
 const ENDPOINT_EVENT = 'endpoint'
+
+// POSTs already sent again after their endpoint moved: never twice.
+const resentRequests = new WeakSet<FastifyRequest>()
 
 /**
  * The MCP HTTP+SSE transport of 2024-11-05. The GET stream's first event,
  * `endpoint`, names where to POST; the proxy rewrites it to its own `messagesPath`
  * with a session id it mints, and forwards those POSTs to the upstream's endpoint.
  * The session lives as long as its stream, resumptions included.
+ *
+ * A dropped upstream stream is reconnected with Last-Event-ID. An upstream that
+ * honours it resumes the same session; one that answers with a new endpoint has
+ * opened a new session, which the proxy initializes again with the client's
+ * recorded handshake (sessions.reestablish). Either way the client keeps its endpoint.
  */
 export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyContext, route: LegacySseRouteConfig): void {
   const streamRoute: StreamRoute = { context, labels: { route_kind: route.kind, route: route.path }, reconnect: reconnectPolicyFor(context.options, route) }
-  const { sessions } = context
+  const { sessions, options } = context
   const messagesUrl = `${proxy.prefix}${route.messagesPath}`
 
-  proxy.get(route.path, { config: { disableMetrics: true } }, async (request, reply) => await serveStreamGet(
-    streamRoute,
-    route,
-    request,
-    reply,
-    // No reconnect: a legacy upstream's session dies with its stream, and a new one means a new endpoint.
-    { rewriterFor: (session, upstreamUrl) => (event) => rewriteEndpoint(event, session, upstreamUrl, `${messagesUrl}?sessionId=${session.id}`) }
-  ))
+  proxy.get(route.path, { config: { disableMetrics: true } }, async (request, reply) => await serveStreamGet(streamRoute, route, request, reply, {
+    rewriterFor: (session, upstreamUrl) => {
+      const endpoint = new LegacyEndpoint()
+      session.legacyEndpoint = endpoint
+      return (event) => rewriteEvent(event, {
+        request,
+        session,
+        endpoint,
+        upstreamUrl,
+        proxyEndpoint: `${messagesUrl}?sessionId=${session.id}`
+      })
+    },
+    reconnectFor: (request, upstreamUrl) => legacyReconnect(request, upstreamUrl)
+  }))
 
-  proxy.post(route.messagesPath, (request: FastifyRequest<{ Querystring: { sessionId?: unknown } }>, reply: FastifyReply) => {
+  function legacyReconnect (request: FastifyRequest, upstreamUrl: string): UpstreamReconnect {
+    const reconnect = reconnectWith(streamRoute, request, upstreamUrl, { needsUpstreamIds: false })
+    // The request's session is set once the stream has started, well before any drop.
+    return { ...reconnect, onDrop: () => request.mcpSseSession?.legacyEndpoint?.hold() }
+  }
+
+  interface EndpointContext {
+    request: FastifyRequest
+    session: ProxySession
+    endpoint: LegacyEndpoint
+    upstreamUrl: string
+    proxyEndpoint: string
+  }
+
+  /**
+   * The first `endpoint` event becomes the proxy's, with the proxy session id; one
+   * after a reconnect only moves where POSTs go. Answers to the proxy's own
+   * requests (a replayed handshake) are kept from the client.
+   */
+  function rewriteEvent (event: SseEvent, at: EndpointContext): SseEvent | undefined {
+    if (event.event !== ENDPOINT_EVENT) return isProxyResponse(event.data) ? undefined : event
+    const { endpoint } = at
+    const url = new URL(event.data.trim(), at.upstreamUrl).href
+    const previous = endpoint.url
+    if (previous === undefined) {
+      endpoint.moveTo(url, Promise.resolve())
+      return { ...event, data: at.proxyEndpoint }
+    }
+    endpoint.moveTo(url, url === previous ? Promise.resolve() : reopenSession(at, url))
+    return undefined
+  }
+
+  /** A reconnect landed on a new upstream session: initialize it as the client once did. */
+  async function reopenSession (at: EndpointContext, url: string): Promise<void> {
+    const log: FastifyBaseLogger = at.request.log
+    if (!options.sessions.reestablish) return
+    const reopened = await reestablishLegacySession(context.dispatcher, url, at.session, at.request.headers as HeaderMap)
+      .catch((error: unknown) => {
+        log.warn({ upstream: at.upstreamUrl, err: error }, 'could not initialize the new upstream MCP session')
+        return false
+      })
+    if (!reopened) return
+    context.metrics.sessionsReestablished.inc(streamRoute.labels)
+    log.info({ upstream: at.upstreamUrl }, 'the reconnected upstream stream opened a new MCP session; initialized it again')
+  }
+
+  proxy.post(route.messagesPath, async (request: FastifyRequest<{ Querystring: { sessionId?: unknown } }>, reply: FastifyReply) => {
     const sessionId = request.query.sessionId
     if (typeof sessionId !== 'string' || sessionId === '') return sendSessionIdRequired(reply)
     const session = sessions.find(sessionId, route.path)
-    if (session?.upstreamMessagesUrl === undefined) return sendSessionNotFound(reply)
+    const endpoint = session?.legacyEndpoint
+    if (session === undefined || endpoint?.url === undefined) return sendSessionNotFound(reply)
     request.mcpSseSession = session
-    forwardToUpstream(request, reply, {
-      url: session.upstreamMessagesUrl,
-      body: request.body as Buffer | undefined,
-      labels: streamRoute.labels,
-      metrics: context.metrics
-    })
+    recordSessionState(session, request.body, options.sessions.maxSubscriptionsPerSession)
+    await forwardMessage(request, reply, endpoint)
     return reply
   })
-}
 
-/** The upstream's first `endpoint` event becomes the proxy's, with the proxy session id. */
-function rewriteEndpoint (event: SseEvent, session: ProxySession, upstreamUrl: string, proxyEndpoint: string): SseEvent {
-  if (event.event !== ENDPOINT_EVENT || session.upstreamMessagesUrl !== undefined) return event
-  session.upstreamMessagesUrl = new URL(event.data.trim(), upstreamUrl).href
-  return { ...event, data: proxyEndpoint }
+  async function forwardMessage (request: FastifyRequest, reply: FastifyReply, endpoint: LegacyEndpoint): Promise<void> {
+    const url = await endpoint.whenReady(options.health.connectTimeoutMs)
+    if (url === undefined) {
+      sendUpstreamReconnecting(reply)
+      return
+    }
+    forwardToUpstream(request, reply, {
+      url,
+      body: request.body as Buffer | undefined,
+      labels: streamRoute.labels,
+      metrics: context.metrics,
+      takeOver: (head, body) => resendIfEndpointMoved(request, reply, endpoint, url, head, body)
+    })
+  }
+
+  /**
+   * A POST that raced an upstream restart reached an endpoint that is gone (404). Once
+   * the stream has reconnected and named the new one, the message goes there: the
+   * upstream never processed it. Once per request.
+   */
+  function resendIfEndpointMoved (request: FastifyRequest, reply: FastifyReply, endpoint: LegacyEndpoint, sentTo: string, head: UpstreamResponseHead, body: Readable): boolean {
+    if (head.statusCode !== 404 || resentRequests.has(request)) return false
+    resentRequests.add(request)
+    body.destroy()
+    endpoint.whenReady(options.health.connectTimeoutMs).then(async (url) => {
+      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+      if (url === undefined || url === sentTo) {
+        sendSessionNotFound(reply)
+        return
+      }
+      await forwardMessage(request, reply, endpoint)
+    }).catch(/* c8 ignore next */ (error: unknown) => reply.send(error))
+    return true
+  }
 }

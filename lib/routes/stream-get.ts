@@ -15,7 +15,7 @@ export interface StreamGetRoute {
 
 export interface StreamGetOptions {
   /** Lets a route rewrite the events of a stream it opens, knowing its session and upstream URL. */
-  rewriterFor?: (session: ProxySession, upstreamUrl: string) => (event: SseEvent) => SseEvent
+  rewriterFor?: (session: ProxySession, upstreamUrl: string) => (event: SseEvent) => SseEvent | undefined
   /** Lets a route reopen a stream that drops upstream; without it, a drop ends the stream. */
   reconnectFor?: (request: FastifyRequest, upstreamUrl: string) => UpstreamReconnect
 }
@@ -50,6 +50,7 @@ export async function serveStreamGet (
     rewriteRequestHeaders: ({ 'last-event-id': _proxyId, ...headers }) => headers,
     onEventStream: (body) => {
       const session = sessions.create({ routePath: route.path, endsWithItsStreams: true })
+      request.mcpSseSession = session
       startResumableStream(streamRoute, request, reply, session, body, {
         upstreamUrl: url,
         miss,

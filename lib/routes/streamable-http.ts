@@ -4,7 +4,7 @@ import { reconnectPolicyFor, type StreamableHttpRouteConfig } from '../config/sc
 import type { ProxyContext } from '../proxy-context.js'
 import { joinStream, reconnectWith, recordMiss, resumeStream, startResumableStream, type ResumeMiss, type StreamRoute } from '../relay/resumable-relay.js'
 import { relayEventStream } from '../relay/sse-relay.js'
-import type { ProxiedStream } from '../session/proxied-stream.js'
+import type { ProxiedStream, UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
@@ -13,11 +13,15 @@ import { sendSessionNotFound, sendTooManySessions, sendTooManyStreams } from './
 import { resolveLastEventId } from './last-event-id.js'
 import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
+import { recordSessionState } from '../session/mcp-session-state.js'
+import { isInitialize, jsonRpcRequestIds } from '../wire/json-rpc.js'
 
 const SESSION_HEADER = 'mcp-session-id'
 
 // Requests already sent again after a re-established session: never twice.
 const reestablishedRequests = new WeakSet<FastifyRequest>()
+// Sessions being opened again upstream: one handshake, however many requests found them lost.
+const reopenings = new WeakMap<ProxySession, Promise<boolean>>()
 
 /**
  * An MCP Streamable HTTP endpoint (POST, GET, DELETE on one path).
@@ -82,7 +86,11 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       answers: request.method === 'POST' ? jsonRpcRequestIds(request.body) : undefined,
       sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
     })
-    const stream = startResumableStream(streamRoute, request, reply, session, body, { upstreamUrl: url, miss, reconnect })
+    const stream = startResumableStream(streamRoute, request, reply, session, body, {
+      upstreamUrl: url,
+      miss,
+      reconnect: request.method === 'GET' ? reconnectReopening(request, session, url, reconnect) : reconnect
+    })
     if (request.method === 'GET') session.standaloneStream = stream
   }
 
@@ -93,25 +101,63 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
    */
   function reestablishOnLostSession (request: FastifyRequest, reply: FastifyReply, head: UpstreamResponseHead, body: Readable, url: string): boolean {
     const session = request.mcpSseSession
-    if (head.statusCode !== 404 || session?.initializeRequest === undefined || !context.options.sessions.reestablish ||
+    if (head.statusCode !== 404 || session === null || !canReestablish(session) ||
         reestablishedRequests.has(request) || isRequestScoped(request)) return false
     reestablishedRequests.add(request)
     body.destroy()
-    const lostUpstreamSession = session.upstreamSessionId
-    reestablishUpstreamSession(context.dispatcher, url, session, request.headers as HeaderMap).then((upstreamSessionId) => {
-      if (upstreamSessionId === undefined) throw new Error('the upstream did not open a new session')
-      session.upstreamSessionId = upstreamSessionId
-      context.metrics.sessionsReestablished.inc(streamRoute.labels)
-      request.log.info({ upstream: url, lostUpstreamSession }, 'upstream lost the MCP session; opened a new one and sent the request again')
+    reopenUpstreamSession(request, session, url).then((reopened) => {
       for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
-      forward(request, reply)
-    }).catch((error: unknown) => {
-      request.log.warn({ upstream: url, err: error }, 'could not re-establish the upstream MCP session; the client must initialize again')
+      if (reopened) {
+        forward(request, reply)
+        return
+      }
       sessions.delete(session.id)
-      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
       sendSessionNotFound(reply)
-    })
+    }).catch(/* c8 ignore next */ (error: unknown) => reply.send(error))
     return true
+  }
+
+  function canReestablish (session: ProxySession): boolean {
+    return session.initializeRequest !== undefined && context.options.sessions.reestablish
+  }
+
+  /**
+   * Opens the session again upstream, once for all the requests and streams that
+   * found it lost at the same time.
+   */
+  async function reopenUpstreamSession (request: FastifyRequest, session: ProxySession, url: string): Promise<boolean> {
+    const lostUpstreamSession = session.upstreamSessionId
+    let reopening = reopenings.get(session)
+    if (reopening === undefined) {
+      reopening = reestablishUpstreamSession(context.dispatcher, url, session, request.headers as HeaderMap)
+        .then((upstreamSessionId) => {
+          if (upstreamSessionId === undefined) throw new Error('the upstream did not open a new session')
+          session.upstreamSessionId = upstreamSessionId
+          context.metrics.sessionsReestablished.inc(streamRoute.labels)
+          request.log.info({ upstream: url, lostUpstreamSession }, 'upstream lost the MCP session; opened a new one')
+          return true
+        })
+        .catch((error: unknown) => {
+          request.log.warn({ upstream: url, err: error }, 'could not re-establish the upstream MCP session; the client must initialize again')
+          return false
+        })
+        .finally(() => reopenings.delete(session))
+      reopenings.set(session, reopening)
+    }
+    return await reopening
+  }
+
+  /** A GET stream reconnecting into a lost session opens it again, then starts afresh in it. */
+  function reconnectReopening (request: FastifyRequest, session: ProxySession, url: string, reconnect: UpstreamReconnect): UpstreamReconnect {
+    return {
+      ...reconnect,
+      connect: async (lastUpstreamEventId) => {
+        const result = await reconnect.connect(lastUpstreamEventId)
+        if (result.kind !== 'give-up' || result.statusCode !== 404 || !canReestablish(session)) return result
+        // The new upstream session never saw the old one's ids.
+        return await reopenUpstreamSession(request, session, url) ? await reconnect.connect(undefined) : result
+      }
+    }
   }
 
   function mapResponseSession (request: FastifyRequest, head: UpstreamResponseHead, reply: FastifyReply): void {
@@ -123,7 +169,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     if (upstreamSessionId === undefined) return
     if (session === null) {
       const created = sessions.create({ routePath: route.path, endsWithItsStreams: false, upstreamSessionId })
-      if (isInitialize(request.body)) created.initializeRequest = request.body as Buffer
+      recordSessionState(created, request.body, context.options.sessions.maxSubscriptionsPerSession)
       request.mcpSseSession = created
       reply.header(SESSION_HEADER, created.id)
     } else {
@@ -195,39 +241,4 @@ function toUpstreamHeaders (request: FastifyRequest, headers: HeaderMap): Header
 /** The upstream ended the session (DELETE) or no longer knows it (404): forget it here too. */
 function isSessionEnd (method: string, statusCode: number): boolean {
   return statusCode === 404 || (method === 'DELETE' && statusCode >= 200 && statusCode < 300)
-}
-
-/** What re-establishing the session upstream must send again: notifications/initialized, the subscriptions. */
-function recordSessionState (session: ProxySession, body: unknown, maxSubscriptions: number): void {
-  for (const message of jsonRpcMessages(body)) {
-    const uri = (message.params as { uri?: unknown } | undefined)?.uri
-    if (message.method === 'notifications/initialized') {
-      session.initializedNotification = Buffer.from(JSON.stringify(message))
-    } else if (message.method === 'resources/subscribe' && typeof uri === 'string' && session.subscriptions.size < maxSubscriptions) {
-      session.subscriptions.add(uri)
-    } else if (message.method === 'resources/unsubscribe' && typeof uri === 'string') {
-      session.subscriptions.delete(uri)
-    }
-  }
-}
-
-/** The ids of the JSON-RPC requests in a POST body: the responses its stream owes. */
-function jsonRpcRequestIds (body: unknown): Set<string> {
-  return new Set(jsonRpcMessages(body)
-    .filter((message) => 'method' in message && 'id' in message)
-    .map((message) => JSON.stringify(message.id)))
-}
-
-function jsonRpcMessages (body: unknown): Array<Record<string, unknown>> {
-  if (!Buffer.isBuffer(body)) return []
-  try {
-    const parsed: unknown = JSON.parse(body.toString('utf8'))
-    return (Array.isArray(parsed) ? parsed : [parsed]).filter((item): item is Record<string, unknown> => typeof item === 'object' && item !== null)
-  } catch {
-    return []
-  }
-}
-
-function isInitialize (body: unknown): boolean {
-  return jsonRpcMessages(body).some((message) => message.method === 'initialize')
 }

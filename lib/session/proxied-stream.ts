@@ -13,6 +13,7 @@ import { serializeComment, serializeEvent, serializeRetry } from '../wire/sse-se
 import { formatEventId, mintStreamId } from './event-id.js'
 import type { ProxySession } from './session-registry.js'
 import { StreamSubscriber, type StreamItem } from './stream-subscriber.js'
+import { answeredIds } from '../wire/json-rpc.js'
 
 export interface StreamEnvironment {
   readonly store: HistoryStore
@@ -33,8 +34,11 @@ export interface StreamEnvironment {
   readonly stallMs: number
   /** Lets the session forget the stream. */
   readonly onForget: (stream: ProxiedStream) => void
-  /** Lets a route change an event before it gets its id and is recorded (legacy-sse's `endpoint`). */
-  readonly rewriteEvent?: ((event: SseEvent) => SseEvent) | undefined
+  /**
+   * Lets a route change an event before it gets its id and is recorded (legacy-sse's
+   * `endpoint`), or keep it from the client altogether (undefined).
+   */
+  readonly rewriteEvent?: ((event: SseEvent) => SseEvent | undefined) | undefined
   /** How to open the upstream stream again when it drops; without it, a drop ends the stream. */
   readonly reconnect?: UpstreamReconnect | undefined
 }
@@ -50,6 +54,8 @@ export interface UpstreamReconnect {
    * passed, the stream is complete, and its close is its end, not a drop.
    */
   readonly answers?: ReadonlySet<string> | undefined
+  /** Told when the upstream drops and reconnecting begins. */
+  readonly onDrop?: (() => void) | undefined
 }
 
 /**
@@ -177,7 +183,8 @@ export class ProxiedStream {
     if (this.#unanswered !== undefined && this.#unanswered.size > 0) {
       for (const id of answeredIds(upstreamEvent.data)) this.#unanswered.delete(id)
     }
-    const event = this.#env.rewriteEvent?.(upstreamEvent) ?? upstreamEvent
+    const event = this.#env.rewriteEvent === undefined ? upstreamEvent : this.#env.rewriteEvent(upstreamEvent)
+    if (event === undefined) return
     const seq = ++this.#seq
     const text = serializeEvent({ id: formatEventId(this.id, seq), event: event.event, data: event.data })
     this.#batch.push({ seq, text })
@@ -213,6 +220,7 @@ export class ProxiedStream {
     if ((reason === 'ended' || reason === 'failed' || reason === 'stalled') && reconnect !== undefined && !this.#stopped && !complete &&
         !(reconnect.needsUpstreamIds && this.#lastUpstreamEventId === undefined)) {
       this.#droppedAt = performance.now()
+      reconnect.onDrop?.()
       this.#reconnect(reconnect, reason).catch((reconnectError: unknown) => {
         log.error({ upstream: upstreamUrl, err: reconnectError }, 'upstream reconnection failed')
         this.#finishUpstream()
@@ -258,6 +266,7 @@ export class ProxiedStream {
       if (result.kind === 'connected') {
         metrics.reconnectionSuccesses.inc(labels)
         log.info({ upstream: upstreamUrl, attempt }, 'reconnected to the upstream')
+        this.#dedupe?.reconnected()
         this.start(result.body)
         return
       }
@@ -295,19 +304,5 @@ export class ProxiedStream {
   #clearTimer (): void {
     clearTimeout(this.#timer)
     this.#timer = undefined
-  }
-}
-
-/** The ids of the JSON-RPC responses an event carries (one, or a batch). */
-function answeredIds (data: string): string[] {
-  // Cheap test first: most events on a stream are notifications.
-  if (!data.includes('"result"') && !data.includes('"error"')) return []
-  try {
-    const message: unknown = JSON.parse(data)
-    return (Array.isArray(message) ? message : [message])
-      .filter((item): item is { id: unknown } => typeof item === 'object' && item !== null && 'id' in item && ('result' in item || 'error' in item))
-      .map((item) => JSON.stringify(item.id))
-  } catch {
-    return []
   }
 }

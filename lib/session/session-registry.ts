@@ -1,4 +1,5 @@
 import type { ProxiedStream } from './proxied-stream.js'
+import type { LegacyEndpoint } from './legacy-endpoint.js'
 import { mintSessionId } from './session-id.js'
 
 /** What the proxy knows of one client-facing session. */
@@ -15,12 +16,12 @@ export interface ProxySession {
   /** streamable-http: the upstream's `Mcp-Session-Id`. */
   upstreamSessionId?: string
   /** legacy-sse: where the upstream's `endpoint` event said to POST messages. */
-  upstreamMessagesUrl?: string
-  /** streamable-http: the client's initialize request, byte for byte, to open the session again upstream. */
+  legacyEndpoint?: LegacyEndpoint
+  /** The client's initialize request, to open the session again upstream. */
   initializeRequest?: Buffer
-  /** streamable-http: the client's notifications/initialized, to send again with it. */
+  /** The client's notifications/initialized, to send again with it. */
   initializedNotification?: Buffer
-  /** streamable-http: the resource URIs the client subscribed to, to subscribe again. */
+  /** The resource URIs the client subscribed to, to subscribe again. */
   readonly subscriptions: Set<string>
   /** streamable-http: the standalone stream a GET opens (one per session, as the SDK allows). */
   standaloneStream?: ProxiedStream
@@ -36,7 +37,7 @@ export interface SessionRegistryOptions {
   onCountChange: (count: number) => void
 }
 
-export type NewSession = Pick<ProxySession, 'routePath' | 'endsWithItsStreams' | 'upstreamSessionId' | 'upstreamMessagesUrl'>
+export type NewSession = Pick<ProxySession, 'routePath' | 'endsWithItsStreams' | 'upstreamSessionId'>
 
 /** The proxy's sessions and their streams, bounded in number and forgotten when idle. */
 export class SessionRegistry {

@@ -1,24 +1,34 @@
 /**
  * The upstream events a stream forwarded lately, to drop what an upstream sends
  * again after a reconnect. An event is a duplicate when its id and its data both
- * match one of the last `window` events: so an upstream that restarts and reuses
- * ids for new events gets them through. Events without an id are never dropped.
+ * match one of the last `window` events, received on an earlier connection: so an
+ * upstream that restarts and reuses ids for new events gets them through, and one
+ * connection never loses an event to its own repeats. Events without an id are never dropped.
  */
 export class UpstreamDedupe {
   readonly #window: number
-  readonly #seen = new Set<string>()
+  /** Each remembered event, with the connection it came on. */
+  readonly #seen = new Map<string, number>()
   readonly #order: string[] = []
   #head = 0
+  #connection = 0
 
   constructor (window: number) {
     this.#window = window
   }
 
-  /** True when the event was seen already; otherwise remembers it. */
+  /** The upstream stream was opened again: what came before may now be replayed. */
+  reconnected (): void {
+    this.#connection++
+  }
+
+  /** True when the event came on an earlier connection already; otherwise remembers it. */
   isDuplicate (id: string, data: string): boolean {
     const key = `${id}\u0000${fingerprint(data)}`
-    if (this.#seen.has(key)) return true
-    this.#seen.add(key)
+    const seenOn = this.#seen.get(key)
+    if (seenOn !== undefined && seenOn < this.#connection) return true
+    this.#seen.set(key, this.#connection)
+    if (seenOn !== undefined) return false
     this.#order.push(key)
     if (this.#order.length - this.#head > this.#window) this.#forgetOldest()
     return false

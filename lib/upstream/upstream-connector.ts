@@ -7,7 +7,7 @@ import type { HeaderMap } from './headers.js'
 export type ConnectResult =
   | { readonly kind: 'connected', readonly body: Readable }
   | { readonly kind: 'retry', readonly reason: string, readonly retryAfterMs?: number | undefined }
-  | { readonly kind: 'give-up', readonly reason: string }
+  | { readonly kind: 'give-up', readonly reason: string, readonly statusCode?: number | undefined }
 
 /** Statuses worth another try (RFC 9110): the server's trouble, a timeout, or "too many". */
 function isRetryable (statusCode: number): boolean {
@@ -37,7 +37,7 @@ export async function connectEventStream (dispatcher: Dispatcher, url: string, h
     if (isRetryable(response.statusCode)) {
       return { kind: 'retry', reason: `status ${response.statusCode}`, retryAfterMs: parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : undefined, Date.now()) }
     }
-    return { kind: 'give-up', reason: `status ${response.statusCode}` }
+    return { kind: 'give-up', reason: `status ${response.statusCode}`, statusCode: response.statusCode }
   } catch (error) {
     return { kind: 'retry', reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message }
   }
