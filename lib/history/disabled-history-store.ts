@@ -5,7 +5,7 @@ const NO_STATS: HistoryStats = { events: 0, bytes: 0 }
 
 /** `history.enabled: false`: the store that keeps nothing, so every resume is a miss the client is told about. */
 export class DisabledHistoryStore implements HistoryStore {
-  async append (): Promise<void> {}
+  append (): undefined { return undefined }
   async readAfter (): Promise<HistoryRead> { return NOTHING_KEPT }
   async upstreamIdAt (): Promise<string | undefined> { return undefined }
   async expire (): Promise<void> {}

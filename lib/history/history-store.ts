@@ -40,8 +40,12 @@ export interface HistoryStats {
  * one session can never read another's events (GHSA-84j6-jc92-77jm).
  */
 export interface HistoryStore {
-  /** Records a stream's next events, in order, evicting the oldest past the limits. */
-  append: (sessionId: string, streamId: string, events: readonly RecordedEvent[]) => Promise<void>
+  /**
+   * Records a stream's next events, in order, evicting the oldest past the limits.
+   * A store that needs no I/O records them at once and returns nothing, so that
+   * they reach the client in the same turn; one that does I/O returns a promise.
+   */
+  append: (sessionId: string, streamId: string, events: readonly RecordedEvent[]) => Promise<void> | undefined
   /** The stream's events with a seq above `afterSeq`. */
   readAfter: (sessionId: string, streamId: string, afterSeq: number) => Promise<HistoryRead>
   /** The upstream id recorded for one event, if it is still known. */

@@ -74,8 +74,9 @@ export class LocalHistoryStore implements HistoryStore {
     this.#limits = limits
   }
 
-  async append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
+  append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): undefined {
     this.appendNow(sessionId, streamId, events, Date.now())
+    return undefined
   }
 
   /** append(), synchronously, with the clock given: for callers on the hot path and for tests. */

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryRead, HistoryStore, RecordedEvent } from '../history/history-store.js'
+import type { Counter } from 'prom-client'
 import type { ProxyMetrics, RouteLabels } from '../metrics.js'
 import type { ReconnectPolicy } from '../config/schema.js'
 import { reconnectDelayMs } from '../upstream/backoff.js'
@@ -9,7 +10,7 @@ import { UpstreamStream, type UpstreamEndReason } from '../upstream/upstream-str
 import { UpstreamDedupe } from './upstream-dedupe.js'
 import { reportMalformedLine, reportUpstreamEnd } from '../upstream/upstream-events-report.js'
 import type { SseEvent } from '../wire/sse-event.js'
-import { serializeComment, serializeEvent, serializeRetry } from '../wire/sse-serializer.js'
+import { serializeComment, serializeRetry, serializeWithProxyId } from '../wire/sse-serializer.js'
 import { formatEventId, mintStreamId } from './event-id.js'
 import type { ProxySession } from './session-registry.js'
 import { StreamSubscriber, type StreamItem } from './stream-subscriber.js'
@@ -76,6 +77,11 @@ export class ProxiedStream {
   #timer: NodeJS.Timeout | undefined
   // Appends run in order, and each batch reaches the client only once it is stored.
   #chain: Promise<void> = Promise.resolve()
+  /** Steps on #chain not yet run; 0 lets the next one run at once. */
+  #queuedSteps = 0
+  /** After a reconnect: the texts the history held of what earlier connections recorded. */
+  #recentTexts = new Map<number, string>()
+  readonly #forwardedCounter: Counter.Internal
   #batch: StreamItem[] = []
   #recorded: RecordedEvent[] = []
   /** Only a stream that reconnects can be sent the same events twice. */
@@ -100,6 +106,7 @@ export class ProxiedStream {
     const dedupeWindow = env.reconnect?.policy.dedupeWindow ?? 0
     this.#dedupe = dedupeWindow === 0 ? undefined : new UpstreamDedupe(dedupeWindow)
     this.#unanswered = env.reconnect?.answers === undefined ? undefined : new Set(env.reconnect.answers)
+    this.#forwardedCounter = env.metrics.eventsForwarded.labels(env.labels)
   }
 
   get finished (): boolean {
@@ -140,7 +147,7 @@ export class ProxiedStream {
       { maxBufferedChars: this.#env.maxBufferedChars, stallMs: this.#env.stallMs }
     )
     this.#subscriber = subscriber
-    if (this.#finished) this.#chain = this.#chain.then(() => subscriber.finish())
+    if (this.#finished) this.#inOrder(() => subscriber.finish())
     return subscriber
   }
 
@@ -174,7 +181,7 @@ export class ProxiedStream {
 
   #record (upstreamEvent: SseEvent): void {
     const upstreamId = upstreamEvent.id
-    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, upstreamEvent.data) === true) {
+    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, (seq) => this.#wasRecordedAs(seq, upstreamEvent)) === true) {
       this.#env.metrics.eventsDeduplicated.inc(this.#env.labels)
       return
     }
@@ -186,29 +193,102 @@ export class ProxiedStream {
     const event = this.#env.rewriteEvent === undefined ? upstreamEvent : this.#env.rewriteEvent(upstreamEvent)
     if (event === undefined) return
     const seq = ++this.#seq
-    const text = serializeEvent({ id: formatEventId(this.id, seq), event: event.event, data: event.data })
-    this.#batch.push({ seq, text })
-    this.#recorded.push({ seq, upstreamId: upstreamEvent.id, text })
+    const recorded: RecordedEvent = { seq, upstreamId: upstreamEvent.id, text: serializeWithProxyId(formatEventId(this.id, seq), event) }
+    this.#batch.push(recorded)
+    this.#recorded.push(recorded)
+    if (upstreamId !== undefined && upstreamId !== '') this.#dedupe?.remember(upstreamId, seq)
   }
 
+  /**
+   * Whether the event recorded under `seq` is this upstream event again. Where the
+   * history no longer holds its text (evicted, ids-only mode, history off), the
+   * upstream id alone decides.
+   */
+  #wasRecordedAs (seq: number, upstreamEvent: SseEvent): boolean {
+    const text = this.#recentTexts.get(seq)
+    if (text === undefined || text === '') return true
+    return text === serializeWithProxyId(formatEventId(this.id, seq), upstreamEvent)
+  }
+
+  /**
+   * Stores what one upstream chunk produced, then sends it. A store that answers
+   * at once (the memory store) lets it go out in the same turn; one that does I/O
+   * is waited for, in order.
+   */
   #commit (): void {
     const batch = this.#batch
     const recorded = this.#recorded
     if (batch.length === 0) return
     this.#batch = []
     this.#recorded = []
-    const { store, log, metrics, labels } = this.#env
-    this.#chain = this.#chain
-      .then(async () => { if (recorded.length > 0) await store.append(this.session.id, this.id, recorded) })
-      .catch((error: unknown) => { log.error({ err: error, streamId: this.id }, 'could not record events; they are sent, but cannot be replayed') })
-      .then(() => {
-        this.#subscriber?.deliver(batch)
-        metrics.eventsForwarded.inc(labels, recorded.length)
-        if (this.#droppedAt !== undefined && recorded.length > 0) {
-          metrics.upstreamReconnectLatency.observe(labels, (performance.now() - this.#droppedAt) / 1000)
-          this.#droppedAt = undefined
-        }
+    if (this.#queuedSteps > 0) {
+      this.#inOrder(async () => {
+        await this.#append(recorded)
+        this.#deliver(batch, recorded.length)
       })
+      return
+    }
+    const stored = this.#append(recorded)
+    if (stored === undefined) {
+      this.#deliver(batch, recorded.length)
+      return
+    }
+    this.#inOrder(async () => {
+      await stored
+      this.#deliver(batch, recorded.length)
+    })
+  }
+
+  /** undefined once stored; a promise while a store does I/O. A failure is logged, never thrown. */
+  #append (recorded: readonly RecordedEvent[]): Promise<void> | undefined {
+    if (recorded.length === 0) return undefined
+    const { store, log } = this.#env
+    const reportFailure = (error: unknown): void => {
+      log.error({ err: error, streamId: this.id }, 'could not record events; they are sent, but cannot be replayed')
+    }
+    try {
+      return store.append(this.session.id, this.id, recorded)?.catch(reportFailure)
+    } catch (error) {
+      reportFailure(error)
+      return undefined
+    }
+  }
+
+  #deliver (batch: readonly StreamItem[], events: number): void {
+    const subscriber = this.#subscriber
+    subscriber?.deliver(batch)
+    if (subscriber?.catchingUp === true) this.#holdUpstreamFor(subscriber)
+    if (events === 0) return
+    this.#forwardedCounter.inc(events)
+    if (this.#droppedAt !== undefined) {
+      this.#env.metrics.upstreamReconnectLatency.observe(this.#env.labels, (performance.now() - this.#droppedAt) / 1000)
+      this.#droppedAt = undefined
+    }
+  }
+
+  /**
+   * A client whose socket is full holds the upstream back until it has caught up,
+   * as any proxy's backpressure would: an upstream at full speed would otherwise
+   * outrun it past the end of the history, and it would be cut. A client that
+   * takes in nothing for limits.clientStallSeconds is cut, and the upstream runs on.
+   */
+  #holdUpstreamFor (subscriber: StreamSubscriber): void {
+    const upstream = this.#upstream
+    upstream?.pause()
+    subscriber.afterCatchUp(() => upstream?.resume())
+  }
+
+  /** Runs `step` after every step queued before it: at once, when none is. */
+  #inOrder (step: () => void | Promise<void>): void {
+    if (this.#queuedSteps === 0) {
+      const done = step()
+      if (done === undefined) return
+      this.#queuedSteps++
+      this.#chain = done.finally(() => { this.#queuedSteps-- })
+      return
+    }
+    this.#queuedSteps++
+    this.#chain = this.#chain.then(step).finally(() => { this.#queuedSteps-- })
   }
 
   #upstreamEnded (reason: UpstreamEndReason, error?: Error): void {
@@ -234,7 +314,7 @@ export class ProxiedStream {
   #finishUpstream (): void {
     if (this.#finished) return
     this.#finished = true
-    this.#chain = this.#chain.then(() => this.#subscriber?.finish())
+    this.#inOrder(() => this.#subscriber?.finish())
     if (this.#subscriber === undefined && !this.#forgotten) this.#schedule(this.#env.retentionMs, () => this.forget())
   }
 
@@ -266,7 +346,11 @@ export class ProxiedStream {
       if (result.kind === 'connected') {
         metrics.reconnectionSuccesses.inc(labels)
         log.info({ upstream: upstreamUrl, attempt }, 'reconnected to the upstream')
-        this.#dedupe?.reconnected()
+        if (this.#dedupe !== undefined) await this.#prepareDedupe(this.#dedupe)
+        if (this.#stopped) {
+          result.body.destroy()
+          return
+        }
         this.start(result.body)
         return
       }
@@ -277,6 +361,15 @@ export class ProxiedStream {
       reason = result.reason
       hintMs = result.retryAfterMs ?? this.#retryHintMs
     }
+  }
+
+  /** Loads what the history holds of the events a reconnect may send again. */
+  async #prepareDedupe (dedupe: UpstreamDedupe): Promise<void> {
+    await this.#chain
+    const from = dedupe.oldestRememberedSeq
+    const read = from === 0 ? undefined : await this.readAfter(from - 1).catch(() => undefined)
+    this.#recentTexts = new Map(read?.status === 'found' ? read.events.map((event) => [event.seq, event.text]) : [])
+    dedupe.reconnected()
   }
 
   #giveUp (reason: string): void {

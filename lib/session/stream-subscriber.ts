@@ -41,6 +41,8 @@ export class StreamSubscriber {
   #output: ClientSseStream | undefined
   #finished = false
   #closed = false
+  /** Told once a catch-up is over, or the client is gone. */
+  #caughtUpListener: (() => void) | undefined
 
   constructor (owner: SubscriberOwner, position: { lastSentSeq: number, joinedAtSeq: number }, limits: { maxBufferedChars: number, stallMs: number }) {
     this.#owner = owner
@@ -52,6 +54,16 @@ export class StreamSubscriber {
 
   get closed (): boolean {
     return this.#closed
+  }
+
+  /** True while the client is being caught up, not written to live. */
+  get catchingUp (): boolean {
+    return this.#queue !== undefined
+  }
+
+  /** Calls `listener` once the current catch-up is over or the client is gone. */
+  afterCatchUp (listener: () => void): void {
+    this.#caughtUpListener = listener
   }
 
   /** Starts the client's output: `replay` first, then what arrived meanwhile, then live. */
@@ -93,6 +105,7 @@ export class StreamSubscriber {
     this.#closed = true
     this.#queue = undefined
     this.#output?.destroy()
+    this.#caughtUp()
     this.#owner.unsubscribe(this)
   }
 
@@ -132,7 +145,14 @@ export class StreamSubscriber {
     this.#queue = undefined
     this.#queuedChars = 0
     this.#writeNow(output, queued)
+    this.#caughtUp()
     if (this.#finished) output.end()
+  }
+
+  #caughtUp (): void {
+    const listener = this.#caughtUpListener
+    this.#caughtUpListener = undefined
+    listener?.()
   }
 
   /** Writes in slices, waiting for the socket to drain first and between them. False once the client is gone. */
@@ -175,6 +195,7 @@ export class StreamSubscriber {
 
   #gone (): void {
     this.#closed = true
+    this.#caughtUp()
     this.#owner.unsubscribe(this)
   }
 }

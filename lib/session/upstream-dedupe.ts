@@ -1,55 +1,57 @@
 /**
- * The upstream events a stream forwarded lately, to drop what an upstream sends
- * again after a reconnect. An event is a duplicate when its id and its data both
- * match one of the last `window` events, received on an earlier connection: so an
- * upstream that restarts and reuses ids for new events gets them through, and one
- * connection never loses an event to its own repeats. Events without an id are never dropped.
+ * Which upstream ids a stream recorded lately, and under which seqs, to drop what
+ * an upstream sends again after a reconnect (issue 4). While a connection runs it
+ * costs two array writes per event: nothing is hashed or looked up. Only after a
+ * reconnect are the new connection's events compared with what earlier
+ * connections recorded, within the last `window` events.
  */
 export class UpstreamDedupe {
   readonly #window: number
-  /** Each remembered event, with the connection it came on. */
-  readonly #seen = new Map<string, number>()
-  readonly #order: string[] = []
-  #head = 0
-  #connection = 0
+  readonly #ids: Array<string | undefined>
+  readonly #seqs: number[]
+  #next = 0
+  /** Set by a reconnect: the seqs each upstream id was recorded under before it. */
+  #earlier: Map<string, number[]> | undefined
 
   constructor (window: number) {
     this.#window = window
+    this.#ids = new Array<string | undefined>(window)
+    this.#seqs = new Array<number>(window).fill(0)
   }
 
-  /** The upstream stream was opened again: what came before may now be replayed. */
+  /** An event with an upstream id was recorded under `seq`. */
+  remember (upstreamId: string, seq: number): void {
+    const slot = this.#next % this.#window
+    this.#ids[slot] = upstreamId
+    this.#seqs[slot] = seq
+    this.#next++
+  }
+
+  /** The upstream stream was opened again: what came before may now be sent again. */
   reconnected (): void {
-    this.#connection++
-  }
-
-  /** True when the event came on an earlier connection already; otherwise remembers it. */
-  isDuplicate (id: string, data: string): boolean {
-    const key = `${id}\u0000${fingerprint(data)}`
-    const seenOn = this.#seen.get(key)
-    if (seenOn !== undefined && seenOn < this.#connection) return true
-    this.#seen.set(key, this.#connection)
-    if (seenOn !== undefined) return false
-    this.#order.push(key)
-    if (this.#order.length - this.#head > this.#window) this.#forgetOldest()
-    return false
-  }
-
-  #forgetOldest (): void {
-    this.#seen.delete(this.#order[this.#head] as string)
-    this.#head++
-    if (this.#head > this.#window) {
-      this.#order.splice(0, this.#head)
-      this.#head = 0
+    const earlier = new Map<string, number[]>()
+    const first = Math.max(0, this.#next - this.#window)
+    for (let index = first; index < this.#next; index++) {
+      const slot = index % this.#window
+      const id = this.#ids[slot] as string
+      const seqs = earlier.get(id)
+      if (seqs === undefined) earlier.set(id, [this.#seqs[slot] as number])
+      else seqs.push(this.#seqs[slot] as number)
     }
+    this.#earlier = earlier
   }
-}
 
-/** FNV-1a over the UTF-16 code units, with the length: cheap, and enough to tell events apart. */
-function fingerprint (data: string): string {
-  let hash = 0x811c9dc5
-  for (let index = 0; index < data.length; index++) {
-    hash ^= data.charCodeAt(index)
-    hash = Math.imul(hash, 0x01000193)
+  /** The oldest seq a reconnect may be compared against; 0 when none. */
+  get oldestRememberedSeq (): number {
+    return this.#next === 0 ? 0 : this.#seqs[Math.max(0, this.#next - this.#window) % this.#window] as number
   }
-  return `${data.length}:${hash >>> 0}`
+
+  /**
+   * True when an earlier connection recorded this upstream id, and `sameEvent`
+   * says the event under one of its seqs is this one.
+   */
+  isDuplicate (upstreamId: string, sameEvent: (seq: number) => boolean): boolean {
+    const seqs = this.#earlier?.get(upstreamId)
+    return seqs !== undefined && seqs.some(sameEvent)
+  }
 }

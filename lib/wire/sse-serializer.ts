@@ -11,6 +11,12 @@ export function serializeEvent (event: SseEvent): string {
   return `${text}data: ${toDataLines(event.data)}\n\n`
 }
 
+/** An event under an id the proxy minted itself, which needs no check: the hot path. */
+export function serializeWithProxyId (proxyId: string, event: SseEvent): string {
+  const type = event.event === undefined || event.event === '' ? '' : `event: ${toFieldValue(event.event)}\n`
+  return `${type}id: ${proxyId}\ndata: ${toDataLines(event.data)}\n\n`
+}
+
 export function serializeComment (comment: string): string {
   return `: ${toFieldValue(comment)}\n\n`
 }
@@ -28,5 +34,6 @@ function hasForbiddenCharacter (value: string): boolean {
 }
 
 function toDataLines (data: string): string {
+  // Two includes() beat one /[\r\n]/ test: they scan without a regexp's setup.
   return data.includes('\n') || data.includes('\r') ? data.replace(LINE_BREAK, '\ndata: ') : data
 }
