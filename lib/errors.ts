@@ -58,6 +58,12 @@ export const TooManyStreamsError = defineClientError(
   429
 )
 
+export const OriginNotAllowedError = defineClientError(
+  'FST_MCP_SSE_ORIGIN_NOT_ALLOWED',
+  'Origin not allowed',
+  403
+)
+
 export const UpstreamReconnectingError = defineClientError(
   'FST_MCP_SSE_UPSTREAM_RECONNECTING',
   'The upstream stream is reconnecting; retry shortly',

@@ -7,6 +7,7 @@ import { exposeMetrics, ProxyMetrics } from './metrics.js'
 import type { ProxyContext } from './proxy-context.js'
 import { registerLegacySseRoute } from './routes/legacy-sse.js'
 import { registerSseRoute } from './routes/sse.js'
+import { checkOrigins } from './routes/origin-check.js'
 import { registerStreamableHttpRoute } from './routes/streamable-http.js'
 import { SessionRegistry, type ProxySession } from './session/session-registry.js'
 import { createUpstreamDispatcher } from './upstream/dispatcher.js'
@@ -43,13 +44,15 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = asyn
   await fastify.register(async (proxy) => {
     await proxy.register(replyFrom, { undici: dispatcher, disableCache: true, disableRequestLogging: true })
     registerRawBodyParsers(proxy, options)
+    checkOrigins(proxy, options.security.allowedOrigins)
     for (const route of options.routes) registerRoute(proxy, context, route)
   })
 
-  // Open streams would hold the server open; end them when it starts closing.
+  // Open streams would hold the server open; end them when it starts closing (fastify
+  // already answers new requests 503 by then), with a retry hint for the resumable ones.
   fastify.addHook('preClose', async () => {
     for (const stream of context.openStreams) stream.close()
-    sessions.close()
+    await sessions.shutdown(options.shutdown.retryHintMs, options.shutdown.drainTimeoutMs)
   })
   fastify.addHook('onClose', async () => {
     stopExpiry()

@@ -185,6 +185,26 @@ const LimitsSchema = Type.Object({
   }))
 }, { ...strict, default: {} })
 
+const SecuritySchema = Type.Object({
+  allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1 }), {
+    default: [],
+    description: 'Browser origins (`scheme://host[:port]`) allowed to call the proxy routes. A request whose `Origin` header is present and not listed gets 403, against DNS rebinding (MCP spec, "Security Warning"). Requests without `Origin` (SDK clients, curl) are not affected. `"*"` allows any origin. The default, [], refuses every browser origin.'
+  }))
+}, { ...strict, default: {} })
+
+const ShutdownSchema = Type.Object({
+  retryHintMs: Type.Optional(Type.Integer({
+    default: 1000,
+    minimum: 0,
+    description: 'When the proxy closes (SIGTERM, fastify.close()), each client stream gets `retry:` with this many milliseconds before it ends cleanly, so that clients reconnect, to another replica when there is one.'
+  })),
+  drainTimeoutMs: Type.Optional(Type.Integer({
+    default: 5000,
+    minimum: 0,
+    description: 'How long closing waits for client streams to take in what they were sent; past it, they are cut.'
+  }))
+}, { ...strict, default: {} })
+
 export const OptionsSchema = Type.Object({
   routes: Type.Array(RouteSchema, {
     minItems: 1,
@@ -196,7 +216,9 @@ export const OptionsSchema = Type.Object({
   reconnect: Type.Optional(ReconnectSchema),
   history: Type.Optional(HistorySchema),
   sessions: Type.Optional(SessionsSchema),
-  limits: Type.Optional(LimitsSchema)
+  limits: Type.Optional(LimitsSchema),
+  security: Type.Optional(SecuritySchema),
+  shutdown: Type.Optional(ShutdownSchema)
 }, { ...strict, $id: 'McpSseResilienceOptions' })
 
 /** The options as a caller writes them: every key with a default may be left out. */

@@ -165,6 +165,18 @@ export class ProxiedStream {
     return await this.#env.store.readAfter(this.session.id, this.id, seq)
   }
 
+  /**
+   * The server is closing: the client is told to come back after `retryHintMs`,
+   * its stream ends cleanly once it has what was recorded, and the upstream is
+   * closed. Resolves once the client's response is gone.
+   */
+  async endForShutdown (retryHintMs: number): Promise<void> {
+    const subscriber = this.#subscriber
+    subscriber?.hintRetry(retryHintMs)
+    this.#stopUpstream()
+    await subscriber?.gone()
+  }
+
   /** Ends the stream for good: upstream, client and history. */
   forget (): void {
     if (this.#forgotten) return

@@ -116,6 +116,18 @@ export class SessionRegistry {
     }
   }
 
+  /**
+   * Ends every stream with a `retry:` hint, waits for the clients to take in what
+   * they were sent, at most `drainTimeoutMs`, then forgets every session.
+   */
+  async shutdown (retryHintMs: number, drainTimeoutMs: number): Promise<void> {
+    const ended = Promise.all([...this.#streams.values()].map(async (stream) => await stream.endForShutdown(retryHintMs)))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([ended, new Promise((resolve) => { timer = setTimeout(resolve, drainTimeoutMs) })])
+    clearTimeout(timer)
+    this.close()
+  }
+
   close (): void {
     clearInterval(this.#sweepTimer)
     for (const id of [...this.#sessions.keys()]) this.delete(id)

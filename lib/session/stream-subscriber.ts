@@ -1,5 +1,6 @@
 import type { ClientSseStream } from '../client/client-sse-stream.js'
 import type { HistoryRead } from '../history/history-store.js'
+import { serializeRetry } from '../wire/sse-serializer.js'
 
 /** An event (with its seq) or a line that is not recorded: a comment, a `retry:`. */
 export interface StreamItem {
@@ -97,6 +98,19 @@ export class StreamSubscriber {
   finish (): void {
     this.#finished = true
     if (this.#queue === undefined) this.#output?.end()
+  }
+
+  /** Tells the client, in-band, how long to wait before it reconnects: the SSE `retry:` field. */
+  hintRetry (milliseconds: number): void {
+    this.#output?.write(serializeRetry(milliseconds))
+    this.#output?.flush()
+  }
+
+  /** Resolves once the client's response has ended and gone, or at once when there is none. */
+  async gone (): Promise<void> {
+    const output = this.#output
+    if (output === undefined || output.closed) return
+    await new Promise<void>((resolve) => output.onClose(resolve))
   }
 
   /** Cuts the client off (a newer connection took the stream over, or it is being shut). */

@@ -58,6 +58,11 @@ export class SseClient {
     this.#response.destroy()
   }
 
+  /** True once the response ended cleanly, with its terminating chunk; false while open or when it was cut. */
+  get completed (): boolean {
+    return this.#response.complete
+  }
+
   /** Stops reading from the socket, as a slow client would. */
   pause (): void {
     this.#response.pause()
