@@ -26,7 +26,9 @@ t.test('defaults are applied to every section', async (t) => {
     reconnect: { baseDelayMs: 1000, maxDelayMs: 30000, factor: 2, jitter: 0.1, maxRetries: 10, maxHintDelayMs: 300000, dedupeWindow: 1000 },
     history: { enabled: true, maxEvents: 1000, maxBytes: 1048576, ttlSeconds: 300, replay: true },
     sessions: { maxSessions: 10000, idleTimeoutSeconds: 3600, detachGraceSeconds: 60, reestablish: true, maxSubscriptionsPerSession: 1000, maxStreamsPerSession: 100 },
-    limits: { maxEventBytes: 1048576, maxBodyBytes: 4194304, clientBufferBytes: 1048576, clientStallSeconds: 30 }
+    limits: { maxEventBytes: 1048576, maxBodyBytes: 4194304, clientBufferBytes: 1048576, clientStallSeconds: 30 },
+    security: { allowedOrigins: [] },
+    shutdown: { retryHintMs: 1000, drainTimeoutMs: 5000 }
   })
 })
 
