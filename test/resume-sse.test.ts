@@ -295,9 +295,10 @@ t.test('a resume with a large backlog under live traffic gets everything once: t
   await new Promise((resolve) => setTimeout(resolve, 200))
   const resumed = await SseClient.open(proxy.url('/events'), { 'last-event-id': one?.id ?? '' })
   t.teardown(() => resumed.close())
-  // Live traffic while the backlog is replayed.
+  // Live traffic while the backlog is replayed, in chunks larger than limits.clientBufferBytes:
+  // what queues meanwhile overflows, and is read back from the history.
   for (let round = 0; round < 40; round++) {
-    burst(50)
+    burst(200)
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
   const total = next - 2

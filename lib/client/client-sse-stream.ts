@@ -29,6 +29,8 @@ export class ClientSseStream {
   readonly #response: ServerResponse
   readonly #options: ClientStreamOptions
   #pending = ''
+  /** The longest text written since the last flush: one event, or a slice of a replay. */
+  #largestPending = 0
 
   constructor (reply: FastifyReply, headers: HeaderMap, options: ClientStreamOptions) {
     reply.hijack()
@@ -49,18 +51,24 @@ export class ClientSseStream {
 
   write (text: string): void {
     this.#pending += text
+    if (text.length > this.#largestPending) this.#largestPending = text.length
   }
 
   /**
    * Sends what was written. False when the socket is full: `onDrain` tells when it
-   * empties. A client that has fallen behind by more than the limit is cut.
+   * empties. A client that has fallen behind by more than the limit is cut, and so
+   * is one sent a single text larger than it. A batch of many small events is
+   * neither: callers stop writing once the socket is full, so a batch is bounded.
    */
   flush (): boolean {
     if (this.#pending === '' || this.closed) return true
     const text = this.#pending
+    const largest = this.#largestPending
     this.#pending = ''
+    this.#largestPending = 0
+    const behind = this.#response.writableLength
     const accepted = this.#response.write(text)
-    if (this.#response.writableLength > this.#options.maxBufferedBytes) this.cutAsSlowConsumer()
+    if (behind > this.#options.maxBufferedBytes || largest > this.#options.maxBufferedBytes) this.cutAsSlowConsumer()
     return accepted
   }
 

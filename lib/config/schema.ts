@@ -176,7 +176,7 @@ const LimitsSchema = Type.Object({
   clientBufferBytes: Type.Optional(Type.Integer({
     default: 1048576,
     minimum: 1024,
-    description: 'Bytes written to a client that it has not taken in yet. Past it, a live client catches up from the history at its own pace instead; a write that alone goes past it disconnects the client.'
+    description: 'Bytes written to a client that it has not taken in yet. Past it, a live client catches up at its own pace instead; a single event larger than this disconnects the client, so keep it above your largest event.'
   })),
   clientStallSeconds: Type.Optional(Type.Integer({
     default: 30,

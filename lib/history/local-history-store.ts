@@ -1,60 +1,82 @@
 import type { HistoryLimits, HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from './history-store.js'
 
-// Rough heap cost of one kept event beyond its strings, so that maxBytes bounds memory, not only text.
-const EVENT_OVERHEAD_BYTES = 64
+// Rough heap cost of one kept event beyond its strings (four array slots, string headers),
+// so that maxBytes bounds memory, not only text.
+const EVENT_OVERHEAD_BYTES = 48
 
-interface KeptEvent extends RecordedEvent {
-  /** Append order over the whole store: the smallest is the oldest. */
-  readonly order: number
-  readonly at: number
-  readonly bytes: number
-}
-
-/** A stream's kept events. Seqs are contiguous, so a position is found by arithmetic. */
+/**
+ * A stream's kept events, column by column: no object per event, which is what
+ * makes ids-only mode cheap (see bench/). Seqs are contiguous, so a position is
+ * found by arithmetic.
+ */
 class StreamHistory {
-  #events: KeptEvent[] = []
+  #upstreamIds: Array<string | undefined> = []
+  #texts: string[] = []
+  /** Append order over the whole store: the smallest is the oldest. */
+  #orders: number[] = []
+  #times: number[] = []
   #head = 0
   /** The highest seq evicted so far; a client behind it has lost events. */
   evictedThrough = 0
   lastSeq = 0
 
   get size (): number {
-    return this.#events.length - this.#head
+    return this.#texts.length - this.#head
   }
 
-  get oldest (): KeptEvent | undefined {
-    return this.#events[this.#head]
+  get oldestOrder (): number {
+    return this.size === 0 ? Infinity : this.#orders[this.#head] as number
   }
 
-  push (event: KeptEvent): void {
-    this.#events.push(event)
+  get oldestTime (): number {
+    return this.size === 0 ? Infinity : this.#times[this.#head] as number
+  }
+
+  push (event: RecordedEvent, text: string, order: number, at: number): void {
+    this.#upstreamIds.push(event.upstreamId)
+    this.#texts.push(text)
+    this.#orders.push(order)
+    this.#times.push(at)
     this.lastSeq = event.seq
   }
 
-  /** Removes the oldest event; callers check that there is one. */
-  shift (): KeptEvent {
-    const event = this.#events[this.#head] as KeptEvent
+  /** Removes the oldest event, and says how many bytes it counted for; callers check that there is one. */
+  shift (): number {
+    const bytes = eventBytes(this.#texts[this.#head] as string, this.#upstreamIds[this.#head])
+    this.evictedThrough = this.lastSeq - this.size + 1
+    this.#upstreamIds[this.#head] = undefined
+    this.#texts[this.#head] = ''
     this.#head++
-    this.evictedThrough = event.seq
     // Compact now and then instead of Array#shift on every eviction.
-    if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
-      this.#events = this.#events.slice(this.#head)
+    if (this.#head > 1024 && this.#head * 2 > this.#texts.length) {
+      this.#upstreamIds = this.#upstreamIds.slice(this.#head)
+      this.#texts = this.#texts.slice(this.#head)
+      this.#orders = this.#orders.slice(this.#head)
+      this.#times = this.#times.slice(this.#head)
       this.#head = 0
     }
-    return event
+    return bytes
   }
 
-  after (seq: number): KeptEvent[] {
-    const first = this.oldest
-    if (first === undefined) return []
-    return this.#events.slice(this.#head + Math.max(0, seq + 1 - first.seq))
+  after (seq: number): RecordedEvent[] {
+    const firstSeq = this.lastSeq - this.size + 1
+    const events: RecordedEvent[] = []
+    for (let next = Math.max(seq + 1, firstSeq); next <= this.lastSeq; next++) {
+      const index = this.#head + next - firstSeq
+      events.push({ seq: next, upstreamId: this.#upstreamIds[index], text: this.#texts[index] as string })
+    }
+    return events
   }
 
-  at (seq: number): KeptEvent | undefined {
-    const first = this.oldest
-    if (first === undefined || seq < first.seq) return undefined
-    return this.#events[this.#head + seq - first.seq]
+  upstreamIdAt (seq: number): string | undefined {
+    const firstSeq = this.lastSeq - this.size + 1
+    if (this.size === 0 || seq < firstSeq || seq > this.lastSeq) return undefined
+    return this.#upstreamIds[this.#head + seq - firstSeq]
   }
+}
+
+function eventBytes (text: string, upstreamId: string | undefined): number {
+  return text.length + (upstreamId?.length ?? 0) + EVENT_OVERHEAD_BYTES
 }
 
 class SessionHistory {
@@ -85,8 +107,8 @@ export class LocalHistoryStore implements HistoryStore {
     const stream = this.#streamFor(session, streamId)
     for (const event of events) {
       const text = this.#limits.replay ? event.text : ''
-      const bytes = text.length + (event.upstreamId?.length ?? 0) + EVENT_OVERHEAD_BYTES
-      stream.push({ seq: event.seq, upstreamId: event.upstreamId, text, order: ++this.#order, at: now, bytes })
+      const bytes = eventBytes(text, event.upstreamId)
+      stream.push(event, text, ++this.#order, now)
       session.bytes += bytes
       this.#bytes += bytes
       this.#events++
@@ -103,14 +125,14 @@ export class LocalHistoryStore implements HistoryStore {
   }
 
   async upstreamIdAt (sessionId: string, streamId: string, seq: number): Promise<string | undefined> {
-    return this.#sessions.get(sessionId)?.streams.get(streamId)?.at(seq)?.upstreamId
+    return this.#sessions.get(sessionId)?.streams.get(streamId)?.upstreamIdAt(seq)
   }
 
   async expire (now: number): Promise<void> {
     const cutoff = now - this.#limits.ttlMs
     for (const session of this.#sessions.values()) {
       for (const stream of session.streams.values()) {
-        while ((stream.oldest?.at ?? Infinity) <= cutoff) this.#evictOldest(session, stream)
+        while (stream.oldestTime <= cutoff) this.#evictOldest(session, stream)
       }
     }
   }
@@ -162,19 +184,15 @@ export class LocalHistoryStore implements HistoryStore {
   #evictOldestOfSession (session: SessionHistory, current: StreamHistory): void {
     let oldest = current
     for (const stream of session.streams.values()) {
-      if (oldestOrder(stream) < oldestOrder(oldest)) oldest = stream
+      if (stream.oldestOrder < oldest.oldestOrder) oldest = stream
     }
     this.#evictOldest(session, oldest)
   }
 
   #evictOldest (session: SessionHistory, stream: StreamHistory): void {
-    const event = stream.shift()
-    session.bytes -= event.bytes
-    this.#bytes -= event.bytes
+    const bytes = stream.shift()
+    session.bytes -= bytes
+    this.#bytes -= bytes
     this.#events--
   }
-}
-
-function oldestOrder (stream: StreamHistory): number {
-  return stream.oldest?.order ?? Infinity
 }

@@ -1,0 +1,113 @@
+import t, { type Test } from 'tap'
+import { createServer, type ServerResponse } from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { PassThrough } from 'node:stream'
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import { ClientSseStream } from '../lib/client/client-sse-stream.js'
+import type { HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from '../lib/history/history-store.js'
+import { LocalHistoryStore } from '../lib/history/local-history-store.js'
+import { ProxyMetrics } from '../lib/metrics.js'
+import { ProxiedStream } from '../lib/session/proxied-stream.js'
+import type { ProxySession } from '../lib/session/session-registry.js'
+import { SseClient } from './helpers/sse-client.js'
+
+/**
+ * A store that answers later, as one over the network does (Redis, issue 7): the
+ * memory store records synchronously, so only this exercises the ordered path.
+ */
+class LaterStore implements HistoryStore {
+  readonly local = new LocalHistoryStore({ maxEvents: 1000, maxBytes: 1 << 20, ttlMs: 60_000, replay: true })
+  failAppends = false
+
+  async append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
+    // A random wait, so that appends overlap and finish out of turn unless the stream keeps them in order.
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 5))
+    if (this.failAppends) throw new Error('store unreachable')
+    this.local.append(sessionId, streamId, events)
+  }
+
+  async readAfter (sessionId: string, streamId: string, afterSeq: number): Promise<HistoryRead> { return await this.local.readAfter(sessionId, streamId, afterSeq) }
+  async upstreamIdAt (sessionId: string, streamId: string, seq: number): Promise<string | undefined> { return await this.local.upstreamIdAt(sessionId, streamId, seq) }
+  async expire (now: number): Promise<void> { await this.local.expire(now) }
+  async dropStream (): Promise<void> { throw new Error('store unreachable') }
+  async dropSession (sessionId: string): Promise<void> { await this.local.dropSession(sessionId) }
+  stats (): HistoryStats { return this.local.stats() }
+  async close (): Promise<void> { await this.local.close() }
+}
+
+interface Logged { level: string, message: string }
+
+function recordingLogger (logged: Logged[]): FastifyBaseLogger {
+  const log = (level: string) => (_fields: unknown, message?: string) => { logged.push({ level, message: message ?? '' }) }
+  const logger = { level: 'info', fatal: log('fatal'), error: log('error'), warn: log('warn'), info: log('info'), debug: log('debug'), trace: log('trace'), silent: log('silent'), child: () => logger }
+  return logger as unknown as FastifyBaseLogger
+}
+
+/** A ProxiedStream over `store`, its upstream a PassThrough the test writes to, its client a real socket. */
+async function relay (test: Test, store: LaterStore) {
+  const logged: Logged[] = []
+  const upstream = new PassThrough()
+  const session: ProxySession = { id: 'session-1', routePath: '/events', endsWithItsStreams: true, subscriptions: new Set(), streams: new Map(), lastActiveAt: Date.now() }
+  const labels = { route_kind: 'sse' as const, route: '/events' }
+  const stream = new ProxiedStream(session, {
+    store,
+    metrics: new ProxyMetrics(() => store.stats()),
+    labels,
+    log: recordingLogger(logged),
+    upstreamUrl: 'http://upstream.invalid/events',
+    maxEventBytes: 1 << 20,
+    idleTimeoutMs: 0,
+    detachGraceMs: 60_000,
+    retentionMs: 60_000,
+    maxBufferedChars: 1 << 20,
+    stallMs: 10_000,
+    onForget: () => {}
+  })
+  const server = createServer((_request, response: ServerResponse) => {
+    // ClientSseStream takes the reply over: hijack() and the raw response are all it uses.
+    const reply = { hijack () {}, raw: response } as unknown as FastifyReply
+    const output = new ClientSseStream(reply, {}, { heartbeatMs: 0, maxBufferedBytes: 1 << 20, onSlowConsumer: () => {} })
+    stream.subscribe().start(output, [])
+    stream.start(upstream)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  test.teardown(() => {
+    stream.forget()
+    server.closeAllConnections()
+    server.close()
+  })
+  const client = await SseClient.open(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
+  return { stream, upstream, client, logged }
+}
+
+t.test('with a store that answers later, every chunk reaches the client once recorded, in upstream order', async (t) => {
+  const store = new LaterStore()
+  const { stream, upstream, client } = await relay(t, store)
+  for (let n = 1; n <= 200; n++) upstream.write(`id: u${n}\ndata: ${n}\n\n`)
+  const events = await client.waitForEvents(200)
+  t.same(events.map((event) => Number(event.data)), Array.from({ length: 200 }, (_, i) => i + 1), 'in order, each once')
+  const read = await stream.readAfter(0)
+  t.equal(read.status === 'found' ? read.events.length : read.status, 200, 'and each was recorded before it was sent')
+})
+
+t.test('a store that fails: events still reach the client, and the failure is logged, not thrown', async (t) => {
+  const store = new LaterStore()
+  store.failAppends = true
+  const { upstream, client, logged } = await relay(t, store)
+  upstream.write('data: a\n\n')
+  upstream.write('data: b\n\n')
+  const events = await client.waitForEvents(2)
+  t.same(events.map((event) => event.data), ['a', 'b'])
+  t.ok(logged.some((entry) => entry.level === 'error' && /could not record events/.test(entry.message)))
+})
+
+t.test('a stream forgotten while its store cannot drop its history logs it and goes on', async (t) => {
+  const store = new LaterStore()
+  const { stream, logged, client } = await relay(t, store)
+  stream.forget()
+  await client.ended
+  await new Promise((resolve) => setImmediate(resolve))
+  t.ok(logged.some((entry) => entry.level === 'error' && /could not drop/.test(entry.message)))
+})
