@@ -23,7 +23,7 @@ export class ProxyMetrics {
 
   readonly upstreamMalformed = new Counter({
     name: 'sse_upstream_malformed_total',
-    help: 'Malformed upstream SSE input, by reason (ignored lines, oversized events, wrong content type).',
+    help: 'Malformed upstream SSE input, by reason (ignored lines, invalid retry values, oversized events, legacy endpoints on another origin).',
     labelNames: [...ROUTE_LABELS, 'reason'],
     registers: [this.registry]
   })

@@ -16,5 +16,12 @@ export async function loadConfigFile (path: string): Promise<ResolvedOptions> {
   if (document.errors.length > 0) {
     throw new ConfigFileError(path, `invalid YAML:\n${document.errors.map((error) => `  - ${error.message}`).join('\n')}`)
   }
-  return resolveOptions(document.toJS(), `config file ${path}`)
+  let data: unknown
+  try {
+    data = document.toJS()
+  } catch (error) {
+    // The yaml package refuses alias bombs ("billion laughs") here, not while parsing.
+    throw new ConfigFileError(path, (error as Error).message)
+  }
+  return resolveOptions(data, `config file ${path}`)
 }

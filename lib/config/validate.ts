@@ -12,8 +12,10 @@ const ROUTE_KINDS = ROUTE_SCHEMAS.map((schema) => schema.properties.kind.const)
  * failed start-up shows the whole list (the same for register() options and YAML).
  */
 export function resolveOptions (input: unknown, source = 'options'): ResolvedOptions {
-  const options: unknown = Value.Default(OptionsSchema, Value.Clone(input ?? {}))
-  const problems = [...describeErrors(OptionsSchema, options, '')]
+  const copy = copyConfigData(input ?? {})
+  const problems = [...takeOutListsForSections(copy)]
+  const options: unknown = Value.Default(OptionsSchema, copy)
+  problems.push(...describeErrors(OptionsSchema, options, ''))
   if (problems.length === 0) {
     problems.push(...findConflicts(options as ResolvedOptions))
   }
@@ -21,6 +23,37 @@ export function resolveOptions (input: unknown, source = 'options'): ResolvedOpt
     throw new InvalidConfigError(source, problems.map((problem) => `  - ${problem}`).join('\n'))
   }
   return options as ResolvedOptions
+}
+
+/**
+ * A deep copy of plain data in which every key is an own property. Value.Clone
+ * and plain assignment turn a `__proto__` key (YAML and JSON.parse make it an own
+ * key) into the copy's prototype, whose keys would then read as options; here it
+ * stays a key, and the schema calls it unknown.
+ */
+function copyConfigData (value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(copyConfigData)
+  if (typeof value !== 'object' || value === null) return value
+  const copy: Record<string, unknown> = {}
+  for (const key of Object.keys(value)) {
+    Object.defineProperty(copy, key, { value: copyConfigData((value as Record<string, unknown>)[key]), enumerable: true, writable: true, configurable: true })
+  }
+  return copy
+}
+
+/**
+ * Value.Default fills an array given for an object section as if it were one.
+ * Such a section is reported, and taken out so that nothing else is said of it.
+ */
+function * takeOutListsForSections (options: unknown): Generator<string> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) return
+  const record = options as Record<string, unknown>
+  for (const [key, schema] of Object.entries(OptionsSchema.properties)) {
+    if (schema.type === 'object' && Array.isArray(record[key])) {
+      delete record[key]
+      yield `${key}: expected object`
+    }
+  }
 }
 
 function * describeErrors (schema: TSchema, value: unknown, prefix: string): Generator<string> {

@@ -71,8 +71,18 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
    */
   function rewriteEvent (event: SseEvent, at: EndpointContext): SseEvent | undefined {
     if (event.event !== ENDPOINT_EVENT) return isProxyResponse(event.data) ? undefined : event
+    const url = new URL(event.data.trim(), at.upstreamUrl)
+    // As the MCP SDK's client checks: messages, and the client's credentials with them, go to the upstream's own origin only.
+    if (url.origin !== new URL(at.upstreamUrl).origin) {
+      context.metrics.upstreamMalformed.inc({ ...streamRoute.labels, reason: 'foreign-endpoint' })
+      at.request.log.warn({ upstream: at.upstreamUrl }, 'the upstream named an endpoint on another origin; not followed')
+      return undefined
+    }
+    return moveEndpoint(at, url.href, event)
+  }
+
+  function moveEndpoint (at: EndpointContext, url: string, event: SseEvent): SseEvent | undefined {
     const { endpoint } = at
-    const url = new URL(event.data.trim(), at.upstreamUrl).href
     const previous = endpoint.url
     if (previous === undefined) {
       endpoint.moveTo(url, Promise.resolve())

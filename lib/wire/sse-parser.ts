@@ -42,7 +42,11 @@ export function createSseParser (handlers: SseParserHandlers, maxEventBytes: num
       }
     },
     onComment: handlers.onComment,
-    onRetry: handlers.onRetry,
+    onRetry (milliseconds) {
+      // Past 2^53 the number prints in exponent form, which clients refuse as a retry.
+      if (Number.isSafeInteger(milliseconds)) handlers.onRetry(milliseconds)
+      else handlers.onMalformedLine('invalid-retry')
+    },
     onError (error: ParseError) {
       if (error.type === 'max-buffer-size-exceeded') {
         stopOversized()
@@ -51,13 +55,22 @@ export function createSseParser (handlers: SseParserHandlers, maxEventBytes: num
       }
     }
   })
+  // A chunk that ends in CR: eventsource-parser waits to see whether LF follows before it ends the
+  // line, which would hold a CR-terminated event until the upstream sends more. The CR is completed
+  // at once as CRLF, and an LF that then opens the next chunk was that CRLF's own.
+  let swallowLeadingLf = false
   return {
     feed (chunk) {
       if (oversized) return
-      parser.feed(decoder.write(chunk))
+      let text = decoder.write(chunk)
+      if (swallowLeadingLf && text.startsWith('\n')) text = text.slice(1)
+      if (text === '') return
+      swallowLeadingLf = text.endsWith('\r')
+      parser.feed(swallowLeadingLf ? `${text}\n` : text)
     },
     reset () {
       oversized = false
+      swallowLeadingLf = false
       decoder = new StringDecoder('utf8')
       parser.reset({ consume: false })
     }

@@ -1,13 +1,15 @@
 import type { SseEvent } from './sse-event.js'
 
 const LINE_BREAK = /\r\n|\r|\n/g
-// A field value may not break its line; a NUL makes EventSource ignore an id.
-const FORBIDDEN_IN_FIELD = /[\r\n\0]/g
+// A field value may not break its line.
+const BREAKS_LINE = /[\r\n]/g
+// And a NUL makes EventSource ignore an id (WHATWG HTML, "Server-sent events"); elsewhere it is only text.
+const FORBIDDEN_IN_ID = /[\r\n\0]/g
 
 export function serializeEvent (event: SseEvent): string {
   let text = ''
   if (event.event !== undefined && event.event !== '') text += `event: ${toFieldValue(event.event)}\n`
-  if (event.id !== undefined) text += `id: ${toFieldValue(event.id)}\n`
+  if (event.id !== undefined) text += `id: ${toIdValue(event.id)}\n`
   return `${text}data: ${toDataLines(event.data)}\n\n`
 }
 
@@ -26,11 +28,11 @@ export function serializeRetry (milliseconds: number): string {
 }
 
 function toFieldValue (value: string): string {
-  return hasForbiddenCharacter(value) ? value.replace(FORBIDDEN_IN_FIELD, '') : value
+  return value.includes('\n') || value.includes('\r') ? value.replace(BREAKS_LINE, '') : value
 }
 
-function hasForbiddenCharacter (value: string): boolean {
-  return value.includes('\n') || value.includes('\r') || value.includes('\0')
+function toIdValue (value: string): string {
+  return value.includes('\n') || value.includes('\r') || value.includes('\0') ? value.replace(FORBIDDEN_IN_ID, '') : value
 }
 
 function toDataLines (data: string): string {

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto'
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { once } from 'node:events'
+import type { Test } from 'tap'
+import type { McpSseResilienceOptions } from '../../lib/index.js'
+import { startProxy, type RunningProxy } from './proxy.js'
+
+export interface RecordedRequest {
+  method: string
+  url: string
+  headers: IncomingHttpHeaders
+  body: Buffer
+}
+
+interface JsonRpcMessage {
+  id?: string | number
+  method?: string
+  params?: unknown
+}
+
+/**
+ * A small MCP upstream over node:http that records every request it gets, byte for
+ * byte, and lets a test add headers to every response. It serves:
+ *   - Streamable HTTP on /mcp: initialize answers JSON with an `upstream-session-*` id;
+ *     any other request answers an SSE stream (a notification, then the response,
+ *     both with upstream ids, echoing the request's params); GET opens a standalone
+ *     stream; DELETE ends the session;
+ *   - HTTP+SSE on /sse and /messages: the endpoint event, then one answer per POST;
+ *   - plain SSE on /events.
+ */
+export class RecordingMcpUpstream {
+  readonly server: Server
+  readonly requests: RecordedRequest[] = []
+  readonly sessionIds: string[] = []
+  readonly streams = new Set<ServerResponse>()
+  /** Added to every response the upstream sends. */
+  responseHeaders: Record<string, string> = {}
+  readonly #sessions = new Set<string>()
+  readonly #legacyStreams = new Map<string, ServerResponse>()
+
+  private constructor () {
+    this.server = createServer((request, response) => {
+      const chunks: Buffer[] = []
+      request.on('data', (chunk: Buffer) => chunks.push(chunk))
+      request.once('end', () => {
+        const recorded = { method: request.method ?? '', url: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks) }
+        this.requests.push(recorded)
+        this.#handle(request, response, recorded)
+      })
+    })
+  }
+
+  static async start (): Promise<RecordingMcpUpstream> {
+    const upstream = new RecordingMcpUpstream()
+    upstream.server.listen(0, '127.0.0.1')
+    await once(upstream.server, 'listening')
+    return upstream
+  }
+
+  get origin (): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
+  }
+
+  async close (): Promise<void> {
+    this.server.closeAllConnections()
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+  }
+
+  #handle (request: IncomingMessage, response: ServerResponse, recorded: RecordedRequest): void {
+    const url = new URL(recorded.url, 'http://upstream')
+    if (url.pathname === '/mcp') {
+      this.#streamableHttp(request, response, recorded)
+    } else if (url.pathname === '/sse' && recorded.method === 'GET') {
+      const sessionId = `upstream-legacy-${randomUUID()}`
+      this.sessionIds.push(sessionId)
+      this.#openStream(response)
+      this.#legacyStreams.set(sessionId, response)
+      response.write(`event: endpoint\ndata: /messages?sessionId=${sessionId}\n\n`)
+    } else if (url.pathname === '/messages' && recorded.method === 'POST') {
+      const stream = this.#legacyStreams.get(url.searchParams.get('sessionId') ?? '')
+      if (stream === undefined) {
+        this.#json(response, 404, { error: 'unknown session' })
+        return
+      }
+      const message = parse(recorded.body)
+      this.#send(response, 202, {}, 'Accepted')
+      if (message?.id !== undefined) stream.write(`id: l-${String(message.id)}\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { echo: message.params } })}\n\n`)
+    } else if (url.pathname === '/events' && recorded.method === 'GET') {
+      this.#openStream(response)
+      response.write('id: e-1\ndata: hello\n\n')
+    } else {
+      this.#json(response, 404, { error: 'not found' })
+    }
+  }
+
+  #streamableHttp (request: IncomingMessage, response: ServerResponse, recorded: RecordedRequest): void {
+    const sessionHeader = request.headers['mcp-session-id']
+    const sessionId = typeof sessionHeader === 'string' ? sessionHeader : undefined
+    const message = parse(recorded.body)
+    if (recorded.method === 'POST' && message?.method === 'initialize') {
+      const newSession = `upstream-session-${randomUUID()}`
+      this.#sessions.add(newSession)
+      this.sessionIds.push(newSession)
+      this.#json(response, 200, { jsonrpc: '2.0', id: message.id, result: { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'recording', version: '1' } } }, { 'mcp-session-id': newSession })
+      return
+    }
+    if (sessionId === undefined || !this.#sessions.has(sessionId)) {
+      this.#json(response, sessionId === undefined ? 400 : 404, { jsonrpc: '2.0', error: { code: sessionId === undefined ? -32000 : -32001, message: 'Session not found' }, id: null })
+      return
+    }
+    if (recorded.method === 'DELETE') {
+      this.#sessions.delete(sessionId)
+      this.#send(response, 200, {}, '')
+      return
+    }
+    if (recorded.method === 'GET') {
+      this.#openStream(response)
+      response.write('id: g-0\ndata: \n\n')
+      return
+    }
+    if (message?.id === undefined) {
+      this.#send(response, 202, {}, '')
+      return
+    }
+    this.#openStream(response)
+    response.write(`id: p-1\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: message.params } })}\n\n`)
+    response.end(`id: p-2\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { echo: message.params } })}\n\n`)
+  }
+
+  #openStream (response: ServerResponse): void {
+    response.writeHead(200, { ...this.responseHeaders, 'content-type': 'text/event-stream' })
+    response.flushHeaders()
+    this.streams.add(response)
+    response.once('close', () => this.streams.delete(response))
+  }
+
+  #json (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    this.#send(response, status, { ...headers, 'content-type': 'application/json' }, JSON.stringify(body))
+  }
+
+  /** Chunked, as a streaming server sends it, so that any header a test adds (Trailer too) is valid. */
+  #send (response: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
+    response.writeHead(status, { ...this.responseHeaders, ...headers })
+    response.write(body)
+    response.end()
+  }
+}
+
+function parse (body: Buffer): JsonRpcMessage | undefined {
+  try {
+    const value: unknown = JSON.parse(body.toString('utf8'))
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as JsonRpcMessage : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A RecordingMcpUpstream behind a proxy with one route of every kind: /mcp, /sse with /messages, and /events. */
+export async function proxyOnEveryRouteKind (test: Test, extra: Omit<McpSseResilienceOptions, 'routes'> = {}): Promise<{ upstream: RecordingMcpUpstream, proxy: RunningProxy }> {
+  const upstream = await RecordingMcpUpstream.start()
+  test.teardown(async () => await upstream.close())
+  const proxy = await startProxy(test, {
+    routes: [
+      { kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` },
+      { kind: 'legacy-sse', path: '/sse', messagesPath: '/messages', upstream: `${upstream.origin}/sse` },
+      { kind: 'sse', path: '/events', upstream: `${upstream.origin}/events` }
+    ],
+    health: { heartbeatSeconds: 0 },
+    ...extra
+  })
+  return { upstream, proxy }
+}
