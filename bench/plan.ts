@@ -1,0 +1,77 @@
+import type { CliOptions } from './cli.js'
+import type { PeerName } from './peers.js'
+
+export interface ThroughputCase {
+  readonly clients: number
+  readonly eventBytes: number
+  /** Events per second per connection; 0 is full speed. */
+  readonly offeredPerConn: number
+}
+
+/** How much of everything a run does: the full suite, or the quick smoke version. */
+export interface SuitePlan {
+  readonly mode: 'full' | 'quick'
+  readonly throughput: {
+    readonly cases: readonly ThroughputCase[]
+    readonly peers: readonly PeerName[]
+    readonly runs: number
+    readonly warmupMs: number
+    readonly windowMs: number
+    /** Opening ends when no stream opened for this long: a peer that queues streams is measured with those it opened. */
+    readonly openStallMs: number
+  }
+  readonly tracker: { readonly opDurationMs: number }
+  readonly memory: { readonly heapEvents: number, readonly sessionCounts: readonly [number, number] }
+  readonly reconnect: { readonly drops: number, readonly dropAfterMs: number, readonly resumes: number, readonly awayMs: number }
+  readonly load: {
+    readonly clients: number
+    readonly eventsPerSecPerClient: number
+    readonly seconds: number
+    readonly sampleEveryMs: number
+    readonly meanConnectedMs: number
+    readonly maxAwayMs: number
+    readonly midEventShare: number
+  }
+}
+
+export const SMALL_EVENT = 200
+export const LARGE_EVENT = 2048
+
+/** Full speed with 1, 100 and 1000 clients, and the two fixed rates, at each size; quick leaves out the fixed rates at 2 KB. */
+function throughputCases (quick: boolean): ThroughputCase[] {
+  return [SMALL_EVENT, LARGE_EVENT].flatMap((eventBytes) => [
+    { clients: 1, eventBytes, offeredPerConn: 0 },
+    { clients: 100, eventBytes, offeredPerConn: 0 },
+    { clients: 1000, eventBytes, offeredPerConn: 0 },
+    ...quick && eventBytes === LARGE_EVENT
+      ? []
+      : [{ clients: 100, eventBytes, offeredPerConn: 1000 }, { clients: 1000, eventBytes, offeredPerConn: 50 }]
+  ])
+}
+
+export function suitePlan (options: CliOptions): SuitePlan {
+  const quick = options.quick
+  return {
+    mode: quick ? 'quick' : 'full',
+    throughput: {
+      cases: throughputCases(quick),
+      peers: options.peers,
+      runs: options.runs ?? (quick ? 1 : 3),
+      warmupMs: quick ? 250 : 1000,
+      windowMs: quick ? 500 : 2500,
+      openStallMs: quick ? 500 : 1000
+    },
+    tracker: { opDurationMs: quick ? 500 : 2000 },
+    memory: { heapEvents: quick ? 50_000 : 200_000, sessionCounts: [1000, 10_000] },
+    reconnect: { drops: quick ? 100 : 300, dropAfterMs: 10, resumes: quick ? 100 : 300, awayMs: 10 },
+    load: {
+      clients: 100,
+      eventsPerSecPerClient: 1000,
+      seconds: options.loadSeconds ?? (quick ? 60 : 600),
+      sampleEveryMs: quick ? 1000 : 5000,
+      meanConnectedMs: 2000,
+      maxAwayMs: 500,
+      midEventShare: 0.5
+    }
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * One proxy under test, in its own process: plain @fastify/reply-from, or the
+ * plugin with the options the harness passes. It reports its own CPU and memory.
+ */
+import replyFrom from '@fastify/reply-from'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { AddressInfo } from 'node:net'
+import mcpSseResilience, { type McpSseResilienceOptions } from '../../lib/index.js'
+import { announceReady, serveCalls } from '../ipc/serve.js'
+
+export type ProxySpec =
+  | { readonly kind: 'reply-from', readonly upstreamOrigin: string }
+  | { readonly kind: 'plugin', readonly options: McpSseResilienceOptions }
+
+export interface ProxySample {
+  readonly cpuMicros: number
+  readonly rssBytes: number
+  readonly heapUsedBytes: number
+}
+
+export type ProxyApi = {
+  sample: () => Promise<ProxySample>
+  /** Runs a full GC first when the process was started with --expose-gc. */
+  sampleAfterGc: () => Promise<ProxySample>
+}
+
+export interface ProxyReady {
+  readonly port: number
+}
+
+async function buildApp (spec: ProxySpec): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, forceCloseConnections: true })
+  if (spec.kind === 'reply-from') {
+    // reply-from's defaults, as a user would register it.
+    await app.register(replyFrom, { base: spec.upstreamOrigin })
+    app.get('/stream', (request, reply) => reply.from(request.url))
+  } else {
+    await app.register(mcpSseResilience, spec.options)
+  }
+  return app
+}
+
+function sample (): ProxySample {
+  const cpu = process.cpuUsage()
+  const memory = process.memoryUsage()
+  return { cpuMicros: cpu.user + cpu.system, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed }
+}
+
+const spec = JSON.parse(process.argv[2] ?? '{}') as ProxySpec
+const app = await buildApp(spec)
+await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 })
+
+serveCalls<ProxyApi>({
+  sample: async () => sample(),
+  sampleAfterGc: async () => {
+    globalThis.gc?.()
+    return sample()
+  }
+})
+
+announceReady({ port: (app.server.address() as AddressInfo).port } satisfies ProxyReady)

@@ -1,0 +1,172 @@
+import { PEER_NAMES } from '../peers.js'
+import { fullSpeedRatios } from './ratios.js'
+import type { BenchResults, CaseRatio, ThroughputRow } from './results.js'
+
+/** The run as markdown: the throughput table, a section per other scenario, the targets. */
+export function renderMarkdown (results: BenchResults): string {
+  return [
+    heading(results),
+    throughputSection(results.throughput),
+    trackerSection(results),
+    memorySection(results),
+    reconnectSection(results),
+    loadSection(results),
+    targetsSection(results),
+    notesSection(results.notes)
+  ].filter((section) => section !== '').join('\n\n') + '\n'
+}
+
+function heading ({ machine, run }: BenchResults): string {
+  const mode = run.mode === 'quick' ? 'quick (smoke) run' : 'full run'
+  return [
+    `## Benchmark results: ${mode}, ${run.startedAt}`,
+    '',
+    `Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB; Node ${machine.node}; ${machine.os}` +
+      `${machine.nginx === null ? '' : `; ${machine.nginx}`}. Load average (1 min) at the start and the end of the run: ${machine.loadAverage1m}, ${run.loadAverage1mEnd}. ` +
+      `Throughput figures: median of ${run.runsPerFigure} run${run.runsPerFigure === 1 ? '' : 's'}. Wall time: ${Math.round(run.wallSeconds)} s.`
+  ].join('\n')
+}
+
+function throughputSection (rows: readonly ThroughputRow[]): string {
+  if (rows.length === 0) return ''
+  const peerOrder = (row: ThroughputRow): number => PEER_NAMES.indexOf(row.scenario)
+  const lines = [
+    '### Throughput and latency',
+    '',
+    'Latency: from the upstream writing an event to the client reading it. Proxy CPU: the proxy process\'s user + system time over the events delivered (`direct` has no proxy).',
+    '',
+    '| peer | clients | event | offered per conn | delivered events/s | p50 ms | p99 ms | proxy CPU µs/event |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|'
+  ]
+  let previousCase = ''
+  for (const row of [...rows].sort((left, right) => caseKey(left).localeCompare(caseKey(right)) || peerOrder(left) - peerOrder(right))) {
+    const thisCase = caseKey(row)
+    if (previousCase !== '' && thisCase !== previousCase) lines.push('| | | | | | | | |')
+    previousCase = thisCase
+    lines.push(`| ${row.scenario} | ${row.clients} | ${row.eventBytes} B | ${row.offeredPerConn === 0 ? 'full speed' : `${row.offeredPerConn}/s`} | ` +
+      `${formatRate(row.eventsPerSec)}${row.streamsOpened < row.clients ? ` (${row.streamsOpened} streams open)` : ''} | ` +
+      `${fixed(row.p50Ms, 2)} | ${fixed(row.p99Ms, 2)} | ${fixed(row.cpuUsPerEvent, 2)} |`)
+  }
+  lines.push('', ratioLine('plugin / reply-from at full speed', fullSpeedRatios(rows, 'plugin', 'reply-from')))
+  lines.push(ratioLine('plugin / plugin-bare at full speed', fullSpeedRatios(rows, 'plugin', 'plugin-bare')))
+  return lines.join('\n')
+}
+
+/** Sorts full speed before fixed rates, small events before large, few clients before many. */
+function caseKey (row: ThroughputRow): string {
+  return [row.offeredPerConn === 0 ? 0 : 1, row.eventBytes, row.clients, row.offeredPerConn].map((part) => String(part).padStart(8, '0')).join('/')
+}
+
+function ratioLine (label: string, ratios: readonly CaseRatio[]): string {
+  if (ratios.length === 0) return ''
+  return `${label}: ${ratios.map((entry) => `${entry.clients} × ${entry.eventBytes} B ${fixed(entry.ratio, 2)}`).join(', ')}.  `
+}
+
+function trackerSection ({ trackerOverhead }: BenchResults): string {
+  if (trackerOverhead.opsPerSec === null && trackerOverhead.ratio === null) return ''
+  return [
+    '### Tracking overhead',
+    '',
+    '| what | figure |',
+    '|---|---:|',
+    `| dedupe tracker, per event (remember) | ${formatOps(trackerOverhead.dedupeOpsPerSec)} |`,
+    `| history append, one event | ${formatOps(trackerOverhead.historyAppendOpsPerSec)} |`,
+    `| both, per event | ${formatOps(trackerOverhead.opsPerSec)} |`,
+    `| throughput plugin / plugin-bare, full speed (geometric mean) | ${fixed(trackerOverhead.ratio, 2)} |`,
+    `| proxy CPU per event plugin-bare / plugin, full speed (geometric mean) | ${fixed(trackerOverhead.cpuRatio, 2)} |`
+  ].join('\n')
+}
+
+function memorySection ({ memory }: BenchResults): string {
+  if (memory.bytesPer1000Replay === null && memory.rss1000Sessions === null) return ''
+  return [
+    '### Memory',
+    '',
+    '| what | figure |',
+    '|---|---:|',
+    `| history heap per 1000 events, replay (${memory.eventBytes} B events) | ${formatKb(memory.bytesPer1000Replay)} |`,
+    `| history heap per 1000 events, ids only | ${formatKb(memory.bytesPer1000IdsOnly)} |`,
+    `| proxy RSS, no session | ${fixed(memory.rssNoSessions, 1)} MB |`,
+    `| proxy RSS, 1000 idle sessions | ${fixed(memory.rss1000Sessions, 1)} MB |`,
+    `| proxy RSS, 10000 idle sessions | ${fixed(memory.rss10000Sessions, 1)} MB |`
+  ].join('\n')
+}
+
+function reconnectSection ({ reconnect }: BenchResults): string {
+  if (reconnect.upstreamP50Ms === null && reconnect.clientResumeP50Ms === null) return ''
+  return [
+    '### Reconnection',
+    '',
+    '| what | p50 ms | p99 ms |',
+    '|---|---:|---:|',
+    `| upstream closes, first event of the new connection at the client (${reconnect.upstreamDrops} drops) | ${fixed(reconnect.upstreamP50Ms, 2)} | ${fixed(reconnect.upstreamP99Ms, 2)} |`,
+    `| client resumes with Last-Event-ID, first replayed event (${reconnect.clientResumes} resumes, ${reconnect.clientResumesInOrder} recovered in order) | ${fixed(reconnect.clientResumeP50Ms, 2)} | ${fixed(reconnect.clientResumeP99Ms, 2)} |`
+  ].join('\n')
+}
+
+function loadSection ({ load }: BenchResults): string {
+  if (load.lost === null) return ''
+  const unrecoverable = Object.entries(load.unrecoverable).map(([reason, count]) => `${reason} ${count}`).join(', ')
+  return [
+    '### Load under churn',
+    '',
+    '| what | figure |',
+    '|---|---:|',
+    `| clients × events/s, seconds | ${load.clients} × ${load.eventsPerSecPerClient}, ${load.seconds} s |`,
+    `| events delivered | ${load.eventsDelivered ?? '-'} (${formatRate(load.deliveredPerSec)}/s) |`,
+    `| lost / duplicated | ${load.lost} / ${load.duplicated ?? '-'} |`,
+    `| cuts (mid-event) / resumes / unrecoverable | ${load.cuts ?? '-'} (${load.midEventCuts ?? '-'}) / ${load.resumes ?? '-'} / ${unrecoverable === '' ? 0 : unrecoverable} |`,
+    `| streams the proxy ended | ${load.serverCloses ?? '-'} |`,
+    `| proxy CPU | ${fixed(load.cpuUsPerEvent, 2)} µs/event, ${fixed(load.cpuPercent, 0)}% of a core |`,
+    `| proxy RSS: start / mean of the third quarter / mean of the last quarter | ${fixed(load.rssStartMb, 1)} / ${fixed(load.rssHalfMb, 1)} / ${fixed(load.rssEndMb, 1)} MB (${fixed(load.rssGrowthSecondHalfPct, 1)}% over the second half) |`,
+    `| proxy RSS as sampled: lowest / highest | ${fixed(lowest(load.rssSamplesMb), 0)} / ${fixed(highest(load.rssSamplesMb), 0)} MB |`,
+    `| proxy heap after a forced GC, start and each tenth of the run | ${load.heapAfterGcMb.map((value) => value.toFixed(0)).join(', ')} MB (${fixed(load.heapGrowthSecondHalfPct, 1)}% over the second half) |`,
+    `| upstream backlog at the end | ${formatKb(load.upstreamBacklogBytes)} |`
+  ].join('\n')
+}
+
+function targetsSection ({ targets }: BenchResults): string {
+  const met = targets.filter((check) => check.status === 'met').length
+  const measured = targets.filter((check) => check.status !== 'not measured').length
+  return [
+    '### Targets',
+    '',
+    `${met} of ${measured} measured targets met.`,
+    '',
+    '| target | goal | measured | status |',
+    '|---|---|---|---|',
+    ...targets.map((check) => `| ${check.target} | ${check.goal} | ${check.measured} | ${check.status === 'met' ? '**met**' : check.status} |`)
+  ].join('\n')
+}
+
+function notesSection (notes: readonly string[]): string {
+  if (notes.length === 0) return ''
+  return ['### Notes', '', ...notes.map((note) => `- ${note}`)].join('\n')
+}
+
+function lowest (values: readonly number[]): number | null {
+  return values.length === 0 ? null : Math.min(...values)
+}
+
+function highest (values: readonly number[]): number | null {
+  return values.length === 0 ? null : Math.max(...values)
+}
+
+function fixed (value: number | null, digits: number): string {
+  return value === null ? '-' : value.toFixed(digits)
+}
+
+function formatRate (perSecond: number | null): string {
+  if (perSecond === null) return '-'
+  if (perSecond >= 1e6) return `${(perSecond / 1e6).toFixed(2)}M`
+  if (perSecond >= 1e3) return `${(perSecond / 1e3).toFixed(1)}k`
+  return perSecond.toFixed(0)
+}
+
+function formatOps (perSecond: number | null): string {
+  return perSecond === null ? '-' : `${(perSecond / 1e6).toFixed(2)}M/s`
+}
+
+function formatKb (bytes: number | null): string {
+  return bytes === null ? '-' : `${(bytes / 1024).toFixed(1)} KB`
+}

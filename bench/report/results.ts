@@ -1,0 +1,133 @@
+import type { MachineInfo } from '../machine.js'
+import type { PeerName } from '../peers.js'
+
+/** The JSON the bench writes. The first keys of each object are the issue's contract; the rest are extras. */
+export interface BenchResults {
+  machine: MachineInfo
+  throughput: ThroughputRow[]
+  trackerOverhead: TrackerOverhead
+  memory: MemoryFigures
+  reconnect: ReconnectFigures
+  load: LoadFigures
+  run: RunInfo
+  targets: TargetCheck[]
+  notes: string[]
+}
+
+export interface ThroughputRow {
+  scenario: PeerName
+  clients: number
+  eventBytes: number
+  /** 0 for full speed. */
+  offeredPerConn: number
+  eventsPerSec: number | null
+  p50Ms: number | null
+  p99Ms: number | null
+  /** The proxy process's CPU (user + system) over the events delivered; null for direct. */
+  cpuUsPerEvent: number | null
+  /** The bench upstream's own CPU per event: what `direct` costs at the source. */
+  upstreamCpuUsPerEvent: number | null
+  runs: number
+  /** Streams that got their response head (a pooled proxy queues the rest). */
+  streamsOpened: number
+  /** Streams that the far end closed during the measurement windows, over all runs. */
+  streamsEnded: number
+}
+
+export interface TrackerOverhead {
+  /** One event through both trackers: dedupe check and history append. */
+  opsPerSec: number | null
+  /** plugin / plugin-bare throughput at full speed: geometric mean over client counts and sizes. */
+  ratio: number | null
+  /**
+   * plugin-bare's proxy CPU per event over plugin's at full speed, geometric mean: the same
+   * question as `ratio` asked of the steadiest figure on a noisy machine (1: history and dedupe cost nothing).
+   */
+  cpuRatio: number | null
+  dedupeOpsPerSec: number | null
+  historyAppendOpsPerSec: number | null
+  ratioByCase: CaseRatio[]
+}
+
+export interface CaseRatio {
+  clients: number
+  eventBytes: number
+  ratio: number | null
+}
+
+export interface MemoryFigures {
+  bytesPer1000Replay: number | null
+  bytesPer1000IdsOnly: number | null
+  /** Proxy RSS in MB. */
+  rss1000Sessions: number | null
+  rss10000Sessions: number | null
+  rssNoSessions: number | null
+  eventBytes: number
+  trackedEvents: number | null
+}
+
+export interface ReconnectFigures {
+  upstreamP50Ms: number | null
+  upstreamP99Ms: number | null
+  clientResumeP50Ms: number | null
+  clientResumeP99Ms: number | null
+  upstreamDrops: number
+  clientResumes: number
+  /** Resumes answered `recovered` whose first event followed the last one seen. */
+  clientResumesInOrder: number
+}
+
+export interface LoadFigures {
+  clients: number
+  eventsPerSecPerClient: number
+  seconds: number
+  lost: number | null
+  duplicated: number | null
+  /** The proxy's RSS when the clients started. */
+  rssStartMb: number | null
+  /** Mean RSS over the last quarter of the run: RSS saws with the GC cycle, a mean spans several cycles. */
+  rssEndMb: number | null
+  /** Mean RSS over the third quarter of the run. */
+  rssHalfMb: number | null
+  /** rssEndMb over rssHalfMb, in percent: the growth across the second half. */
+  rssGrowthSecondHalfPct: number | null
+  /** Growth of the heap after a forced full GC from the middle of the run to its end, in percent: live memory. */
+  heapGrowthSecondHalfPct: number | null
+  /** RSS as sampled along the run (every `sampleEveryMs`), sawing with the GC cycle. */
+  rssSamplesMb: number[]
+  /** RSS and heap right after a forced full GC, at the start and at each tenth of the run. */
+  rssAfterGcMb: number[]
+  heapAfterGcMb: number[]
+  eventsDelivered: number | null
+  deliveredPerSec: number | null
+  cpuUsPerEvent: number | null
+  /** Proxy CPU over the run, in percent of one core. */
+  cpuPercent: number | null
+  cuts: number | null
+  midEventCuts: number | null
+  resumes: number | null
+  unrecoverable: Record<string, number>
+  serverCloses: number | null
+  openFailures: number | null
+  /** Bytes waiting in the upstream's socket buffers at the end: grows when the proxy cannot keep up. */
+  upstreamBacklogBytes: number | null
+  historyMaxEvents: number
+}
+
+export interface RunInfo {
+  mode: 'full' | 'quick'
+  runsPerFigure: number
+  scenarios: string[]
+  skippedPeers: Array<{ name: PeerName, reason: string }>
+  startedAt: string
+  wallSeconds: number
+  /** The machine's 1-minute load average at the end: with machine.loadAverage1m, how busy it was besides the bench. */
+  loadAverage1mEnd: number
+}
+
+export interface TargetCheck {
+  target: string
+  goal: string
+  measured: string
+  status: 'met' | 'missed' | 'not measured'
+}
