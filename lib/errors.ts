@@ -64,6 +64,12 @@ export const OriginNotAllowedError = defineClientError(
   403
 )
 
+export const StandaloneStreamTakenError = defineClientError(
+  'FST_MCP_SSE_STANDALONE_STREAM_TAKEN',
+  'Conflict: this session\'s standalone stream is already open',
+  409
+)
+
 export const UpstreamReconnectingError = defineClientError(
   'FST_MCP_SSE_UPSTREAM_RECONNECTING',
   'The upstream stream is reconnecting; retry shortly',

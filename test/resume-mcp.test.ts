@@ -240,3 +240,22 @@ t.test('legacy-sse: an EventSource whose stream is cut mid tool call resumes wit
   const metrics = await (await fetch(proxy.url('/metrics'))).text()
   t.match(metrics, /sse_last_event_id_hits_total\{route_kind="legacy-sse",route="\/sse"\} 1/)
 })
+
+t.test('a second GET without Last-Event-ID while the standalone stream has its client gets 409; the first keeps the stream', async (t) => {
+  const { proxy } = await setupStreamable(t)
+  const sessionId = await initialize(proxy)
+  const first = await SseClient.open(proxy.url('/mcp'), { 'mcp-session-id': sessionId })
+  t.teardown(() => first.close())
+  t.equal(first.status, 200)
+  const second = await fetch(proxy.url('/mcp'), { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId } })
+  t.equal(second.status, 409, 'as the MCP SDK\'s own server answers')
+  t.match(await second.json(), { error: { data: { code: 'FST_MCP_SSE_STANDALONE_STREAM_TAKEN' } } })
+  await fetch(proxy.url('/mcp'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: MCP_ACCEPT, 'mcp-session-id': sessionId },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'announce', arguments: {} } })
+  }).then(async (response) => await response.text())
+  const [announced] = await first.waitForEvents(1)
+  t.match(JSON.parse(announced?.data ?? '{}'), { method: 'notifications/tools/list_changed' }, 'the first reader was not cut')
+  t.notOk(first.completed)
+})

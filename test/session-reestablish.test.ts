@@ -146,3 +146,48 @@ t.test('re-establishing replays initialize, notifications/initialized and the li
   const gone = await send({ jsonrpc: '2.0', id: 7, method: 'tools/list' }, sessionId)
   t.equal(gone.status, 404, 'and its proxy session is gone')
 })
+
+t.test('a late 404 for an upstream session already replaced opens no second one: the request goes to the new session', async (t) => {
+  const live = new Set<string>()
+  let initializes = 0
+  const upstream = createServer((request, response) => {
+    let text = ''
+    request.setEncoding('utf8')
+    request.on('data', (chunk: string) => { text += chunk })
+    request.on('end', () => {
+      const message = JSON.parse(text) as { id?: string | number, method: string }
+      const session = request.headers['mcp-session-id'] as string | undefined
+      if (message.method === 'initialize') {
+        const id = `up-${++initializes}`
+        live.add(id)
+        response.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': id }).end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result: {} }))
+      } else if (session === undefined || !live.has(session)) {
+        // The slow request's 404 comes back only after the fast one has re-established the session.
+        setTimeout(() => response.writeHead(404).end(), message.id === 'slow' ? 300 : 0)
+      } else if (message.id === undefined) {
+        response.writeHead(202).end()
+      } else {
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { session } }))
+      }
+    })
+  })
+  upstream.listen(0, '127.0.0.1')
+  await once(upstream, 'listening')
+  t.teardown(() => upstream.close())
+  const proxy = await startProxy(t, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp` }] })
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
+  const send = async (body: unknown, sessionId?: string) => await fetch(proxy.url('/mcp'), {
+    method: 'POST',
+    headers: sessionId === undefined ? headers : { ...headers, 'mcp-session-id': sessionId },
+    body: JSON.stringify(body)
+  })
+  const sessionId = (await send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} })).headers.get('mcp-session-id') ?? ''
+  await send({ jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)
+  live.clear()
+  const slow = send({ jsonrpc: '2.0', id: 'slow', method: 'tools/list' }, sessionId)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const fast = await send({ jsonrpc: '2.0', id: 'fast', method: 'tools/list' }, sessionId)
+  t.same(await fast.json(), { jsonrpc: '2.0', id: 'fast', result: { session: 'up-2' } })
+  t.same(await (await slow).json(), { jsonrpc: '2.0', id: 'slow', result: { session: 'up-2' } }, 'sent again to the session the fast request opened')
+  t.equal(initializes, 2, 'one initialize at the start, one after the restart: no orphaned upstream session')
+})

@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify'
-import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError, TooManyStreamsError, UpstreamReconnectingError, OriginNotAllowedError, type ProxyError } from '../errors.js'
+import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError, TooManyStreamsError, UpstreamReconnectingError, OriginNotAllowedError, StandaloneStreamTakenError, type ProxyError } from '../errors.js'
 
 // JSON-RPC "server error" codes, as the MCP TypeScript SDK's servers answer them.
 const SESSION_NOT_FOUND = -32001
@@ -35,6 +35,11 @@ export function sendTooManySessions (reply: FastifyReply): FastifyReply {
 /** One stream more than sessions.maxStreamsPerSession allows. */
 export function sendTooManyStreams (reply: FastifyReply): FastifyReply {
   return sendJsonRpcError(reply, new TooManyStreamsError(), SERVER_ERROR)
+}
+
+/** A second GET for a standalone stream that has its client: 409, as the MCP SDK's server answers. */
+export function sendStandaloneStreamTaken (reply: FastifyReply): FastifyReply {
+  return sendJsonRpcError(reply, new StandaloneStreamTakenError(), SERVER_ERROR)
 }
 
 /** A browser origin that security.allowedOrigins does not list. */

@@ -9,7 +9,7 @@ import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
 import { reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
-import { sendSessionNotFound, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
+import { sendSessionNotFound, sendStandaloneStreamTaken, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
 import { resolveLastEventId } from './last-event-id.js'
 import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
@@ -20,6 +20,8 @@ const SESSION_HEADER = 'mcp-session-id'
 
 // Requests already sent again after a re-established session: never twice.
 const reestablishedRequests = new WeakSet<FastifyRequest>()
+// The upstream session id each request was last sent with: a 404 is about that one.
+const sentUpstreamSession = new WeakMap<FastifyRequest, string | undefined>()
 // Sessions being opened again upstream: one handshake, however many requests found them lost.
 const reopenings = new WeakMap<ProxySession, Promise<boolean>>()
 
@@ -105,7 +107,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
         reestablishedRequests.has(request) || isRequestScoped(request)) return false
     reestablishedRequests.add(request)
     body.destroy()
-    reopenUpstreamSession(request, session, url).then((reopened) => {
+    reopenUpstreamSession(request, session, url, sentUpstreamSession.get(request)).then((reopened) => {
       for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
       if (reopened) {
         forward(request, reply)
@@ -123,11 +125,12 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
 
   /**
    * Opens the session again upstream, once for all the requests and streams that
-   * found it lost at the same time.
+   * found `lostUpstreamSession` lost. A late 404 for an upstream session already
+   * replaced needs nothing opened: the request just goes to the new one.
    */
-  async function reopenUpstreamSession (request: FastifyRequest, session: ProxySession, url: string): Promise<boolean> {
-    const lostUpstreamSession = session.upstreamSessionId
+  async function reopenUpstreamSession (request: FastifyRequest, session: ProxySession, url: string, lostUpstreamSession: string | undefined): Promise<boolean> {
     let reopening = reopenings.get(session)
+    if (reopening === undefined && session.upstreamSessionId !== lostUpstreamSession) return true
     if (reopening === undefined) {
       reopening = reestablishUpstreamSession(context.dispatcher, url, session, request.headers as HeaderMap)
         .then((upstreamSessionId) => {
@@ -152,10 +155,11 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     return {
       ...reconnect,
       connect: async (lastUpstreamEventId) => {
+        const sentUpstreamSessionId = session.upstreamSessionId
         const result = await reconnect.connect(lastUpstreamEventId)
         if (result.kind !== 'give-up' || result.statusCode !== 404 || !canReestablish(session)) return result
         // The new upstream session never saw the old one's ids.
-        return await reopenUpstreamSession(request, session, url) ? await reconnect.connect(undefined) : result
+        return await reopenUpstreamSession(request, session, url, sentUpstreamSessionId) ? await reconnect.connect(undefined) : result
       }
     }
   }
@@ -212,6 +216,9 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     if (miss !== undefined) recordMiss(streamRoute, request.log, miss)
     const standalone = session?.standaloneStream
     if (standalone !== undefined && !standalone.finished) {
+      // Without a Last-Event-ID this is not a client coming back but a second reader, which would take
+      // the stream from the first one, and back (typescript-sdk#2499 reconnects so).
+      if (standalone.hasClient && request.headers['last-event-id'] === undefined) return sendStandaloneStreamTaken(reply)
       joinStream(streamRoute, reply, standalone, miss)
       return reply
     }
@@ -228,6 +235,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
 
 function toUpstreamHeaders (request: FastifyRequest, headers: HeaderMap): HeaderMap {
   const upstreamSessionId = request.mcpSseSession?.upstreamSessionId
+  sentUpstreamSession.set(request, upstreamSessionId)
   if (upstreamSessionId === undefined) {
     delete headers[SESSION_HEADER]
   } else {

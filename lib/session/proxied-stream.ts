@@ -113,6 +113,10 @@ export class ProxiedStream {
     return this.#finished
   }
 
+  get hasClient (): boolean {
+    return this.#subscriber !== undefined
+  }
+
   /** Running upstream, or a client attached; a stream that is neither is only kept for resumption. */
   get isLive (): boolean {
     return !this.#finished || this.#subscriber !== undefined
