@@ -149,7 +149,8 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
         return
       }
       await forwardMessage(request, reply, endpoint)
-    }).catch(/* c8 ignore next */ (error: unknown) => reply.send(error))
+    }).catch(/* c8 ignore next -- the steps above answer every failure themselves; this only keeps an
+       unforeseen rejection from going unhandled, and answers it with the error handler's 500. */ (error: unknown) => reply.send(error))
     return true
   }
 }

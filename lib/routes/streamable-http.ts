@@ -115,7 +115,8 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       }
       sessions.delete(session.id)
       sendSessionNotFound(reply)
-    }).catch(/* c8 ignore next */ (error: unknown) => reply.send(error))
+    }).catch(/* c8 ignore next -- the steps above answer every failure themselves; this only keeps an
+       unforeseen rejection from going unhandled, and answers it with the error handler's 500. */ (error: unknown) => reply.send(error))
     return true
   }
 

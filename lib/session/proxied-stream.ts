@@ -1,14 +1,12 @@
 import type { Readable } from 'node:stream'
-import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryRead, HistoryStore, RecordedEvent } from '../history/history-store.js'
 import type { Counter } from 'prom-client'
-import type { ProxyMetrics, RouteLabels } from '../metrics.js'
 import type { ReconnectPolicy } from '../config/schema.js'
 import { reconnectDelayMs } from '../upstream/backoff.js'
 import type { ConnectResult } from '../upstream/upstream-connector.js'
 import { UpstreamStream, type UpstreamEndReason } from '../upstream/upstream-stream.js'
 import { UpstreamDedupe } from './upstream-dedupe.js'
-import { reportMalformedLine, reportUpstreamEnd } from '../upstream/upstream-events-report.js'
+import { reportMalformedLine, reportUpstreamEnd, type UpstreamReportContext } from '../upstream/upstream-events-report.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { serializeComment, serializeRetry, serializeWithProxyId } from '../wire/sse-serializer.js'
 import { formatEventId, mintStreamId } from './event-id.js'
@@ -16,15 +14,9 @@ import type { ProxySession } from './session-registry.js'
 import { StreamSubscriber, type StreamItem } from './stream-subscriber.js'
 import { answeredIds } from '../wire/json-rpc.js'
 
-export interface StreamEnvironment {
+/** What a stream needs besides what reporting its upstream's trouble needs (idleTimeoutMs: 0 for never). */
+export interface StreamEnvironment extends UpstreamReportContext {
   readonly store: HistoryStore
-  readonly metrics: ProxyMetrics
-  readonly labels: RouteLabels
-  readonly log: FastifyBaseLogger
-  readonly upstreamUrl: string
-  readonly maxEventBytes: number
-  /** Upstream silence after which the stream counts as stalled; 0 for never. */
-  readonly idleTimeoutMs: number
   /** How long the upstream keeps running with no client. */
   readonly detachGraceMs: number
   /** How long a finished stream with no client stays resumable. */
