@@ -60,6 +60,17 @@ async function proxyFor (test: Test, url: string, extra: Extra = {}) {
   return await startProxy(test, { routes: [{ kind: 'sse', path: '/events', upstream: url }], reconnect: { baseDelayMs: 100, jitter: 0.1 }, ...extra })
 }
 
+/** The upstream started, the proxy in front of it, and one client whose upstream stream is open. */
+async function clientThroughProxy (test: Test, upstream: ReplayingUpstream, extra: Extra = {}) {
+  await upstream.start()
+  test.teardown(async () => await upstream.stop())
+  const proxy = await proxyFor(test, upstream.upstream.url(), extra)
+  const client = await SseClient.open(proxy.url('/events'))
+  test.teardown(() => client.close())
+  await upstream.upstream.waitForStreams(1)
+  return { upstream, proxy, client }
+}
+
 async function waitForMetric (url: string, pattern: RegExp): Promise<string> {
   for (let attempt = 0; attempt < 500; attempt++) {
     const text = await (await fetch(url)).text()
@@ -86,13 +97,7 @@ t.test('backoff: immediate after a clean close, then exponential within the jitt
 })
 
 t.test('an upstream killed and restarted on the same port: the client stays connected and sees every event once', async (t) => {
-  const upstream = new ReplayingUpstream(true)
-  await upstream.start()
-  t.teardown(async () => await upstream.stop())
-  const proxy = await proxyFor(t, upstream.upstream.url())
-  const client = await SseClient.open(proxy.url('/events'))
-  t.teardown(() => client.close())
-  await upstream.upstream.waitForStreams(1)
+  const { upstream, proxy, client } = await clientThroughProxy(t, new ReplayingUpstream(true))
   for (let n = 1; n <= 5; n++) upstream.emit(`e${n}`)
   await client.waitForEvents(5)
   await upstream.stop()
@@ -109,13 +114,7 @@ t.test('an upstream killed and restarted on the same port: the client stays conn
 })
 
 t.test('an upstream that replays from the start: what the client has is dropped, not sent twice', async (t) => {
-  const upstream = new ReplayingUpstream(false)
-  await upstream.start()
-  t.teardown(async () => await upstream.stop())
-  const proxy = await proxyFor(t, upstream.upstream.url())
-  const client = await SseClient.open(proxy.url('/events'))
-  t.teardown(() => client.close())
-  await upstream.upstream.waitForStreams(1)
+  const { upstream, proxy, client } = await clientThroughProxy(t, new ReplayingUpstream(false))
   for (let n = 1; n <= 4; n++) upstream.emit(`e${n}`)
   await client.waitForEvents(4)
   const [stream] = [...upstream.upstream.streams]
@@ -129,13 +128,7 @@ t.test('an upstream that replays from the start: what the client has is dropped,
 })
 
 t.test('reconnect.dedupeWindow 0 turns dedupe off: what an upstream replays reaches the client again', async (t) => {
-  const upstream = new ReplayingUpstream(false)
-  await upstream.start()
-  t.teardown(async () => await upstream.stop())
-  const proxy = await proxyFor(t, upstream.upstream.url(), { reconnect: { baseDelayMs: 100, dedupeWindow: 0 } })
-  const client = await SseClient.open(proxy.url('/events'))
-  t.teardown(() => client.close())
-  await upstream.upstream.waitForStreams(1)
+  const { upstream, proxy, client } = await clientThroughProxy(t, new ReplayingUpstream(false), { reconnect: { baseDelayMs: 100, dedupeWindow: 0 } })
   upstream.emit('e1')
   upstream.emit('e2')
   await client.waitForEvents(2)
@@ -148,13 +141,7 @@ t.test('reconnect.dedupeWindow 0 turns dedupe off: what an upstream replays reac
 
 t.test('an upstream that restarts and reuses its ids for new events: nothing new is dropped', async (t) => {
   // A fresh process that knows nothing of the old ids, and sends its own log from the start.
-  const upstream = new ReplayingUpstream(false)
-  await upstream.start()
-  t.teardown(async () => await upstream.stop())
-  const proxy = await proxyFor(t, upstream.upstream.url())
-  const client = await SseClient.open(proxy.url('/events'))
-  t.teardown(() => client.close())
-  await upstream.upstream.waitForStreams(1)
+  const { upstream, client } = await clientThroughProxy(t, new ReplayingUpstream(false))
   upstream.emit('old-1')
   upstream.emit('old-2')
   await client.waitForEvents(2)
