@@ -75,3 +75,23 @@ export const UpstreamReconnectingError = defineClientError(
   'The upstream stream is reconnecting; retry shortly',
   503
 )
+
+export const StoreUnavailableError = defineClientError(
+  'FST_MCP_SSE_STORE_UNAVAILABLE',
+  'The session store is unavailable; retry shortly',
+  503
+)
+
+/** Internal: a replica's append was refused because another replica has taken its stream over. */
+export const StaleOwnerError = createError<[streamId: string, reason: 'fenced' | 'conflict' | 'gap']>(
+  'FST_MCP_SSE_STALE_OWNER',
+  'Stream %s is owned by another replica now (%s)',
+  500
+)
+
+/** Internal: Redis no longer holds a stream this replica was recording: it lost its data. */
+export const StoreResetError = createError<[streamId: string]>(
+  'FST_MCP_SSE_STORE_RESET',
+  'The store lost the record of stream %s',
+  500
+)

@@ -15,6 +15,8 @@ import type { HistoryStore } from './history/history-store.js'
 import { LocalHistoryStore } from './history/local-history-store.js'
 import { DisabledHistoryStore } from './history/disabled-history-store.js'
 import { scheduleHistoryExpiry } from './history/history-expiry.js'
+import { ReplicaCoordinator } from './cluster/replica-coordinator.js'
+import { mintEpoch } from './session/event-id.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -25,7 +27,7 @@ declare module 'fastify' {
 
 const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = async (fastify, rawOptions) => {
   const options = resolveOptions(rawOptions)
-  const history = createHistoryStore(options)
+  let history: HistoryStore = createHistoryStore(options)
   const metrics = new ProxyMetrics(() => history.stats())
   const sessions = new SessionRegistry({
     maxSessions: options.sessions.maxSessions,
@@ -34,7 +36,24 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = asyn
     onCountChange: (count) => metrics.sessionsActive.set(count)
   })
   const dispatcher = createUpstreamDispatcher(options)
-  const context: ProxyContext = { options, metrics, sessions, history, dispatcher, openStreams: new Set() }
+  const coordinator = options.store.kind === 'redis' ? new ReplicaCoordinator(options, metrics, sessions, fastify.log) : undefined
+  if (coordinator !== undefined) {
+    history = coordinator.store
+    await coordinator.start()
+  }
+  // The memory store starts empty with every process: ids from an earlier one are told apart.
+  const processEpoch = mintEpoch()
+  const context: ProxyContext = {
+    options,
+    metrics,
+    sessions,
+    history,
+    epoch: coordinator === undefined ? () => processEpoch : () => coordinator.epoch,
+    coordinator,
+    dispatcher,
+    openStreams: new Set(),
+    log: fastify.log
+  }
   const stopExpiry = scheduleHistoryExpiry(history, options.history.ttlSeconds * 1000, fastify.log)
 
   fastify.decorateRequest('mcpSseSession', null)
@@ -56,7 +75,7 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = asyn
   })
   fastify.addHook('onClose', async () => {
     stopExpiry()
-    await history.close()
+    await (coordinator ?? history).close()
     await dispatcher.close()
   })
 }

@@ -139,6 +139,46 @@ export class ProxyMetrics {
     registers: [this.registry]
   })
 
+  readonly storeOperations = new Counter({
+    name: 'sse_store_operations_total',
+    help: 'Redis store operations, by operation and result (ok, error).',
+    labelNames: ['op', 'result'],
+    registers: [this.registry]
+  })
+
+  readonly storeLatency = new Histogram({
+    name: 'sse_store_latency_seconds',
+    help: 'Latency of Redis store operations.',
+    labelNames: ['op'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [this.registry]
+  })
+
+  readonly upstreamLeasesHeld = new Gauge({
+    name: 'sse_upstream_leases_held',
+    help: 'Upstream streams this replica owns, by lease (Redis store).',
+    registers: [this.registry]
+  })
+
+  readonly upstreamTakeovers = new Counter({
+    name: 'sse_upstream_takeovers_total',
+    help: 'Upstream streams this replica took over after their owner stopped renewing its lease.',
+    registers: [this.registry]
+  })
+
+  readonly storeResets = new Counter({
+    name: 'sse_store_resets_total',
+    help: 'Times this replica found that Redis had lost its data (a new store epoch).',
+    registers: [this.registry]
+  })
+
+  readonly storeUnrecoverableResumes = new Counter({
+    name: 'sse_store_unrecoverable_resumes_total',
+    help: 'Resumes the store could not serve, by reason (store-reset: Redis lost its data; evicted; unknown).',
+    labelNames: ['reason'],
+    registers: [this.registry]
+  })
+
   readonly historyEvents: Gauge
   readonly historyBytes: Gauge
 

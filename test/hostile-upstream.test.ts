@@ -10,7 +10,7 @@ import { metricsText, proxyStillServes, sleep, startLoggedProxy, waitForMetric }
 // Each case: one hostile upstream input, the outcome in the test's name. None may bring the process down:
 // every test ends by checking that the proxy still serves.
 
-const PROXY_ID = /^[A-Za-z0-9_-]{22}\.\d+$/
+const PROXY_ID = /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{8}\.\d+$/
 
 async function setup (test: Test, extra: Omit<McpSseResilienceOptions, 'routes'> = {}, upstream?: SseUpstream) {
   const server = upstream ?? await SseUpstream.start()

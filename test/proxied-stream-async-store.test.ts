@@ -56,6 +56,7 @@ async function relay (test: Test, store: LaterStore) {
     labels,
     log: recordingLogger(logged),
     upstreamUrl: 'http://upstream.invalid/events',
+    epoch: 'testEpoc',
     maxEventBytes: 1 << 20,
     idleTimeoutMs: 0,
     detachGraceMs: 60_000,

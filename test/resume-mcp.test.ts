@@ -116,7 +116,7 @@ t.test('an id from session A, presented with session B, yields none of A\'s even
   })
   const textA = await onA.text()
   const idOfA = /^id: (.+)$/m.exec(textA)?.[1] ?? ''
-  t.match(idOfA, /^[A-Za-z0-9_-]{22}\.1$/)
+  t.match(idOfA, /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{8}\.1$/)
 
   for (const headers of [{ 'mcp-session-id': sessionB }, {}] as Array<Record<string, string>>) {
     const stolen = await SseClient.open(proxy.url('/mcp'), { ...headers, 'last-event-id': idOfA })
@@ -131,12 +131,12 @@ t.test('an id from session A, presented with session B, yields none of A\'s even
 t.test('a GET with an id this session cannot serve gets its standalone stream, live, with the explicit answer', async (t) => {
   const { proxy } = await setupStreamable(t)
   const sessionId = await initialize(proxy)
-  const stream = await SseClient.open(proxy.url('/mcp'), { 'mcp-session-id': sessionId, 'last-event-id': 'AAAAAAAAAAAAAAAAAAAAAA.9' })
+  const stream = await SseClient.open(proxy.url('/mcp'), { 'mcp-session-id': sessionId, 'last-event-id': 'AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAA.9' })
   t.teardown(() => stream.close())
   t.equal(stream.status, 200)
-  t.equal(stream.headers['x-resume-status'], 'unrecoverable; reason=unknown')
+  t.equal(stream.headers['x-resume-status'], 'unrecoverable; reason=store-reset')
   const [notice] = await stream.waitForEvents(1)
-  t.same(JSON.parse(notice?.data ?? '{}'), { recovered: false, reason: 'unknown' })
+  t.same(JSON.parse(notice?.data ?? '{}'), { recovered: false, reason: 'store-reset' })
   await fetch(proxy.url('/mcp'), {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: MCP_ACCEPT, 'mcp-session-id': sessionId },
@@ -199,9 +199,9 @@ t.test('MCP 2026-07-28: closing the stream cancels the upstream request at once,
   t.match(metrics, /sse_sessions_active 0/)
   t.match(metrics, /sse_history_events 0/)
 
-  const get = await fetch(proxy.url('/mcp'), { headers: { ...headers, 'last-event-id': 'AAAAAAAAAAAAAAAAAAAAAA.1' } })
+  const get = await fetch(proxy.url('/mcp'), { headers: { ...headers, 'last-event-id': 'AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAA.1' } })
   t.equal(get.status, 405, 'the GET went to the upstream, which answered for itself')
-  t.equal(requests[1]?.headers['last-event-id'], 'AAAAAAAAAAAAAAAAAAAAAA.1')
+  t.equal(requests[1]?.headers['last-event-id'], 'AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAA.1')
 })
 
 // The SDK's SSEClientTransport (1.32) wraps EventSource's fetch and replaces its headers, so it

@@ -48,7 +48,7 @@ t.test('a client resumes with Last-Event-ID and gets exactly what it missed, the
   await resumed.waitForEvents(20)
   t.same(numbers(resumed), range(11, 30), 'no gap, no duplicate')
   t.equal(upstream.requests.length, 1, 'the upstream stream kept running: the history served the resume')
-  t.ok(resumed.events.every((event) => /^[A-Za-z0-9_-]{22}\.\d+$/.test(event.id ?? '')), 'every event carries a proxy id')
+  t.ok(resumed.events.every((event) => /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{8}\.\d+$/.test(event.id ?? '')), 'every event carries a proxy id')
 
   const text = await metrics(proxy.url('/metrics'))
   t.match(text, /sse_client_reconnections_total\{route_kind="sse",route="\/events"\} 1/)
@@ -63,7 +63,7 @@ t.test('history.enabled false: events keep proxy ids, and a resume is told plain
   await upstream.waitForStreams(1)
   send(upstream, 1, 3)
   const seen = await first.waitForEvents(3)
-  t.ok(seen.every((event) => /^[A-Za-z0-9_-]{22}\.\d+$/.test(event.id ?? '')))
+  t.ok(seen.every((event) => /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{8}\.\d+$/.test(event.id ?? '')))
   first.close()
   await first.ended
   send(upstream, 4, 5)
@@ -172,12 +172,21 @@ t.test('an id evicted by the byte limit or the TTL gets the same answer', async 
   t.equal(late.headers['x-resume-status'], 'unrecoverable; reason=evicted', 'the TTL evicted event 2')
 })
 
-t.test('malformed and unknown ids get a fresh stream with the explicit answer', async (t) => {
+t.test('malformed, unknown and pre-restart ids get a fresh stream with the explicit answer', async (t) => {
   const { upstream, proxy } = await setup(t)
+  const first = await SseClient.open(proxy.url('/events'))
+  await upstream.waitForStreams(1)
+  send(upstream, 1, 1)
+  const [event] = await first.waitForEvents(1)
+  first.close()
+  // The same epoch (this process's store), a stream it never had.
+  const unknownStream = `${'A'.repeat(22)}${event?.id?.slice(22) ?? ''}`
   const cases = [
     ['garbage', 'malformed'],
     ['x'.repeat(10 * 1024), 'malformed'],
-    ['AAAAAAAAAAAAAAAAAAAAAA.5', 'unknown']
+    [unknownStream, 'unknown'],
+    // Another epoch: an id from before the store lost its data (here, a proxy restart).
+    [`${'A'.repeat(22)}.AAAAAAAA.5`, 'store-reset']
   ]
   for (const [lastEventId, reason] of cases) {
     const client = await SseClient.open(proxy.url('/events'), { 'last-event-id': lastEventId ?? '' })
@@ -187,7 +196,7 @@ t.test('malformed and unknown ids get a fresh stream with the explicit answer', 
     t.equal(notice?.event, 'resume-status')
     client.close()
   }
-  t.equal(upstream.requests.length, 3, 'each got a fresh upstream stream')
+  t.equal(upstream.requests.length, 5, 'each got a fresh upstream stream')
   t.notOk(upstream.requests.some((request) => request.headers['last-event-id'] !== undefined), 'proxy ids never go upstream')
 })
 
@@ -312,7 +321,7 @@ t.test('an MCP 2025-11-25 priming event (an id and empty data) passes with a pro
   await upstream.waitForStreams(1)
   upstream.broadcast('id: prime-0\ndata:\n\n')
   const [priming] = await client.waitForEvents(1)
-  t.match(priming, { id: /^[A-Za-z0-9_-]{22}\.1$/, data: '' })
+  t.match(priming, { id: /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{8}\.1$/, data: '' })
   client.close()
   await client.ended
   send(upstream, 1, 2)

@@ -81,7 +81,7 @@ t.test('an id of session A, presented by anyone else, yields none of A\'s events
   const sseId = firstOfA?.id ?? ''
 
   const ids = { mcpPostId, mcpGetId, legacyId, sseId }
-  for (const [name, id] of Object.entries(ids)) t.match(id, /^[A-Za-z0-9_-]{22}\.\d+$/, `${name} is a proxy id`)
+  for (const [name, id] of Object.entries(ids)) t.match(id, /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{8}\.\d+$/, `${name} is a proxy id`)
   const mcpB = await initialize(proxy, '/mcp')
   const mcpOtherRoute = await initialize(proxy, '/mcp-b')
 

@@ -66,7 +66,7 @@ t.test('comments and retry pass through; ids and event names never carry a line 
   await upstream.waitForStreams(1)
   upstream.broadcast(': ping\n\nretry: 2500\n\nid: 7\ndata: line one\ndata: line two\n\n')
   const [event] = await client.waitForEvents(1)
-  t.match(event, { id: /^[A-Za-z0-9_-]{22}\.1$/, data: 'line one\nline two' }, 'the event carries a proxy id, not the upstream\'s')
+  t.match(event, { id: /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{8}\.1$/, data: 'line one\nline two' }, 'the event carries a proxy id, not the upstream\'s')
   t.notMatch(event?.id, /^7$/)
   t.same(client.comments, ['ping'])
   t.same(client.retries, [2500])

@@ -1,4 +1,4 @@
-import { formatEventId, mintStreamId } from '../../lib/session/event-id.js'
+import { eventIdPrefix, mintEpoch, mintStreamId } from '../../lib/session/event-id.js'
 import { createSseParser } from '../../lib/wire/sse-parser.js'
 import { serializeEvent } from '../../lib/wire/sse-serializer.js'
 import { eventWriter, wallClockMs } from '../wire/event-payload.js'
@@ -22,6 +22,7 @@ const CHUNK_BYTES = 16 * 1024
  */
 export function relayEvents (count: number, eventBytes: number, onChunk: (events: RelayedEvent[]) => void): void {
   const streamId = mintStreamId()
+  const epoch = mintEpoch()
   const writeEvent = eventWriter(eventBytes)
   const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / eventBytes))
   let batch: RelayedEvent[] = []
@@ -29,7 +30,7 @@ export function relayEvents (count: number, eventBytes: number, onChunk: (events
   const parser = createSseParser({
     onEvent: (event) => {
       seq++
-      batch.push({ seq, upstreamId: event.id ?? '', data: event.data, text: serializeEvent({ id: formatEventId(streamId, seq), data: event.data }) })
+      batch.push({ seq, upstreamId: event.id ?? '', data: event.data, text: serializeEvent({ id: eventIdPrefix(streamId, epoch) + seq, data: event.data }) })
     },
     onComment: () => {},
     onRetry: () => {},

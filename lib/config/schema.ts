@@ -205,6 +205,32 @@ const ShutdownSchema = Type.Object({
   }))
 }, { ...strict, default: {} })
 
+const StoreSchema = Type.Object({
+  kind: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')], {
+    default: 'memory',
+    description: '`memory`: sessions, history and upstream ownership live in this process; nothing to install. `redis`: they live in Redis, so that several replicas behind a load balancer without sticky sessions serve the same clients (docs/scaling.md).'
+  })),
+  url: Type.Optional(Type.String({
+    default: 'redis://127.0.0.1:6379',
+    pattern: '^rediss?://',
+    description: 'Redis URL, `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Used when kind is `redis`.'
+  })),
+  keyPrefix: Type.Optional(Type.String({
+    default: 'mcp-sse:',
+    pattern: '^[^{}\\s]*$',
+    description: 'Prefix of every Redis key and channel, so that several deployments can share one Redis. No braces: the proxy adds its own hash tags.'
+  })),
+  leaseTtlMs: Type.Optional(Type.Integer({
+    default: 5000,
+    minimum: 100,
+    description: 'How long the replica that reads an upstream stream may go without renewing its lease before another replica takes the stream over. The owner renews every third of it, and stops reading once it could not renew for the whole of it.'
+  })),
+  durable: Type.Optional(Type.Boolean({
+    default: false,
+    description: 'true: each append waits for one Redis replica to acknowledge it (WAIT) before the events go to clients, so that a Redis failover loses none of what clients saw. It costs a round trip to the replica per upstream chunk.'
+  }))
+}, { ...strict, default: {} })
+
 export const OptionsSchema = Type.Object({
   routes: Type.Array(RouteSchema, {
     minItems: 1,
@@ -218,7 +244,8 @@ export const OptionsSchema = Type.Object({
   sessions: Type.Optional(SessionsSchema),
   limits: Type.Optional(LimitsSchema),
   security: Type.Optional(SecuritySchema),
-  shutdown: Type.Optional(ShutdownSchema)
+  shutdown: Type.Optional(ShutdownSchema),
+  store: Type.Optional(StoreSchema)
 }, { ...strict, $id: 'McpSseResilienceOptions' })
 
 /** The options as a caller writes them: every key with a default may be left out. */
@@ -239,6 +266,7 @@ export type StreamableHttpRouteConfig = Extract<RouteConfig, { kind: 'streamable
 export type LegacySseRouteConfig = Extract<RouteConfig, { kind: 'legacy-sse' }>
 export type SseRouteConfig = Extract<RouteConfig, { kind: 'sse' }>
 export type ReconnectPolicy = ResolvedOptions['reconnect']
+export type StoreOptions = ResolvedOptions['store']
 
 /** The reconnect policy of one route: the global section, with the route's own overrides on top. */
 export function reconnectPolicyFor (options: ResolvedOptions, route: RouteConfig): ReconnectPolicy {

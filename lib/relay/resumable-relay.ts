@@ -4,7 +4,9 @@ import { ClientSseStream } from '../client/client-sse-stream.js'
 import type { ReconnectPolicy } from '../config/schema.js'
 import type { RouteLabels } from '../metrics.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { ProxiedStream, type UpstreamReconnect } from '../session/proxied-stream.js'
+import { ProxiedStream, type StreamEnvironment, type StreamOrigin, type StreamOwnership, type UpstreamReconnect } from '../session/proxied-stream.js'
+import { mintStreamId } from '../session/event-id.js'
+import type { StreamDescriptor } from '../cluster/replica-coordinator.js'
 import type { ProxySession } from '../session/session-registry.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { serializeEvent } from '../wire/sse-serializer.js'
@@ -12,7 +14,7 @@ import { withoutHopByHop, type HeaderMap } from '../upstream/headers.js'
 import { connectEventStream } from '../upstream/upstream-connector.js'
 
 /** Why a Last-Event-ID could not be served. */
-export type ResumeMiss = 'evicted' | 'unknown' | 'malformed' | 'not-replayable'
+export type ResumeMiss = 'evicted' | 'unknown' | 'malformed' | 'not-replayable' | 'store-reset'
 
 /** The response header that tells a resuming client whether it got everything it missed. */
 export const RESUME_STATUS_HEADER = 'x-resume-status'
@@ -49,7 +51,22 @@ export function startResumableStream (
   options: NewStreamOptions
 ): ProxiedStream {
   const { context } = route
-  const stream = createStream(route, request, session, options)
+  const id = mintStreamId()
+  const owned = context.coordinator?.ownNewStream(session, id, {
+    routePath: session.routePath,
+    endsWithItsStreams: session.endsWithItsStreams,
+    upstreamUrl: options.upstreamUrl,
+    headers: reconnectHeaders(request),
+    answers: options.reconnect?.answers === undefined ? undefined : [...options.reconnect.answers]
+  })
+  const stream = new ProxiedStream(session, {
+    ...streamEnvironment(route, request.log),
+    upstreamUrl: options.upstreamUrl,
+    rewriteEvent: options.rewriteEvent,
+    reconnect: options.reconnect,
+    ownership: owned?.ownership
+  }, { id, lastSeq: 0, lastUpstreamEventId: undefined })
+  owned?.bind(stream)
   context.sessions.addStream(stream)
   const subscriber = stream.subscribe()
   const headers = options.miss === undefined ? reply.getHeaders() : { ...reply.getHeaders(), ...resumeHeaders(options.miss) }
@@ -87,6 +104,21 @@ export async function resumeStream (route: StreamRoute, reply: FastifyReply, str
   subscriber.startLive(output)
 }
 
+/**
+ * The stream of a session another replica recorded, which this replica takes
+ * over (Redis store): it resumes its upstream after `origin`'s cursor, with no client.
+ */
+export function reviveStream (
+  route: StreamRoute,
+  session: ProxySession,
+  descriptor: StreamDescriptor,
+  origin: StreamOrigin,
+  ownership: StreamOwnership,
+  reconnect: UpstreamReconnect
+): ProxiedStream {
+  return new ProxiedStream(session, { ...streamEnvironment(route, route.context.log), reconnect, ownership, upstreamUrl: descriptor.upstreamUrl }, origin)
+}
+
 /** A client joins a running stream live, from now: a GET for a session's standalone stream. */
 export function joinStream (route: StreamRoute, reply: FastifyReply, stream: ProxiedStream, miss: ResumeMiss | undefined): void {
   const subscriber = stream.subscribe()
@@ -95,38 +127,38 @@ export function joinStream (route: StreamRoute, reply: FastifyReply, stream: Pro
 
 /** Counts and logs a Last-Event-ID that could not be served. */
 export function recordMiss (route: StreamRoute, log: FastifyBaseLogger, miss: ResumeMiss): void {
-  route.context.metrics.lastEventIdMisses.inc({ ...route.labels, reason: miss })
+  const { metrics } = route.context
+  metrics.lastEventIdMisses.inc({ ...route.labels, reason: miss })
+  if (miss === 'store-reset' || miss === 'evicted') metrics.storeUnrecoverableResumes.inc({ reason: miss })
   log.info({ route: route.labels.route, reason: miss }, 'Last-Event-ID cannot be served; the client is told and goes on live')
 }
 
-function missOf (read: Awaited<ReturnType<ProxiedStream['readAfter']>>, replay: boolean): ResumeMiss | undefined {
+export function missOf (read: Awaited<ReturnType<ProxiedStream['readAfter']>>, replay: boolean): ResumeMiss | undefined {
   if (read.status !== 'found') return read.status
   // Ids-only mode keeps no text to replay (see docs/sse-resilience.md).
   return !replay && read.events.length > 0 ? 'not-replayable' : undefined
 }
 
-function createStream (route: StreamRoute, request: FastifyRequest, session: ProxySession, options: NewStreamOptions): ProxiedStream {
+function streamEnvironment (route: StreamRoute, log: FastifyBaseLogger): Omit<StreamEnvironment, 'upstreamUrl'> {
   const { context, labels } = route
   const { options: config, sessions } = context
-  return new ProxiedStream(session, {
+  return {
     store: context.history,
     metrics: context.metrics,
     labels,
-    log: request.log,
-    upstreamUrl: options.upstreamUrl,
+    log,
+    epoch: context.epoch(),
     maxEventBytes: config.limits.maxEventBytes,
     idleTimeoutMs: config.health.idleTimeoutSeconds * 1000,
     detachGraceMs: config.sessions.detachGraceSeconds * 1000,
     retentionMs: config.history.ttlSeconds * 1000,
     maxBufferedChars: config.limits.clientBufferBytes,
     stallMs: config.limits.clientStallSeconds * 1000,
-    onForget: (forgotten) => sessions.removeStream(forgotten),
-    rewriteEvent: options.rewriteEvent,
-    reconnect: options.reconnect
-  })
+    onForget: (forgotten) => sessions.removeStream(forgotten)
+  }
 }
 
-function resumeHeaders (miss: ResumeMiss | undefined): HeaderMap {
+export function resumeHeaders (miss: ResumeMiss | undefined): HeaderMap {
   return { [RESUME_STATUS_HEADER]: miss === undefined ? 'recovered' : `unrecoverable; reason=${miss}` }
 }
 
@@ -171,10 +203,25 @@ export function reconnectWith (
   }
 }
 
+/** How a stream taken over from another replica reopens its upstream: the recorded URL and headers. */
+export function reconnectFromDescriptor (
+  route: StreamRoute,
+  descriptor: StreamDescriptor,
+  options: { needsUpstreamIds: boolean, sessionHeaders?: () => HeaderMap }
+): UpstreamReconnect {
+  const { dispatcher } = route.context
+  return {
+    policy: route.reconnect,
+    needsUpstreamIds: options.needsUpstreamIds,
+    answers: descriptor.answers === undefined ? undefined : new Set(descriptor.answers),
+    connect: async (lastUpstreamEventId) => await connectEventStream(dispatcher, descriptor.upstreamUrl, { ...descriptor.headers, ...options.sessionHeaders?.() }, lastUpstreamEventId)
+  }
+}
+
 // What describes the request itself, not the hop or the body: those a reconnect must not copy.
 const NOT_FOR_RECONNECT = ['host', 'content-length', 'content-type', 'last-event-id', 'mcp-session-id', 'accept', 'accept-encoding', 'expect']
 
-function reconnectHeaders (request: FastifyRequest): HeaderMap {
+export function reconnectHeaders (request: FastifyRequest): HeaderMap {
   const headers: HeaderMap = withoutHopByHop(request.headers)
   for (const name of NOT_FOR_RECONNECT) delete headers[name]
   return headers

@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify'
-import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError, TooManyStreamsError, UpstreamReconnectingError, OriginNotAllowedError, StandaloneStreamTakenError, type ProxyError } from '../errors.js'
+import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError, TooManyStreamsError, UpstreamReconnectingError, OriginNotAllowedError, StandaloneStreamTakenError, StoreUnavailableError, type ProxyError } from '../errors.js'
 
 // JSON-RPC "server error" codes, as the MCP TypeScript SDK's servers answer them.
 const SESSION_NOT_FOUND = -32001
@@ -30,6 +30,12 @@ export function sendSessionIdRequired (reply: FastifyReply): FastifyReply {
 export function sendTooManySessions (reply: FastifyReply): FastifyReply {
   reply.header('retry-after', String(SESSION_RETRY_AFTER_SECONDS))
   return sendJsonRpcError(reply, new TooManySessionsError(), SERVER_ERROR)
+}
+
+/** Redis cannot be reached: a new session cannot be recorded, so none is opened (docs/scaling.md). */
+export function sendStoreUnavailable (reply: FastifyReply): FastifyReply {
+  reply.header('retry-after', String(SESSION_RETRY_AFTER_SECONDS))
+  return sendJsonRpcError(reply, new StoreUnavailableError(), SERVER_ERROR)
 }
 
 /** One stream more than sessions.maxStreamsPerSession allows. */

@@ -1,30 +1,50 @@
 import type { FastifyRequest } from 'fastify'
+import type { ProxyContext } from '../proxy-context.js'
 import type { ResumeMiss } from '../relay/resumable-relay.js'
 import { parseEventId } from '../session/event-id.js'
 import type { ProxiedStream } from '../session/proxied-stream.js'
-import type { SessionRegistry } from '../session/session-registry.js'
+import type { StreamPosition } from '../store/redis/redis-stream-registry.js'
 import { firstHeaderValue } from '../upstream/headers.js'
+
+/** Whose a stream is: what a route checks before it lets a request resume it. */
+export interface StreamOwnerRef {
+  readonly sessionId: string
+  readonly routePath: string
+  readonly endsWithItsStreams: boolean
+}
 
 export type ResumeTarget =
   | { readonly kind: 'none' }
   | { readonly kind: 'stream', readonly stream: ProxiedStream, readonly afterSeq: number }
+  /** A stream another replica records (Redis store). */
+  | { readonly kind: 'remote', readonly sessionId: string, readonly streamId: string, readonly position: StreamPosition, readonly afterSeq: number }
   | { readonly kind: 'miss', readonly miss: ResumeMiss }
 
 /**
  * What the request's Last-Event-ID points at. A stream the requester does not
  * own is reported exactly like one that does not exist, so that an id from
- * another session neither yields its events nor reveals that it exists.
+ * another session neither yields its events nor reveals that it exists. An id
+ * from before the store lost its data is told apart: `store-reset`.
  */
-export function resolveLastEventId (
+export async function resolveLastEventId (
   request: FastifyRequest,
-  sessions: SessionRegistry,
-  owns: (stream: ProxiedStream) => boolean
-): ResumeTarget {
+  context: ProxyContext,
+  owns: (owner: StreamOwnerRef) => boolean
+): Promise<ResumeTarget> {
   const lastEventId = firstHeaderValue(request.headers['last-event-id'])
   if (lastEventId === undefined || lastEventId === '') return { kind: 'none' }
   const position = parseEventId(lastEventId)
   if (position === undefined) return { kind: 'miss', miss: 'malformed' }
-  const stream = sessions.findStream(position.streamId)
-  if (stream === undefined || !owns(stream)) return { kind: 'miss', miss: 'unknown' }
-  return { kind: 'stream', stream, afterSeq: position.seq }
+  const stream = context.sessions.findStream(position.streamId)
+  if (stream !== undefined) {
+    const { session } = stream
+    const owned = owns({ sessionId: session.id, routePath: session.routePath, endsWithItsStreams: session.endsWithItsStreams })
+    return owned ? { kind: 'stream', stream, afterSeq: position.seq } : { kind: 'miss', miss: 'unknown' }
+  }
+  if (position.epoch !== context.epoch()) return { kind: 'miss', miss: 'store-reset' }
+  const located = await context.coordinator?.locate(position.streamId)
+  if (located === undefined || !owns({ sessionId: located.sessionId, ...located.descriptor })) {
+    return { kind: 'miss', miss: 'unknown' }
+  }
+  return { kind: 'remote', sessionId: located.sessionId, streamId: position.streamId, position: located.position, afterSeq: position.seq }
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { reconnectPolicyFor, type SseRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { reconnectWith, type StreamRoute } from '../relay/resumable-relay.js'
+import { reconnectFromDescriptor, reconnectWith, reviveStream, type StreamRoute } from '../relay/resumable-relay.js'
 import { serveStreamGet } from './stream-get.js'
 
 /**
@@ -14,4 +14,6 @@ export function registerSseRoute (proxy: FastifyInstance, context: ProxyContext,
   proxy.get(route.path, { config: { disableMetrics: true } }, async (request, reply) => await serveStreamGet(streamRoute, route, request, reply, {
     reconnectFor: (request, url) => reconnectWith(streamRoute, request, url, { needsUpstreamIds: false })
   }))
+  context.coordinator?.onTakeover(route.path, (session, descriptor, origin, ownership) =>
+    reviveStream(streamRoute, session, descriptor, origin, ownership, reconnectFromDescriptor(streamRoute, descriptor, { needsUpstreamIds: false })))
 }

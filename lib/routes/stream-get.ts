@@ -1,10 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { recordMiss, resumeStream, startResumableStream, type StreamRoute } from '../relay/resumable-relay.js'
+import { resumeRemoteStream } from '../relay/remote-resume.js'
 import type { UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream } from '../upstream/forward.js'
 import type { SseEvent } from '../wire/sse-event.js'
-import { sendTooManySessions } from './json-rpc-errors.js'
+import { sendStoreUnavailable, sendTooManySessions } from './json-rpc-errors.js'
 import { resolveLastEventId } from './last-event-id.js'
 import { withClientQuery } from './upstream-url.js'
 
@@ -32,15 +33,21 @@ export async function serveStreamGet (
   reply: FastifyReply,
   options: StreamGetOptions
 ): Promise<FastifyReply> {
-  const { sessions, metrics } = streamRoute.context
-  const target = resolveLastEventId(request, sessions, (stream) => stream.session.routePath === route.path)
+  const { context } = streamRoute
+  const { sessions, metrics, coordinator } = context
+  const target = await resolveLastEventId(request, context, (owner) => owner.routePath === route.path)
   if (target.kind === 'stream') {
     await resumeStream(streamRoute, reply, target.stream, target.afterSeq)
+    return reply
+  }
+  if (target.kind === 'remote' && coordinator !== undefined) {
+    await resumeRemoteStream(streamRoute, reply, coordinator, target)
     return reply
   }
   const miss = target.kind === 'miss' ? target.miss : undefined
   if (miss !== undefined) recordMiss(streamRoute, request.log, miss)
   if (!sessions.hasCapacity()) return sendTooManySessions(reply)
+  if (coordinator?.available === false) return sendStoreUnavailable(reply)
   const url = withClientQuery(route.upstream, request.url)
   forwardToUpstream(request, reply, {
     url,

@@ -2,15 +2,16 @@ import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { reconnectPolicyFor, type StreamableHttpRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { joinStream, reconnectWith, recordMiss, resumeStream, startResumableStream, type ResumeMiss, type StreamRoute } from '../relay/resumable-relay.js'
+import { joinStream, reconnectFromDescriptor, reconnectWith, recordMiss, resumeStream, reviveStream, startResumableStream, type ResumeMiss, type StreamRoute } from '../relay/resumable-relay.js'
+import { resumeRemoteStream } from '../relay/remote-resume.js'
 import { relayEventStream } from '../relay/sse-relay.js'
-import type { ProxiedStream, UpstreamReconnect } from '../session/proxied-stream.js'
+import type { UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
 import { reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
-import { sendSessionNotFound, sendStandaloneStreamTaken, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
-import { resolveLastEventId } from './last-event-id.js'
+import { sendSessionNotFound, sendStandaloneStreamTaken, sendStoreUnavailable, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
+import { resolveLastEventId, type StreamOwnerRef } from './last-event-id.js'
 import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
@@ -35,29 +36,40 @@ const reopenings = new WeakMap<ProxySession, Promise<boolean>>()
  */
 export function registerStreamableHttpRoute (proxy: FastifyInstance, context: ProxyContext, route: StreamableHttpRouteConfig): void {
   const streamRoute: StreamRoute = { context, labels: { route_kind: route.kind, route: route.path }, reconnect: reconnectPolicyFor(context.options, route) }
-  const { sessions } = context
+  const { sessions, coordinator } = context
 
-  function resolveSession (request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  /** With a Redis store, the session may have been opened, or changed, through another replica. */
+  async function resolveSession (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
     const sessionId = firstHeaderValue(request.headers[SESSION_HEADER])
-    if (sessionId === undefined) {
-      done()
-      return
+    if (sessionId === undefined) return undefined
+    let session: ProxySession | undefined
+    try {
+      session = coordinator === undefined ? sessions.find(sessionId, route.path) : await coordinator.findSession(sessionId, route.path)
+    } catch (error) {
+      request.log.warn({ err: error }, 'could not read a session from Redis')
+      return sendStoreUnavailable(reply)
     }
-    const session = sessions.find(sessionId, route.path)
-    if (session === undefined) {
-      sendSessionNotFound(reply)
-      return
-    }
+    if (session === undefined) return sendSessionNotFound(reply)
     request.mcpSseSession = session
-    done()
+    return undefined
   }
 
   /** A stream with a session belongs to it; one without (a stateless upstream) to whoever holds its id. */
-  function owns (session: ProxySession | null, stream: ProxiedStream): boolean {
+  function owns (session: ProxySession | null, owner: StreamOwnerRef): boolean {
     return session === null
-      ? stream.session.endsWithItsStreams && stream.session.routePath === route.path
-      : stream.session === session
+      ? owner.endsWithItsStreams && owner.routePath === route.path
+      : owner.sessionId === session.id
   }
+
+  context.coordinator?.onTakeover(route.path, (session, descriptor, origin, ownership) => {
+    const reconnect = reconnectFromDescriptor(streamRoute, descriptor, {
+      needsUpstreamIds: descriptor.answers !== undefined,
+      sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
+    })
+    const stream = reviveStream(streamRoute, session, descriptor, origin, ownership, reconnect)
+    if (descriptor.answers === undefined) session.standaloneStream = stream
+    return stream
+  })
 
   function forward (request: FastifyRequest, reply: FastifyReply, miss?: ResumeMiss): void {
     const url = withClientQuery(route.upstream, request.url)
@@ -137,6 +149,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
         .then((upstreamSessionId) => {
           if (upstreamSessionId === undefined) throw new Error('the upstream did not open a new session')
           session.upstreamSessionId = upstreamSessionId
+          coordinator?.saveSession(session)
           context.metrics.sessionsReestablished.inc(streamRoute.labels)
           request.log.info({ upstream: url, lostUpstreamSession }, 'upstream lost the MCP session; opened a new one')
           return true
@@ -170,15 +183,20 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     const upstreamSessionId = firstHeaderValue(head.headers[SESSION_HEADER])
     if (session !== null && isSessionEnd(request.method, head.statusCode)) {
       sessions.delete(session.id)
+      coordinator?.deleteSession(session.id)
     }
     if (upstreamSessionId === undefined) return
     if (session === null) {
       const created = sessions.create({ routePath: route.path, endsWithItsStreams: false, upstreamSessionId })
       recordSessionState(created, request.body, context.options.sessions.maxSubscriptionsPerSession)
       request.mcpSseSession = created
+      coordinator?.saveSession(created)
       reply.header(SESSION_HEADER, created.id)
     } else {
-      session.upstreamSessionId = upstreamSessionId
+      if (session.upstreamSessionId !== upstreamSessionId) {
+        session.upstreamSessionId = upstreamSessionId
+        coordinator?.saveSession(session)
+      }
       reply.header(SESSION_HEADER, session.id)
     }
   }
@@ -194,9 +212,14 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     if (session === null && !sessions.hasCapacity() && isInitialize(request.body)) {
       return sendTooManySessions(reply)
     }
+    if (session === null && coordinator?.available === false && isInitialize(request.body)) {
+      return sendStoreUnavailable(reply)
+    }
     // Refused before the upstream sees it, so that a refused tools/call never runs.
     if (session !== null && !sessions.canAddStream(session)) return sendTooManyStreams(reply)
-    if (session !== null) recordSessionState(session, request.body, context.options.sessions.maxSubscriptionsPerSession)
+    if (session !== null && recordSessionState(session, request.body, context.options.sessions.maxSubscriptionsPerSession)) {
+      coordinator?.saveSession(session)
+    }
     forward(request, reply)
     return reply
   })
@@ -207,9 +230,13 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       return reply
     }
     const session = request.mcpSseSession
-    const target = resolveLastEventId(request, sessions, (stream) => owns(session, stream))
+    const target = await resolveLastEventId(request, context, (owner) => owns(session, owner))
     if (target.kind === 'stream') {
       await resumeStream(streamRoute, reply, target.stream, target.afterSeq)
+      return reply
+    }
+    if (target.kind === 'remote' && coordinator !== undefined) {
+      await resumeRemoteStream(streamRoute, reply, coordinator, target)
       return reply
     }
     // A GET is the session's standalone stream: an id that cannot be served still gets it, live, with a notice.

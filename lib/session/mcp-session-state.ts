@@ -4,9 +4,10 @@ import type { ProxySession } from './session-registry.js'
 /**
  * Records what opening the session again upstream must send (issue 4, section 3):
  * the client's initialize, its notifications/initialized, and the resources it is
- * subscribed to, at most `maxSubscriptions` of them.
+ * subscribed to, at most `maxSubscriptions` of them. True when the body changed any of it.
  */
-export function recordSessionState (session: ProxySession, body: unknown, maxSubscriptions: number): void {
+export function recordSessionState (session: ProxySession, body: unknown, maxSubscriptions: number): boolean {
+  let changed = false
   for (const message of jsonRpcMessages(body)) {
     const uri = (message.params as { uri?: unknown } | undefined)?.uri
     if (message.method === 'initialize') {
@@ -17,6 +18,10 @@ export function recordSessionState (session: ProxySession, body: unknown, maxSub
       session.subscriptions.add(uri)
     } else if (message.method === 'resources/unsubscribe' && typeof uri === 'string') {
       session.subscriptions.delete(uri)
+    } else {
+      continue
     }
+    changed = true
   }
+  return changed
 }

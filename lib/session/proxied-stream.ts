@@ -9,7 +9,7 @@ import { UpstreamDedupe } from './upstream-dedupe.js'
 import { reportMalformedLine, reportUpstreamEnd, type UpstreamReportContext } from '../upstream/upstream-events-report.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { serializeComment, serializeRetry, serializeWithProxyId } from '../wire/sse-serializer.js'
-import { formatEventId, mintStreamId } from './event-id.js'
+import { eventIdPrefix, mintStreamId } from './event-id.js'
 import type { ProxySession } from './session-registry.js'
 import { StreamSubscriber, type StreamItem } from './stream-subscriber.js'
 import { answeredIds } from '../wire/json-rpc.js'
@@ -34,7 +34,34 @@ export interface StreamEnvironment extends UpstreamReportContext {
   readonly rewriteEvent?: ((event: SseEvent) => SseEvent | undefined) | undefined
   /** How to open the upstream stream again when it drops; without it, a drop ends the stream. */
   readonly reconnect?: UpstreamReconnect | undefined
+  /** The store's epoch, which every event id carries. */
+  readonly epoch: string
+  /** Set when the store is shared by several replicas (Redis, issue 7). */
+  readonly ownership?: StreamOwnership | undefined
 }
+
+/**
+ * How a stream is owned when several replicas share the store: exactly one of
+ * them reads the upstream, under a lease (docs/scaling.md).
+ */
+export interface StreamOwnership {
+  /** Recording waits for this: the stream is registered and its lease taken. */
+  readonly ready: Promise<void>
+  /** The upstream ended for good: other replicas end their clients too. */
+  readonly finished: () => Promise<void>
+  /** This replica let the stream go (another one owns it now, or the store lost it). */
+  readonly released: () => void
+}
+
+/** A stream this replica takes over from another one: its id, last seq and upstream cursor. */
+export interface StreamOrigin {
+  readonly id: string
+  readonly lastSeq: number
+  readonly lastUpstreamEventId: string | undefined
+}
+
+// Appends waiting on an asynchronous store before the upstream is held back: bounded memory when Redis is slow.
+const MAX_PENDING_APPENDS = 32
 
 export interface UpstreamReconnect {
   readonly policy: ReconnectPolicy
@@ -58,7 +85,7 @@ export interface UpstreamReconnect {
  * and recording, for the grace period.
  */
 export class ProxiedStream {
-  readonly id = mintStreamId()
+  readonly id: string
   readonly session: ProxySession
   readonly #env: StreamEnvironment
   #seq = 0
@@ -91,10 +118,23 @@ export class ProxiedStream {
   #connectedAt = 0
   /** When the upstream dropped, until the first event after the reconnect reaches the client. */
   #droppedAt: number | undefined
+  readonly #idPrefix: string
+  /** Set once the store refused an append: another replica records this stream now. */
+  #released = false
+  /** Set while the upstream is paused for appends the store has not taken yet. */
+  #heldForStore = false
+  /** Set when this replica closes: the stream is not over, another replica goes on with it. */
+  #handingOver = false
 
-  constructor (session: ProxySession, env: StreamEnvironment) {
+  constructor (session: ProxySession, env: StreamEnvironment, origin?: StreamOrigin) {
     this.session = session
     this.#env = env
+    this.id = origin?.id ?? mintStreamId()
+    this.#seq = origin?.lastSeq ?? 0
+    this.#lastUpstreamEventId = origin?.lastUpstreamEventId
+    this.#idPrefix = eventIdPrefix(this.id, env.epoch)
+    const ready = env.ownership?.ready
+    if (ready !== undefined) this.#inOrder(async () => await ready)
     const dedupeWindow = env.reconnect?.policy.dedupeWindow ?? 0
     this.#dedupe = dedupeWindow === 0 ? undefined : new UpstreamDedupe(dedupeWindow)
     this.#unanswered = env.reconnect?.answers === undefined ? undefined : new Set(env.reconnect.answers)
@@ -169,8 +209,49 @@ export class ProxiedStream {
   async endForShutdown (retryHintMs: number): Promise<void> {
     const subscriber = this.#subscriber
     subscriber?.hintRetry(retryHintMs)
+    if (this.#env.ownership !== undefined && !this.#finished) {
+      this.#handingOver = true
+      this.#env.ownership.released()
+    }
     this.#stopUpstream()
     await subscriber?.gone()
+  }
+
+  /**
+   * Opens the upstream of a stream taken over from another replica, resuming
+   * after the upstream id that replica recorded last.
+   */
+  resumeUpstream (): void {
+    const reconnect = this.#env.reconnect
+    if (reconnect === undefined) {
+      this.#finishUpstream()
+      return
+    }
+    this.#connectedAt = performance.now()
+    this.#upstreamEnded('ended')
+  }
+
+  /**
+   * Another replica records this stream now, or the store lost it: stop reading
+   * the upstream, keep the history, and send the client, with a `retry:` hint,
+   * to resume wherever the stream is served now.
+   */
+  release (retryHintMs: number): void {
+    if (this.#forgotten) return
+    this.#forgotten = true
+    this.#released = true
+    this.#clearTimer()
+    this.#stopped = true
+    clearTimeout(this.#reconnectTimer)
+    this.#wakeReconnect?.()
+    this.#upstream?.abort()
+    this.#finished = true
+    const subscriber = this.#subscriber
+    this.#subscriber = undefined
+    subscriber?.hintRetry(retryHintMs)
+    subscriber?.finish()
+    this.#env.ownership?.released()
+    this.#env.onForget(this)
   }
 
   /** Ends the stream for good: upstream, client and history. */
@@ -201,7 +282,7 @@ export class ProxiedStream {
     const event = this.#env.rewriteEvent === undefined ? upstreamEvent : this.#env.rewriteEvent(upstreamEvent)
     if (event === undefined) return
     const seq = ++this.#seq
-    const recorded: RecordedEvent = { seq, upstreamId: upstreamEvent.id, text: serializeWithProxyId(formatEventId(this.id, seq), event) }
+    const recorded: RecordedEvent = { seq, upstreamId: upstreamEvent.id, text: serializeWithProxyId(this.#idPrefix + seq, event) }
     this.#batch.push(recorded)
     this.#recorded.push(recorded)
     if (upstreamId !== undefined && upstreamId !== '') this.#dedupe?.remember(upstreamId, seq)
@@ -215,7 +296,7 @@ export class ProxiedStream {
   #wasRecordedAs (seq: number, upstreamEvent: SseEvent): boolean {
     const text = this.#recentTexts.get(seq)
     if (text === undefined || text === '') return true
-    return text === serializeWithProxyId(formatEventId(this.id, seq), upstreamEvent)
+    return text === serializeWithProxyId(this.#idPrefix + seq, upstreamEvent)
   }
 
   /**
@@ -234,6 +315,7 @@ export class ProxiedStream {
         await this.#append(recorded)
         this.#deliver(batch, recorded.length)
       })
+      this.#holdUpstreamForStore()
       return
     }
     const stored = this.#append(recorded)
@@ -252,6 +334,11 @@ export class ProxiedStream {
     if (recorded.length === 0) return undefined
     const { store, log } = this.#env
     const reportFailure = (error: unknown): void => {
+      if (isOwnershipLost(error)) {
+        log.warn({ upstream: this.#env.upstreamUrl, streamId: this.id, reason: (error as { code: string }).code }, 'the store refused this replica\'s events; it stops reading the upstream')
+        this.release(RELEASE_RETRY_HINT_MS)
+        return
+      }
       log.error({ err: error, streamId: this.id }, 'could not record events; they are sent, but cannot be replayed')
     }
     try {
@@ -263,6 +350,8 @@ export class ProxiedStream {
   }
 
   #deliver (batch: readonly StreamItem[], events: number): void {
+    // What the store refused was not recorded: sending it would be an event no one can resume after.
+    if (this.#released) return
     const subscriber = this.#subscriber
     subscriber?.deliver(batch)
     if (subscriber?.catchingUp === true) this.#holdUpstreamFor(subscriber)
@@ -292,11 +381,26 @@ export class ProxiedStream {
       const done = step()
       if (done === undefined) return
       this.#queuedSteps++
-      this.#chain = done.finally(() => { this.#queuedSteps-- })
+      this.#chain = done.finally(() => this.#stepDone())
       return
     }
     this.#queuedSteps++
-    this.#chain = this.#chain.then(step).finally(() => { this.#queuedSteps-- })
+    this.#chain = this.#chain.then(step).finally(() => this.#stepDone())
+  }
+
+  #stepDone (): void {
+    this.#queuedSteps--
+    if (this.#queuedSteps === 0 && this.#heldForStore) {
+      this.#heldForStore = false
+      this.#upstream?.resume()
+    }
+  }
+
+  /** Too many appends wait for the store: stop reading the upstream until they are in. */
+  #holdUpstreamForStore (): void {
+    if (this.#queuedSteps < MAX_PENDING_APPENDS || this.#heldForStore) return
+    this.#heldForStore = true
+    this.#upstream?.pause()
   }
 
   #upstreamEnded (reason: UpstreamEndReason, error?: Error): void {
@@ -322,6 +426,8 @@ export class ProxiedStream {
   #finishUpstream (): void {
     if (this.#finished) return
     this.#finished = true
+    const ownership = this.#env.ownership
+    if (ownership !== undefined && !this.#handingOver) this.#inOrder(() => ownership.finished())
     this.#inOrder(() => this.#subscriber?.finish())
     if (this.#subscriber === undefined && !this.#forgotten) this.#schedule(this.#env.retentionMs, () => this.forget())
   }
@@ -406,4 +512,12 @@ export class ProxiedStream {
     clearTimeout(this.#timer)
     this.#timer = undefined
   }
+}
+
+// How soon a client sent away by release() comes back: at once, to the replica that records the stream now.
+const RELEASE_RETRY_HINT_MS = 100
+
+function isOwnershipLost (error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code
+  return code === 'FST_MCP_SSE_STALE_OWNER' || code === 'FST_MCP_SSE_STORE_RESET'
 }

@@ -58,7 +58,17 @@ export class SessionRegistry {
 
   /** Callers check hasCapacity() before the upstream round trip that leads here. */
   create (fields: NewSession): ProxySession {
-    const session: ProxySession = { ...fields, id: mintSessionId(), streams: new Map(), subscriptions: new Set(), lastActiveAt: Date.now() }
+    const session = this.restore({ ...fields, id: mintSessionId() })
+    if (fields.upstreamSessionId !== undefined) session.upstreamSessionId = fields.upstreamSessionId
+    return session
+  }
+
+  /**
+   * A session this replica did not open, under the id another replica minted
+   * (Redis store). Past maxSessions it is still restored: its client holds it already.
+   */
+  restore (fields: Pick<ProxySession, 'id' | 'routePath' | 'endsWithItsStreams'>): ProxySession {
+    const session: ProxySession = { ...fields, streams: new Map(), subscriptions: new Set(), lastActiveAt: Date.now() }
     this.#sessions.set(session.id, session)
     this.#options.onCountChange(this.#sessions.size)
     return session

@@ -1,0 +1,99 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { RedisStreamRegistry } from '../store/redis/redis-stream-registry.js'
+
+export interface HeldLease {
+  readonly sessionId: string
+  readonly streamId: string
+  readonly token: number
+  /** The lease is gone (another replica holds it), or could not be renewed in time. */
+  readonly onLost: () => void
+  renewedAt: number
+}
+
+/**
+ * The leases of the upstream streams this replica reads (issue 7). Each is
+ * renewed every third of its TTL by a compare-and-extend script. A lease that
+ * another replica holds now, or that could not be renewed for two thirds of its
+ * TTL, is lost: the stream stops reading its upstream before the lease can run
+ * out under it, so that two replicas never read one upstream stream for long
+ * (and the fencing token rejects whatever the old owner still tries to record).
+ */
+export class LeaseKeeper {
+  readonly #registry: RedisStreamRegistry
+  readonly #owner: string
+  readonly #ttlMs: number
+  readonly #log: FastifyBaseLogger
+  readonly #held = new Map<string, HeldLease>()
+  readonly #timer: NodeJS.Timeout
+  readonly #onCountChange: (count: number) => void
+
+  constructor (registry: RedisStreamRegistry, options: { owner: string, ttlMs: number, log: FastifyBaseLogger, onCountChange: (count: number) => void }) {
+    this.#registry = registry
+    this.#owner = options.owner
+    this.#ttlMs = options.ttlMs
+    this.#log = options.log
+    this.#onCountChange = options.onCountChange
+    this.#timer = setInterval(() => this.renewAll(Date.now()), Math.floor(options.ttlMs / 3)).unref()
+  }
+
+  get owner (): string {
+    return this.#owner
+  }
+
+  get count (): number {
+    return this.#held.size
+  }
+
+  hold (lease: Omit<HeldLease, 'renewedAt'>): void {
+    this.#held.set(lease.streamId, { ...lease, renewedAt: Date.now() })
+    this.#onCountChange(this.#held.size)
+  }
+
+  /** Gives the lease back, so that another replica may take the stream over at once. */
+  async release (streamId: string): Promise<void> {
+    const lease = this.#forget(streamId)
+    if (lease === undefined) return
+    await this.#registry.release(lease.sessionId, lease.streamId, this.#owner, lease.token)
+  }
+
+  /** Forgets the lease without a word to Redis: the stream finished, and finish() cleared it. */
+  forget (streamId: string): void {
+    this.#forget(streamId)
+  }
+
+  renewAll (now: number): void {
+    for (const lease of this.#held.values()) {
+      if (now - lease.renewedAt > (this.#ttlMs * 2) / 3) {
+        this.#lose(lease, 'could not renew the lease in time')
+        continue
+      }
+      this.#registry.renew(lease.sessionId, lease.streamId, this.#owner, lease.token, this.#ttlMs, now).then((renewed) => {
+        if (renewed) {
+          lease.renewedAt = now
+          return
+        }
+        this.#lose(lease, 'another replica holds the lease')
+      }, (error: unknown) => {
+        this.#log.warn({ err: error, streamId: lease.streamId }, 'could not renew an upstream lease')
+      })
+    }
+  }
+
+  close (): void {
+    clearInterval(this.#timer)
+  }
+
+  #lose (lease: HeldLease, reason: string): void {
+    if (this.#forget(lease.streamId) === undefined) return
+    this.#log.warn({ streamId: lease.streamId, reason }, 'lost an upstream lease; this replica stops reading the stream')
+    lease.onLost()
+  }
+
+  #forget (streamId: string): HeldLease | undefined {
+    const lease = this.#held.get(streamId)
+    if (lease === undefined) return undefined
+    this.#held.delete(streamId)
+    this.#onCountChange(this.#held.size)
+    return lease
+  }
+}

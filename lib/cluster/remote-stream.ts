@@ -1,0 +1,147 @@
+import type { HistoryRead, HistoryStore } from '../history/history-store.js'
+import type { StreamItem, StreamSubscriber, SubscriberOwner } from '../session/stream-subscriber.js'
+import type { LiveChannels, LiveListener } from './live-channels.js'
+
+export interface RemoteStreamRef {
+  readonly sessionId: string
+  readonly streamId: string
+  readonly channel: string
+}
+
+// Live events held while the first history read runs; past it they are read back from the history.
+const MAX_EARLY_EVENTS = 10_000
+
+/**
+ * A stream another replica records, followed from Redis for one client: "replay,
+ * then live" (issue 7). Listening starts before the history is read, so nothing
+ * falls between the two; events are merged by seq, so nothing comes twice; and a
+ * seq that skips ahead (pub/sub lost messages while Redis was away) is filled
+ * from the history before anything after it goes out.
+ */
+export class RemoteStream implements SubscriberOwner, LiveListener {
+  readonly #ref: RemoteStreamRef
+  readonly #store: HistoryStore
+  #subscriber: StreamSubscriber | undefined
+  #stopListening: (() => void) | undefined
+  /** Until the first read is in: live events that arrived meanwhile, or undefined once too many did. */
+  #early: StreamItem[] | undefined = []
+  #started = false
+  #lastSeq = 0
+  #ended = false
+  #filling: Promise<void> | undefined
+  #refillAgain = false
+  #closed = false
+
+  constructor (ref: RemoteStreamRef, store: HistoryStore) {
+    this.#ref = ref
+    this.#store = store
+  }
+
+  /** Listens to the live channel. Call before the first read. */
+  async listen (channels: LiveChannels): Promise<void> {
+    this.#stopListening = await channels.listen(this.#ref.channel, this)
+    if (this.#closed) this.#stopListening()
+  }
+
+  async readAfter (seq: number): Promise<HistoryRead> {
+    return await this.#store.readAfter(this.#ref.sessionId, this.#ref.streamId, seq)
+  }
+
+  /**
+   * The client's subscriber is writing everything up to `lastSeq` (the first read);
+   * live events flow to it from here. `ended`: the stream was already over.
+   */
+  start (subscriber: StreamSubscriber, lastSeq: number, ended: boolean): void {
+    this.#subscriber = subscriber
+    this.#lastSeq = lastSeq
+    this.#started = true
+    const early = this.#early
+    this.#early = []
+    if (early === undefined) {
+      this.#fillHole()
+    } else {
+      for (const item of early) this.onEvent(item.seq as number, item.text)
+    }
+    if (ended) this.onEnd()
+  }
+
+  onEvent (seq: number, text: string): void {
+    if (!this.#started) {
+      this.#holdEarly({ seq, text })
+      return
+    }
+    if (this.#filling !== undefined) {
+      this.#refillAgain = true
+      return
+    }
+    if (seq <= this.#lastSeq) return
+    if (seq !== this.#lastSeq + 1) {
+      this.#fillHole()
+      return
+    }
+    this.#lastSeq = seq
+    this.#subscriber?.deliver([{ seq, text }])
+  }
+
+  onEnd (): void {
+    this.#ended = true
+    if (!this.#started) return
+    // The end may overtake events lost on the way: read what is recorded first.
+    this.#fillHole()
+  }
+
+  resync (): void {
+    if (this.#started) this.#fillHole()
+  }
+
+  unsubscribe (subscriber: StreamSubscriber): void {
+    if (subscriber !== this.#subscriber) return
+    this.close()
+  }
+
+  close (): void {
+    this.#closed = true
+    this.#subscriber = undefined
+    this.#stopListening?.()
+  }
+
+  #holdEarly (item: StreamItem): void {
+    if (this.#early === undefined) return
+    this.#early.push(item)
+    if (this.#early.length > MAX_EARLY_EVENTS) this.#early = undefined
+  }
+
+  /** Reads from the history what follows the last event sent, until nothing more arrives meanwhile. */
+  #fillHole (): void {
+    if (this.#filling !== undefined) {
+      this.#refillAgain = true
+      return
+    }
+    this.#filling = this.#readMissing().finally(() => {
+      this.#filling = undefined
+      if (this.#ended && !this.#closed) this.#subscriber?.finish()
+    })
+  }
+
+  async #readMissing (): Promise<void> {
+    do {
+      this.#refillAgain = false
+      const read = await this.readAfter(this.#lastSeq).catch(() => undefined)
+      if (this.#closed) return
+      if (read === undefined) {
+        // Redis is away: the subscriber's reconnection will ask again (resync).
+        return
+      }
+      if (read.status !== 'found') {
+        // The history moved past this client: it cannot be served without a gap.
+        this.#subscriber?.close()
+        return
+      }
+      const last = read.events.at(-1)
+      if (last !== undefined) {
+        this.#lastSeq = last.seq
+        this.#subscriber?.deliver(read.events)
+      }
+    } while (this.#refillAgain)
+  }
+}

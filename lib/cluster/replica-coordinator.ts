@@ -1,0 +1,279 @@
+import { randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import type { ResolvedOptions } from '../config/schema.js'
+import { RedisHistoryStore } from '../history/redis-history-store.js'
+import type { ProxyMetrics } from '../metrics.js'
+import type { ProxiedStream, StreamOrigin, StreamOwnership } from '../session/proxied-stream.js'
+import type { ProxySession, SessionRegistry } from '../session/session-registry.js'
+import { liveChannel } from '../store/redis/redis-keys.js'
+import { RedisStreamRegistry, type StreamPosition } from '../store/redis/redis-stream-registry.js'
+import type { HeaderMap } from '../upstream/headers.js'
+import { LeaseKeeper } from './lease-keeper.js'
+import { LiveChannels } from './live-channels.js'
+import { closeRedis, connectRedis, isRedisReady, openRedis, type RedisClients } from './redis-clients.js'
+import { applyRecord, SessionDirectory } from './session-directory.js'
+
+/** What another replica needs to open a stream's upstream again (kept in Redis with the stream). */
+export interface StreamDescriptor {
+  readonly routePath: string
+  /** sse and legacy-sse streams are their own session; streamable-http ones belong to an MCP session. */
+  readonly endsWithItsStreams: boolean
+  readonly upstreamUrl: string
+  /** The client's end-to-end headers, for the reconnect (docs/scaling.md: they are stored in Redis). */
+  readonly headers: HeaderMap
+  /** An MCP POST stream: the JSON-RPC request ids it answers. */
+  readonly answers?: readonly string[] | undefined
+}
+
+export interface LocatedStream {
+  readonly sessionId: string
+  readonly position: StreamPosition
+  readonly descriptor: StreamDescriptor
+}
+
+/** Builds, for a route, the stream of a session taken over from another replica. */
+export type StreamReviver = (session: ProxySession, descriptor: StreamDescriptor, origin: StreamOrigin, ownership: StreamOwnership) => ProxiedStream
+
+/** How soon a client sent away from a stream this replica lost comes back. */
+const LOST_STREAM_RETRY_HINT_MS = 100
+const SWEEP_BATCH = 100
+
+/**
+ * Several replicas, one Redis (issue 7): sessions, history and the ownership of
+ * upstream streams are shared. This replica records the streams it leases, follows
+ * the others' from Redis for the clients that resume here, and takes over the
+ * streams whose owner stopped renewing its lease.
+ */
+export class ReplicaCoordinator {
+  readonly store: RedisHistoryStore
+  readonly channels: LiveChannels
+  readonly #clients: RedisClients
+  readonly #registry: RedisStreamRegistry
+  readonly #directory: SessionDirectory
+  readonly #leases: LeaseKeeper
+  readonly #options: ResolvedOptions
+  readonly #metrics: ProxyMetrics
+  readonly #log: FastifyBaseLogger
+  readonly #sessions: SessionRegistry
+  readonly #revivers = new Map<string, StreamReviver>()
+  #epoch = ''
+  #sweepTimer: NodeJS.Timeout | undefined
+  #sweeping = false
+
+  constructor (options: ResolvedOptions, metrics: ProxyMetrics, sessions: SessionRegistry, log: FastifyBaseLogger) {
+    const { store: storeOptions, history } = options
+    this.#options = options
+    this.#metrics = metrics
+    this.#sessions = sessions
+    this.#log = log
+    this.#clients = connectRedis(storeOptions.url, log)
+    const onOperation = (op: string, result: 'ok' | 'error', seconds: number): void => {
+      metrics.storeOperations.inc({ op, result })
+      metrics.storeLatency.observe({ op }, seconds)
+    }
+    const { keyPrefix } = storeOptions
+    this.#registry = new RedisStreamRegistry(this.#clients.commands, { keyPrefix, onOperation })
+    this.store = new RedisHistoryStore(this.#clients.commands, {
+      keyPrefix,
+      limits: { maxEvents: history.maxEvents, maxBytes: history.maxBytes, ttlMs: history.ttlSeconds * 1000, replay: history.replay },
+      epoch: () => this.#epoch,
+      durable: storeOptions.durable,
+      onOperation
+    })
+    this.#directory = new SessionDirectory(this.#clients.commands, { keyPrefix, idleTimeoutMs: options.sessions.idleTimeoutSeconds * 1000 })
+    this.channels = new LiveChannels(this.#clients.subscriber)
+    this.#leases = new LeaseKeeper(this.#registry, {
+      owner: randomBytes(9).toString('base64url'),
+      ttlMs: storeOptions.leaseTtlMs,
+      log,
+      onCountChange: (count) => metrics.upstreamLeasesHeld.set(count)
+    })
+  }
+
+  /** Connects to Redis and starts sweeping for orphaned streams. */
+  async start (): Promise<void> {
+    try {
+      await openRedis(this.#clients)
+      this.#epoch = await this.#registry.ensureEpoch()
+    } catch (error) {
+      // A replica may start while Redis is away: it answers 503 until Redis is back (the sweep reads the epoch then).
+      this.#log.error({ err: error }, 'cannot reach Redis; new sessions get 503 until it is back')
+    }
+    const everyMs = Math.max(50, Math.min(1000, Math.floor(this.#options.store.leaseTtlMs / 4)))
+    this.#sweepTimer = setInterval(() => { this.sweep(Date.now()).catch(() => {}) }, everyMs).unref()
+  }
+
+  get epoch (): string {
+    return this.#epoch
+  }
+
+  /** Whether Redis takes commands now; while it does not, no new session is opened. */
+  get available (): boolean {
+    return this.#epoch !== '' && isRedisReady(this.#clients)
+  }
+
+  /** Routes say how to reopen their streams when this replica takes one over. */
+  onTakeover (routePath: string, reviver: StreamReviver): void {
+    this.#revivers.set(routePath, reviver)
+  }
+
+  /**
+   * The ownership of a stream this replica opens: it is registered and leased
+   * before its first event is recorded. Call bind() with the stream once built.
+   */
+  ownNewStream (session: ProxySession, streamId: string, descriptor: StreamDescriptor): { ownership: StreamOwnership, bind: (stream: ProxiedStream) => void } {
+    let stream: ProxiedStream | undefined
+    let token = 0
+    const ready = (async () => {
+      await this.#registry.register(session.id, streamId, JSON.stringify(descriptor), this.#epoch)
+      const claimed = await this.#registry.claim(session.id, streamId, this.#leases.owner, this.#options.store.leaseTtlMs, Date.now())
+      if (claimed === undefined) throw new Error('the new stream\'s lease is held already')
+      token = claimed
+      this.#hold(session.id, streamId, claimed, () => stream)
+    })().catch((error: unknown) => {
+      this.#log.error({ err: error, streamId }, 'could not register a stream in Redis; it is closed, and the client may retry')
+      setImmediate(() => stream?.release(LOST_STREAM_RETRY_HINT_MS))
+    })
+    const ownership = this.#ownership(session.id, streamId, ready, () => token)
+    return { ownership, bind: (built) => { stream = built } }
+  }
+
+  /** The session that owns a stream, whoever records it; undefined when Redis knows no such stream. */
+  async locate (streamId: string): Promise<LocatedStream | undefined> {
+    const sessionId = await this.#registry.sessionOf(streamId)
+    if (sessionId === undefined) return undefined
+    const position = await this.#registry.position(sessionId, streamId)
+    const descriptor = parseDescriptor(position?.descriptor)
+    return position === undefined || descriptor === undefined ? undefined : { sessionId, position, descriptor }
+  }
+
+  liveChannelOf (sessionId: string, streamId: string): string {
+    return liveChannel(this.#options.store.keyPrefix, sessionId, streamId)
+  }
+
+  /**
+   * The session with this id, from this replica's registry or from Redis (it was
+   * opened through another replica), brought up to date with its record.
+   */
+  async findSession (sessionId: string, routePath: string): Promise<ProxySession | undefined> {
+    const record = await this.#directory.load(sessionId)
+    const local = this.#sessions.find(sessionId, routePath)
+    if (record === undefined || record.routePath !== routePath) {
+      if (local !== undefined) this.#sessions.delete(local.id)
+      return undefined
+    }
+    const session = local ?? this.#sessions.restore({ id: sessionId, routePath, endsWithItsStreams: record.endsWithItsStreams })
+    applyRecord(session, record)
+    return session
+  }
+
+  /** Records a session's state for the other replicas; a failure is logged. */
+  saveSession (session: ProxySession): void {
+    this.#directory.save(session).catch((error: unknown) => {
+      this.#log.error({ err: error }, 'could not save a session to Redis')
+    })
+  }
+
+  deleteSession (sessionId: string): void {
+    this.#directory.delete(sessionId).catch((error: unknown) => {
+      this.#log.error({ err: error }, 'could not delete a session from Redis')
+    })
+  }
+
+  /** Claims the streams whose lease ran out, and takes them over. */
+  async sweep (now: number): Promise<void> {
+    if (this.#sweeping || !isRedisReady(this.#clients)) return
+    this.#sweeping = true
+    try {
+      await this.#checkEpoch()
+      const orphans = await this.#registry.expiredLeases(now, SWEEP_BATCH)
+      for (const { sessionId, streamId } of orphans) {
+        const token = await this.#registry.claim(sessionId, streamId, this.#leases.owner, this.#options.store.leaseTtlMs, Date.now())
+        if (token !== undefined) await this.#takeOver(sessionId, streamId, token)
+      }
+    } catch (error) {
+      this.#log.warn({ err: error }, 'could not sweep for orphaned upstream streams')
+    } finally {
+      this.#sweeping = false
+    }
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.#sweepTimer)
+    this.#leases.close()
+    await this.store.close()
+    await closeRedis(this.#clients)
+  }
+
+  /** A new epoch means Redis lost its data: what this replica records is refused from now on. */
+  async #checkEpoch (): Promise<void> {
+    const epoch = await this.#registry.ensureEpoch()
+    if (epoch === this.#epoch) return
+    if (this.#epoch === '') {
+      this.#epoch = epoch
+      return
+    }
+    this.#metrics.storeResets.inc()
+    this.#log.error({ previous: this.#epoch, epoch }, 'Redis lost its data (new store epoch); resumes from before it are answered unrecoverable')
+    this.#epoch = epoch
+  }
+
+  async #takeOver (sessionId: string, streamId: string, token: number): Promise<void> {
+    const position = await this.#registry.position(sessionId, streamId)
+    const descriptor = parseDescriptor(position?.descriptor)
+    const reviver = descriptor === undefined ? undefined : this.#revivers.get(descriptor.routePath)
+    const session = descriptor === undefined ? undefined : await this.#sessionToRevive(sessionId, descriptor.routePath)
+    if (position === undefined || position.finished || position.epoch !== this.#epoch || descriptor === undefined || reviver === undefined || session === undefined) {
+      await this.#registry.finish(sessionId, streamId, token)
+      return
+    }
+    this.#metrics.upstreamTakeovers.inc()
+    this.#log.info({ upstream: descriptor.upstreamUrl, streamId, lastSeq: position.lastSeq, cursor: position.cursor }, 'taking over an upstream stream whose owner stopped renewing its lease')
+    const ownership = this.#ownership(sessionId, streamId, Promise.resolve(), () => token)
+    const stream = reviver(session, descriptor, { id: streamId, lastSeq: position.lastSeq, lastUpstreamEventId: position.cursor }, ownership)
+    this.#hold(sessionId, streamId, token, () => stream)
+    this.#sessions.addStream(stream)
+    stream.resumeUpstream()
+  }
+
+  /** The local session a taken-over stream belongs to: the recorded MCP session, or one of its own. */
+  async #sessionToRevive (sessionId: string, routePath: string): Promise<ProxySession | undefined> {
+    const recorded = await this.findSession(sessionId, routePath)
+    if (recorded !== undefined) return recorded
+    return this.#sessions.find(sessionId, routePath) ?? this.#sessions.restore({ id: sessionId, routePath, endsWithItsStreams: true })
+  }
+
+  #hold (sessionId: string, streamId: string, token: number, streamOf: () => ProxiedStream | undefined): void {
+    this.store.holdFence(streamId, token)
+    this.#leases.hold({ sessionId, streamId, token, onLost: () => streamOf()?.release(LOST_STREAM_RETRY_HINT_MS) })
+  }
+
+  #ownership (sessionId: string, streamId: string, ready: Promise<void>, tokenOf: () => number): StreamOwnership {
+    return {
+      ready,
+      finished: async () => {
+        this.#leases.forget(streamId)
+        this.store.releaseFence(streamId)
+        await this.#registry.finish(sessionId, streamId, tokenOf()).catch((error: unknown) => {
+          this.#log.warn({ err: error, streamId }, 'could not mark a stream finished in Redis')
+        })
+      },
+      released: () => {
+        this.store.releaseFence(streamId)
+        this.#leases.release(streamId).catch((error: unknown) => {
+          this.#log.warn({ err: error, streamId }, 'could not release an upstream lease')
+        })
+      }
+    }
+  }
+}
+
+function parseDescriptor (json: string | undefined): StreamDescriptor | undefined {
+  if (json === undefined) return undefined
+  try {
+    const parsed = JSON.parse(json) as StreamDescriptor
+    return typeof parsed.routePath === 'string' && typeof parsed.upstreamUrl === 'string' && typeof parsed.endsWithItsStreams === 'boolean' ? parsed : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,81 @@
+import type { Redis } from 'ioredis'
+import type { ProxySession } from '../session/session-registry.js'
+
+/** The part of a session that other replicas need to serve it (issue 7). */
+export interface SessionRecord {
+  readonly routePath: string
+  readonly endsWithItsStreams: boolean
+  readonly upstreamSessionId: string | undefined
+  readonly initializeRequest: Buffer | undefined
+  readonly initializedNotification: Buffer | undefined
+  readonly subscriptions: readonly string[]
+}
+
+export function sessionKey (keyPrefix: string, sessionId: string): string {
+  // The hash tag keeps a session's keys in one Redis Cluster slot.
+  return `${keyPrefix}{${sessionId}}:session`
+}
+
+/**
+ * Sessions in Redis, so that a session opened through one replica works through
+ * any other: its upstream session, its recorded initialize and subscriptions.
+ * A record lives `idleTimeoutMs` past its last save or touch.
+ */
+export class SessionDirectory {
+  readonly #redis: Redis
+  readonly #keyPrefix: string
+  readonly #idleTimeoutMs: number
+
+  constructor (redis: Redis, options: { keyPrefix: string, idleTimeoutMs: number }) {
+    this.#redis = redis
+    this.#keyPrefix = options.keyPrefix
+    this.#idleTimeoutMs = options.idleTimeoutMs
+  }
+
+  async save (session: ProxySession): Promise<void> {
+    const key = sessionKey(this.#keyPrefix, session.id)
+    const fields: Record<string, string | Buffer> = {
+      route: session.routePath,
+      ends: session.endsWithItsStreams ? '1' : '0',
+      subs: JSON.stringify([...session.subscriptions])
+    }
+    if (session.upstreamSessionId !== undefined) fields.up = session.upstreamSessionId
+    if (session.initializeRequest !== undefined) fields.init = session.initializeRequest
+    if (session.initializedNotification !== undefined) fields.inited = session.initializedNotification
+    await this.#redis.multi().hset(key, fields).pexpire(key, this.#idleTimeoutMs).exec()
+  }
+
+  /** The record, kept alive for another idle period; undefined when there is none. */
+  async load (sessionId: string): Promise<SessionRecord | undefined> {
+    const key = sessionKey(this.#keyPrefix, sessionId)
+    const [[, fields] = [], [, ok] = []] = await this.#redis.multi().hgetallBuffer(key).pexpire(key, this.#idleTimeoutMs).exec() ?? []
+    if (ok !== 1 || fields === null || typeof fields !== 'object') return undefined
+    const record = fields as Record<string, Buffer | undefined>
+    return {
+      routePath: record.route?.toString() ?? '',
+      endsWithItsStreams: record.ends?.toString() === '1',
+      upstreamSessionId: record.up?.toString(),
+      initializeRequest: record.init,
+      initializedNotification: record.inited,
+      subscriptions: parseSubscriptions(record.subs?.toString())
+    }
+  }
+
+  async delete (sessionId: string): Promise<void> {
+    await this.#redis.unlink(sessionKey(this.#keyPrefix, sessionId))
+  }
+}
+
+function parseSubscriptions (json: string | undefined): string[] {
+  const parsed: unknown = JSON.parse(json ?? '[]')
+  return Array.isArray(parsed) ? parsed.filter((uri): uri is string => typeof uri === 'string') : []
+}
+
+/** Brings a local session up to date with its record. */
+export function applyRecord (session: ProxySession, record: SessionRecord): void {
+  if (record.upstreamSessionId !== undefined) session.upstreamSessionId = record.upstreamSessionId
+  if (record.initializeRequest !== undefined) session.initializeRequest = record.initializeRequest
+  if (record.initializedNotification !== undefined) session.initializedNotification = record.initializedNotification
+  session.subscriptions.clear()
+  for (const uri of record.subscriptions) session.subscriptions.add(uri)
+}

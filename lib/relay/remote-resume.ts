@@ -1,0 +1,53 @@
+import type { FastifyReply } from 'fastify'
+import { RemoteStream } from '../cluster/remote-stream.js'
+import type { ReplicaCoordinator } from '../cluster/replica-coordinator.js'
+import { StoreUnavailableError } from '../errors.js'
+import { StreamSubscriber } from '../session/stream-subscriber.js'
+import { missOf, openClientStream, recordMiss, resumeHeaders, type StreamRoute } from './resumable-relay.js'
+
+export interface RemoteResumeTarget {
+  readonly sessionId: string
+  readonly streamId: string
+  readonly afterSeq: number
+}
+
+/**
+ * A client back with a Last-Event-ID of a stream another replica records (Redis
+ * store): "replay, then live" from Redis. Listening to the live channel starts
+ * before the history is read, and the two are merged by seq: no gap, no duplicate.
+ */
+export async function resumeRemoteStream (route: StreamRoute, reply: FastifyReply, coordinator: ReplicaCoordinator, target: RemoteResumeTarget): Promise<void> {
+  const { context, labels } = route
+  const { metrics, options } = context
+  metrics.clientReconnections.inc(labels)
+  const { sessionId, streamId, afterSeq } = target
+  const remote = new RemoteStream({ sessionId, streamId, channel: coordinator.liveChannelOf(sessionId, streamId) }, context.history)
+  try {
+    await remote.listen(coordinator.channels)
+    const located = await coordinator.locate(streamId)
+    const read = await remote.readAfter(afterSeq)
+    if (located === undefined) throw new Error('the stream is gone from Redis')
+    const { lastSeq, finished } = located.position
+    const subscriber = new StreamSubscriber(remote, { lastSentSeq: afterSeq, joinedAtSeq: lastSeq }, {
+      maxBufferedChars: options.limits.clientBufferBytes,
+      stallMs: options.limits.clientStallSeconds * 1000
+    })
+    const miss = missOf(read, options.history.replay)
+    const output = openClientStream(route, reply, resumeHeaders(miss), miss)
+    if (read.status === 'found' && miss === undefined) {
+      metrics.lastEventIdHits.inc(labels)
+      metrics.eventsReplayed.inc(labels, read.events.length)
+      subscriber.start(output, read.events)
+      remote.start(subscriber, read.events.at(-1)?.seq ?? afterSeq, finished)
+      return
+    }
+    recordMiss(route, reply.log, miss ?? 'unknown')
+    subscriber.startLive(output)
+    remote.start(subscriber, lastSeq, finished)
+  } catch (error) {
+    remote.close()
+    reply.log.warn({ err: error, route: labels.route }, 'could not resume a stream from Redis')
+    const unavailable = new StoreUnavailableError()
+    reply.header('retry-after', '1').code(unavailable.statusCode).send({ statusCode: unavailable.statusCode, code: unavailable.code, error: unavailable.name, message: unavailable.message })
+  }
+}

@@ -1,0 +1,179 @@
+import { randomBytes } from 'node:crypto'
+import { defineHistoryScripts, replyArray, timedOperation, type OperationObserver, type RedisClient } from './history-scripts.js'
+import { activeIndexKey, activeMember, epochKey, historyKey, leaseKey, liveChannel, metaKey, parseActiveMember, sessionStreamsKey, streamIndexKey } from './redis-keys.js'
+
+export interface RedisStreamRegistryOptions {
+  readonly keyPrefix: string
+  readonly onOperation?: OperationObserver
+}
+
+/** What Redis knows of a stream, for the replica that takes it over. */
+export interface StreamPosition {
+  /** The highest seq recorded. */
+  readonly lastSeq: number
+  /** The highest seq evicted, 0 if none. */
+  readonly evictedThrough: number
+  /** The upstream id of the last recorded event that had one: where to resume the upstream. */
+  readonly cursor: string | undefined
+  readonly finished: boolean
+  /** The takeover descriptor given at registration. */
+  readonly descriptor: string | undefined
+  /** The last fencing token issued. */
+  readonly fence: number
+  readonly epoch: string
+}
+
+export interface StreamRef {
+  readonly sessionId: string
+  readonly streamId: string
+}
+
+/** 6 random bytes: 8 base64url characters. */
+function freshEpoch (): string {
+  return randomBytes(6).toString('base64url')
+}
+
+function integerField (value: string | undefined): number {
+  const parsed = Number(value ?? 0)
+  return Number.isSafeInteger(parsed) ? parsed : 0
+}
+
+/**
+ * Which replica reads which upstream stream. A replica claims a stream's lease and
+ * gets a fencing token, higher than any before it; it renews the lease while it
+ * reads; the history store rejects the appends of a token that a later claim
+ * superseded. The active index lists the unfinished streams by lease expiry, so that
+ * the others find the streams whose owner died.
+ */
+export class RedisStreamRegistry {
+  readonly #redis: RedisClient
+  readonly #prefix: string
+  readonly #onOperation: OperationObserver | undefined
+
+  constructor (redis: RedisClient, options: RedisStreamRegistryOptions) {
+    this.#redis = redis
+    this.#prefix = options.keyPrefix
+    this.#onOperation = options.onOperation
+    defineHistoryScripts(redis)
+  }
+
+  /** The store epoch: the one in Redis, or a new one when Redis has none (first start, or it lost its data). */
+  async ensureEpoch (): Promise<string> {
+    const key = epochKey(this.#prefix)
+    return await this.#timed('epoch', async () => {
+      const current = await this.#redis.get(key)
+      if (current !== null) return current
+      // Another replica may win the race: then its value is the epoch (SET NX GET, Redis 7.0+).
+      const fresh = freshEpoch()
+      return await this.#redis.set(key, fresh, 'NX', 'GET') ?? fresh
+    })
+  }
+
+  /** Records a new stream; a stream already registered keeps its position, and gets the new descriptor. */
+  async register (sessionId: string, streamId: string, descriptor: string, epoch: string): Promise<void> {
+    await this.#timed('register', async () => await Promise.all([
+      this.#redis.mcpSseRegister(
+        metaKey(this.#prefix, sessionId, streamId),
+        historyKey(this.#prefix, sessionId, streamId),
+        sessionStreamsKey(this.#prefix, sessionId),
+        epoch,
+        descriptor,
+        streamId
+      ),
+      this.#redis.set(streamIndexKey(this.#prefix, streamId), sessionId)
+    ]))
+  }
+
+  /** The session that owns a stream, for a client that resumes with only a Last-Event-ID. */
+  async sessionOf (streamId: string): Promise<string | undefined> {
+    const sessionId = await this.#timed('session-of', async () => await this.#redis.get(streamIndexKey(this.#prefix, streamId)))
+    return sessionId ?? undefined
+  }
+
+  /** Takes the lease of an unfinished stream that has none; its fencing token, or undefined. */
+  async claim (sessionId: string, streamId: string, owner: string, ttlMs: number, now: number): Promise<number | undefined> {
+    const token = await this.#timed('claim', async () => await this.#redis.mcpSseClaim(
+      metaKey(this.#prefix, sessionId, streamId),
+      leaseKey(this.#prefix, sessionId, streamId),
+      owner,
+      ttlMs
+    ))
+    if (typeof token !== 'number') return undefined
+    await this.#markActive(sessionId, streamId, now + ttlMs)
+    return token
+  }
+
+  /** Extends the lease, only for the holder of this token; false once it lost it. */
+  async renew (sessionId: string, streamId: string, owner: string, token: number, ttlMs: number, now: number): Promise<boolean> {
+    const renewed = await this.#timed('renew', async () =>
+      await this.#redis.mcpSseRenew(leaseKey(this.#prefix, sessionId, streamId), holder(owner, token), ttlMs))
+    if (renewed !== 1) return false
+    await this.#markActive(sessionId, streamId, now + ttlMs)
+    return true
+  }
+
+  /**
+   * Gives the lease up, only for its holder. An unfinished stream stays in the active
+   * index, due now, so that another replica claims it at once; a finished one leaves it.
+   */
+  async release (sessionId: string, streamId: string, owner: string, token: number): Promise<boolean> {
+    const reply = await this.#timed('release', async () => await this.#redis.mcpSseRelease(
+      leaseKey(this.#prefix, sessionId, streamId),
+      metaKey(this.#prefix, sessionId, streamId),
+      holder(owner, token)
+    ))
+    const [released, finished] = replyArray(reply)
+    if (finished === 1) await this.forgetActive(sessionId, streamId)
+    else if (released === 1) await this.#timed('release', async () => await this.#redis.zadd(activeIndexKey(this.#prefix), 'XX', 0, activeMember(sessionId, streamId)))
+    return released === 1
+  }
+
+  /** Marks the stream ended for good, unless a newer owner holds it, and tells its live subscribers `end <last>`. */
+  async finish (sessionId: string, streamId: string, token: number): Promise<boolean> {
+    const finished = await this.#timed('finish', async () => await this.#redis.mcpSseFinish(
+      metaKey(this.#prefix, sessionId, streamId),
+      token,
+      liveChannel(this.#prefix, sessionId, streamId)
+    ))
+    if (finished !== 1) return false
+    await this.forgetActive(sessionId, streamId)
+    return true
+  }
+
+  async position (sessionId: string, streamId: string): Promise<StreamPosition | undefined> {
+    const meta = await this.#timed('position', async () => await this.#redis.hgetall(metaKey(this.#prefix, sessionId, streamId)))
+    if (meta.last === undefined) return undefined
+    return {
+      lastSeq: integerField(meta.last),
+      evictedThrough: integerField(meta.evicted),
+      cursor: meta.cursor,
+      finished: meta.finished === '1',
+      descriptor: meta.desc,
+      fence: integerField(meta.fence),
+      epoch: meta.epoch ?? ''
+    }
+  }
+
+  /** Unfinished streams whose lease expired at `now` (or was released), oldest expiry first. */
+  async expiredLeases (now: number, limit: number): Promise<StreamRef[]> {
+    const members = await this.#timed('expired-leases', async () =>
+      await this.#redis.zrangebyscore(activeIndexKey(this.#prefix), '-inf', now, 'LIMIT', 0, limit))
+    return members.map(parseActiveMember).filter((ref) => ref !== undefined)
+  }
+
+  async forgetActive (sessionId: string, streamId: string): Promise<void> {
+    await this.#timed('forget-active', async () => await this.#redis.zrem(activeIndexKey(this.#prefix), activeMember(sessionId, streamId)))
+  }
+
+  async #markActive (sessionId: string, streamId: string, expiresAt: number): Promise<void> {
+    await this.#timed('mark-active', async () => await this.#redis.zadd(activeIndexKey(this.#prefix), expiresAt, activeMember(sessionId, streamId)))
+  }
+
+  async #timed<T> (op: string, call: () => Promise<T>): Promise<T> {
+    return await timedOperation(this.#onOperation, op, call)
+  }
+}
+
+function holder (owner: string, token: number): string {
+  return `${owner}:${token}`
+}
