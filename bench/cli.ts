@@ -1,5 +1,8 @@
 import { PEER_NAMES, type PeerName } from './peers.js'
 
+/** Every peer but plugin-redis, which writes to a Redis: it runs only when `--peers` names it. */
+export const DEFAULT_PEERS: readonly PeerName[] = PEER_NAMES.filter((name) => name !== 'plugin-redis')
+
 export const SCENARIO_NAMES = ['throughput', 'tracker', 'memory', 'reconnect', 'load'] as const
 export type ScenarioName = typeof SCENARIO_NAMES[number]
 
@@ -17,7 +20,10 @@ export const USAGE = `npm run bench -- [options]
   --quick              the smoke version (under 3 minutes): shorter windows, one run per figure, a 60 s load
   --json FILE          also write the figures as JSON
   --only LIST          run only these scenarios, comma-separated: ${SCENARIO_NAMES.join(', ')}
-  --peers LIST         throughput peers, comma-separated: ${PEER_NAMES.join(', ')} (default: all)
+  --peers LIST         throughput peers, comma-separated: ${PEER_NAMES.join(', ')}
+                       (default: all but plugin-redis). plugin-redis writes to the Redis 7.0+ at $BENCH_REDIS_URL
+                       (default redis://127.0.0.1:6379), under bench:<uuid>: keys it deletes; it also runs the
+                       reconnect scenario through the Redis store. Without a Redis it is skipped, with a note
   --runs N             runs per throughput figure (default: 3, quick: 1)
   --load-seconds N     length of the load scenario (default: 600, quick: 60)
   --help`
@@ -26,7 +32,7 @@ export function parseArguments (argv: readonly string[]): CliOptions | 'help' {
   let quick = false
   let jsonPath: string | undefined
   let scenarios: readonly ScenarioName[] = SCENARIO_NAMES
-  let peers: readonly PeerName[] = PEER_NAMES
+  let peers: readonly PeerName[] = DEFAULT_PEERS
   let runs: number | undefined
   let loadSeconds: number | undefined
   for (let index = 0; index < argv.length; index++) {

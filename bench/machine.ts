@@ -10,6 +10,8 @@ export interface MachineInfo {
   readonly loadAverage1m: number
   /** The nginx peer's version, when it ran. */
   nginx: string | null
+  /** The Redis server's version, when the Redis store ran (the `plugin-redis` peer). */
+  redis: string | null
 }
 
 export function describeMachine (): MachineInfo {
@@ -21,6 +23,7 @@ export function describeMachine (): MachineInfo {
     os: `${type()} ${release()} ${arch()}`,
     memoryGb: Math.round(totalmem() / 2 ** 30),
     loadAverage1m: Number((loadavg()[0] ?? 0).toFixed(2)),
-    nginx: null
+    nginx: null,
+    redis: null
   }
 }

@@ -1,9 +1,10 @@
 import { findNginx, nginxVersion, startNginx } from './nginx.js'
 import { processCpuMicros } from './process-cpu.js'
-import { bareOptions, pluginOptions } from './proxy-options.js'
+import { bareOptions, pluginOptions, redisStoreOptions } from './proxy-options.js'
 import { originOf, startProxy, type ProxyProcess } from './proxy-process.js'
+import { benchRedisUrl, cleanUpPrefix, freshKeyPrefix, probeRedis } from './redis-store.js'
 
-export const PEER_NAMES = ['direct', 'reply-from', 'nginx', 'plugin', 'plugin-bare'] as const
+export const PEER_NAMES = ['direct', 'reply-from', 'nginx', 'plugin', 'plugin-bare', 'plugin-redis'] as const
 export type PeerName = typeof PEER_NAMES[number]
 
 /** What the clients read through in one throughput measurement. */
@@ -29,14 +30,26 @@ export interface PeerLineUp {
   readonly launchers: PeerLauncher[]
   readonly skipped: Array<{ name: PeerName, reason: string }>
   readonly nginxVersion: string | null
+  readonly redisVersion: string | null
 }
 
-export function lineUpPeers (names: readonly PeerName[], upstreamOrigin: string, upstreamPort: number): PeerLineUp {
+/** Peers that need something outside npm (nginx, a Redis) are skipped, with the reason, when it is not there. */
+export async function lineUpPeers (names: readonly PeerName[], upstreamOrigin: string, upstreamPort: number): Promise<PeerLineUp> {
   const launchers: PeerLauncher[] = []
   const skipped: PeerLineUp['skipped'] = []
   let version: string | null = null
+  let redisVersion: string | null = null
   for (const name of names) {
-    if (name === 'nginx') {
+    if (name === 'plugin-redis') {
+      const redisUrl = benchRedisUrl()
+      const probe = await probeRedis(redisUrl)
+      if ('reason' in probe) {
+        skipped.push({ name, reason: probe.reason })
+        continue
+      }
+      redisVersion = `Redis ${probe.version}`
+      launchers.push({ name, launch: async () => await launchRedisPeer(upstreamOrigin, redisUrl) })
+    } else if (name === 'nginx') {
       const binary = findNginx()
       if (binary === undefined) {
         skipped.push({ name, reason: 'no nginx binary (apt-get install -y nginx, or set NGINX_BIN)' })
@@ -48,7 +61,7 @@ export function lineUpPeers (names: readonly PeerName[], upstreamOrigin: string,
       launchers.push({ name, launch: async () => await launchNodePeer(name, upstreamOrigin) })
     }
   }
-  return { launchers, skipped, nginxVersion: version }
+  return { launchers, skipped, nginxVersion: version, redisVersion }
 }
 
 async function launchNginx (binary: string, upstreamPort: number): Promise<Peer> {
@@ -56,7 +69,7 @@ async function launchNginx (binary: string, upstreamPort: number): Promise<Peer>
   return { name: 'nginx', origin: `http://127.0.0.1:${nginx.port}`, cpuMicros: async () => await processCpuMicros(nginx.pid), stop: nginx.stop }
 }
 
-async function launchNodePeer (name: Exclude<PeerName, 'nginx'>, upstreamOrigin: string): Promise<Peer> {
+async function launchNodePeer (name: Exclude<PeerName, 'nginx' | 'plugin-redis'>, upstreamOrigin: string): Promise<Peer> {
   switch (name) {
     case 'direct':
       return { name, origin: upstreamOrigin, cpuMicros: async () => null, stop: async () => {} }
@@ -66,6 +79,34 @@ async function launchNodePeer (name: Exclude<PeerName, 'nginx'>, upstreamOrigin:
       return nodeProxyPeer(name, await startProxy({ kind: 'plugin', options: pluginOptions(upstreamOrigin) }, name))
     case 'plugin-bare':
       return nodeProxyPeer(name, await startProxy({ kind: 'plugin', options: bareOptions(upstreamOrigin) }, name))
+  }
+}
+
+/**
+ * The plugin with the Redis store, under a key prefix of its own (`bench:<uuid>:`),
+ * so that nothing of an earlier measurement, or of anyone else sharing the Redis,
+ * is in its way; its keys are deleted once it has stopped.
+ */
+async function launchRedisPeer (upstreamOrigin: string, redisUrl: string): Promise<Peer> {
+  const keyPrefix = freshKeyPrefix()
+  const cleanUp = async (): Promise<void> => { await cleanUpPrefix(redisUrl, keyPrefix) }
+  let proxy: ProxyProcess
+  try {
+    proxy = await startProxy({ kind: 'plugin', options: redisStoreOptions(pluginOptions(upstreamOrigin), redisUrl, keyPrefix) }, 'plugin-redis')
+  } catch (error) {
+    await cleanUp()
+    throw error
+  }
+  const peer = nodeProxyPeer('plugin-redis', proxy)
+  return {
+    ...peer,
+    stop: async () => {
+      try {
+        await peer.stop()
+      } finally {
+        await cleanUp()
+      }
+    }
   }
 }
 

@@ -18,6 +18,14 @@ export function pluginOptions (upstreamOrigin: string): McpSseResilienceOptions 
   return { routes: sseRoute(upstreamOrigin), metrics: { enabled: false }, sessions: { detachGraceSeconds: 0 } }
 }
 
+/**
+ * `plugin-redis`: `plugin` with the Redis store (docs/scaling.md), everything else
+ * alike. Each launch gets a key prefix of its own, deleted once it stops.
+ */
+export function redisStoreOptions (base: McpSseResilienceOptions, redisUrl: string, keyPrefix: string): McpSseResilienceOptions {
+  return { ...base, store: { kind: 'redis', url: redisUrl, keyPrefix } }
+}
+
 /** `plugin-bare`: the same without history and dedupe, to price them. */
 export function bareOptions (upstreamOrigin: string): McpSseResilienceOptions {
   return { ...pluginOptions(upstreamOrigin), history: { enabled: false }, reconnect: { dedupeWindow: 0 } }

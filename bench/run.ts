@@ -67,6 +67,7 @@ async function runScenario (scenario: ScenarioName, testbed: Testbed, plan: Suit
       const outcome = await runThroughput(testbed, plan.throughput)
       figures.throughput = outcome.rows
       figures.machine.nginx = outcome.nginxVersion
+      figures.machine.redis = outcome.redisVersion ?? figures.machine.redis
       figures.run.skippedPeers = outcome.skippedPeers
       figures.notes.push(...outcome.notes)
       const ratioByCase = fullSpeedRatios(outcome.rows, 'plugin', 'plugin-bare')
@@ -81,9 +82,13 @@ async function runScenario (scenario: ScenarioName, testbed: Testbed, plan: Suit
     case 'memory':
       figures.memory = await runMemory(testbed, plan.memory)
       break
-    case 'reconnect':
-      figures.reconnect = await runReconnect(testbed, plan.reconnect)
+    case 'reconnect': {
+      const outcome = await runReconnect(testbed, plan.reconnect, plan.throughput.peers)
+      figures.reconnect = outcome.figures
+      figures.machine.redis = outcome.redisVersion ?? figures.machine.redis
+      figures.notes.push(...outcome.notes)
       break
+    }
     case 'load':
       figures.load = await runLoad(testbed, plan.load)
       break
@@ -93,7 +98,7 @@ async function runScenario (scenario: ScenarioName, testbed: Testbed, plan: Suit
 /** Every key of the JSON contract is there even when its scenario did not run: null means not measured. */
 function emptyFigures (plan: SuitePlan, scenarios: readonly ScenarioName[], startedAt: Date): Figures {
   const memory: MemoryFigures = { bytesPer1000Replay: null, bytesPer1000IdsOnly: null, rss1000Sessions: null, rss10000Sessions: null, rssNoSessions: null, eventBytes: SMALL_EVENT, trackedEvents: null }
-  const reconnect: ReconnectFigures = { upstreamP50Ms: null, upstreamP99Ms: null, clientResumeP50Ms: null, clientResumeP99Ms: null, upstreamDrops: 0, clientResumes: 0, clientResumesInOrder: 0 }
+  const reconnect: ReconnectFigures = { upstreamP50Ms: null, upstreamP99Ms: null, clientResumeP50Ms: null, clientResumeP99Ms: null, upstreamDrops: 0, clientResumes: 0, clientResumesInOrder: 0, redisStore: null }
   const load: LoadFigures = {
     clients: plan.load.clients,
     eventsPerSecPerClient: plan.load.eventsPerSecPerClient,

@@ -45,12 +45,18 @@ function table (properties: Record<string, TSchema>, prefix: string, skip: strin
 }
 
 function typeOf (schema: TSchema): string {
+  if (Array.isArray(schema.anyOf)) return (schema.anyOf as TSchema[]).map((choice) => `\`${JSON.stringify(choice.const)}\``).join(' or ')
   const bounds = [
     schema.minimum === undefined ? '' : `>= ${String(schema.minimum)}`,
     schema.format === undefined ? '' : 'http(s) URL',
-    schema.pattern === undefined ? '' : 'path'
+    patternOf(schema)
   ].filter((part) => part !== '')
   return bounds.length === 0 ? String(schema.type) : `${String(schema.type)} (${bounds.join(', ')})`
+}
+
+function patternOf (schema: TSchema): string {
+  if (schema.pattern === undefined) return ''
+  return String(schema.pattern).startsWith('^/') ? 'path' : `matching \`${String(schema.pattern)}\``
 }
 
 function defaultOf (schema: TSchema): string {

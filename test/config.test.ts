@@ -28,8 +28,17 @@ t.test('defaults are applied to every section', async (t) => {
     sessions: { maxSessions: 10000, idleTimeoutSeconds: 3600, detachGraceSeconds: 60, reestablish: true, maxSubscriptionsPerSession: 1000, maxStreamsPerSession: 100 },
     limits: { maxEventBytes: 1048576, maxBodyBytes: 4194304, clientBufferBytes: 1048576, clientStallSeconds: 30 },
     security: { allowedOrigins: [] },
-    shutdown: { retryHintMs: 1000, drainTimeoutMs: 5000 }
+    shutdown: { retryHintMs: 1000, drainTimeoutMs: 5000 },
+    store: { kind: 'memory', url: 'redis://127.0.0.1:6379', keyPrefix: 'mcp-sse:', leaseTtlMs: 5000, durable: false }
   })
+})
+
+t.test('store: wrong kind, a URL that is not Redis, braces in the prefix and a tiny lease are each reported', async (t) => {
+  const error = t.throws(() => resolveOptions({
+    routes: [SSE_ROUTE],
+    store: { kind: 'postgres', url: 'http://127.0.0.1:6379', keyPrefix: 'a{b}', leaseTtlMs: 10 }
+  } as never)) as Error
+  for (const path of ['store.kind', 'store.url', 'store.keyPrefix', 'store.leaseTtlMs']) t.match(error.message, path)
 })
 
 t.test('the caller\'s options object is not modified', async (t) => {

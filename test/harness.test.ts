@@ -1,9 +1,8 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
-import { existsSync } from 'node:fs'
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage } from 'node:http'
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
-import { REDIS_SERVER_BINARY, startRedisServer } from './helpers/redis-process.js'
+import { startRedisServer } from './helpers/redis-process.js'
 import { startReplica } from './helpers/replica-process.js'
 import { startTcpRelay } from './helpers/tcp-relay.js'
 
@@ -164,7 +163,7 @@ async function redisCommand (port: number, command: string): Promise<string> {
   return reply.slice(0, -2)
 }
 
-t.test('redis-server process', { skip: existsSync(REDIS_SERVER_BINARY) ? false : `no ${REDIS_SERVER_BINARY}` }, async (t) => {
+t.test('redis-server process', async (t) => {
   const redis = await startRedisServer(t)
   t.equal(redis.url, `redis://127.0.0.1:${redis.port}`)
   t.equal(await redisCommand(redis.port, 'PING'), '+PONG')

@@ -19,8 +19,11 @@ interface Position {
  * Leaves a stream and comes back with Last-Event-ID, again and again: each time
  * it reads a few events, cuts its connection, waits `awayMs` so that events pile
  * up in the proxy's history, and times the resume until its first event.
+ * With `resumeUrl`, the stream is opened on `url` and every resume goes to
+ * `resumeUrl`: another replica of the same Redis store, which does not read the
+ * stream's upstream and serves it from Redis.
  */
-export async function timeResumes (url: string, resumes: number, awayMs: number, eventsBetween: number): Promise<ResumeTimings> {
+export async function timeResumes (url: string, resumes: number, awayMs: number, eventsBetween: number, resumeUrl?: string): Promise<ResumeTimings> {
   const samples: number[] = []
   let recovered = 0
   let notRecovered = 0
@@ -28,7 +31,7 @@ export async function timeResumes (url: string, resumes: number, awayMs: number,
   for (let index = 0; index < resumes; index++) {
     await new Promise((resolve) => setTimeout(resolve, awayMs))
     const sentAt = performance.now()
-    const stream = await openEventStream(url, { 'last-event-id': position.id })
+    const stream = await openEventStream(resumeUrl ?? url, { 'last-event-id': position.id })
     const read = await readEvents(stream, eventsBetween)
     samples.push(read.firstAt - sentAt)
     const resumedInOrder = stream.response.headers['x-resume-status'] === 'recovered' && read.first.seq === position.seq + 1

@@ -15,7 +15,8 @@ export type LoadClientApi = {
   endWindow: () => Promise<FleetWindow>
   closeFleet: () => Promise<void>
   timeUpstreamDrops: (url: string, drops: number, timeoutMs: number) => Promise<number[]>
-  timeResumes: (url: string, resumes: number, awayMs: number, eventsBetween: number) => Promise<ResumeTimings>
+  /** With `resumeUrl`: opened on `url`, resumed on `resumeUrl` (another replica). */
+  timeResumes: (url: string, resumes: number, awayMs: number, eventsBetween: number, resumeUrl?: string) => Promise<ResumeTimings>
   startChurn: (spec: ChurnSpec) => Promise<void>
   churnCounts: () => Promise<ChurnCounts>
   stopChurn: () => Promise<ChurnCounts>

@@ -1,5 +1,5 @@
 import { PEER_NAMES } from '../peers.js'
-import { fullSpeedRatios } from './ratios.js'
+import { findRow, fullSpeedRatios } from './ratios.js'
 import type { BenchResults, CaseRatio, ThroughputRow } from './results.js'
 
 /** The run as markdown: the throughput table, a section per other scenario, the targets. */
@@ -22,7 +22,7 @@ function heading ({ machine, run }: BenchResults): string {
     `## Benchmark results: ${mode}, ${run.startedAt}`,
     '',
     `Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB; Node ${machine.node}; ${machine.os}` +
-      `${machine.nginx === null ? '' : `; ${machine.nginx}`}. Load average (1 min) at the start and the end of the run: ${machine.loadAverage1m}, ${run.loadAverage1mEnd}. ` +
+      `${machine.nginx === null ? '' : `; ${machine.nginx}`}${machine.redis === null ? '' : `; ${machine.redis}`}. Load average (1 min) at the start and the end of the run: ${machine.loadAverage1m}, ${run.loadAverage1mEnd}. ` +
       `Throughput figures: median of ${run.runsPerFigure} run${run.runsPerFigure === 1 ? '' : 's'}. Wall time: ${Math.round(run.wallSeconds)} s.`
   ].join('\n')
 }
@@ -47,9 +47,27 @@ function throughputSection (rows: readonly ThroughputRow[]): string {
       `${formatRate(row.eventsPerSec)}${row.streamsOpened < row.clients ? ` (${row.streamsOpened} streams open)` : ''} | ` +
       `${fixed(row.p50Ms, 2)} | ${fixed(row.p99Ms, 2)} | ${fixed(row.cpuUsPerEvent, 2)} |`)
   }
-  lines.push('', ratioLine('plugin / reply-from at full speed', fullSpeedRatios(rows, 'plugin', 'reply-from')))
-  lines.push(ratioLine('plugin / plugin-bare at full speed', fullSpeedRatios(rows, 'plugin', 'plugin-bare')))
+  const ratios = [
+    ratioLine('plugin / reply-from at full speed', fullSpeedRatios(rows, 'plugin', 'reply-from')),
+    ratioLine('plugin / plugin-bare at full speed', fullSpeedRatios(rows, 'plugin', 'plugin-bare')),
+    ratioLine('plugin-redis / plugin at full speed', fullSpeedRatios(rows, 'plugin-redis', 'plugin')),
+    redisCpuLine(rows)
+  ].filter((line) => line !== '')
+  if (ratios.length > 0) lines.push('', ...ratios)
   return lines.join('\n')
+}
+
+/** What the Redis store costs the proxy in CPU per event, case by case, against the memory store measured in the same run. */
+function redisCpuLine (rows: readonly ThroughputRow[]): string {
+  const parts: string[] = []
+  for (const row of rows) {
+    if (row.scenario !== 'plugin-redis') continue
+    const memory = findRow(rows, 'plugin', row.clients, row.eventBytes, row.offeredPerConn)
+    if (memory?.cpuUsPerEvent == null || row.cpuUsPerEvent === null || memory.cpuUsPerEvent === 0) continue
+    const rate = row.offeredPerConn === 0 ? 'full speed' : `${row.offeredPerConn}/s`
+    parts.push(`${row.clients} × ${row.eventBytes} B ${rate} ${(row.cpuUsPerEvent / memory.cpuUsPerEvent).toFixed(2)}`)
+  }
+  return parts.length === 0 ? '' : `proxy CPU per event, plugin-redis / plugin: ${parts.join(', ')}.  `
 }
 
 /** Sorts full speed before fixed rates, small events before large, few clients before many. */
@@ -100,8 +118,18 @@ function reconnectSection ({ reconnect }: BenchResults): string {
     '| what | p50 ms | p99 ms |',
     '|---|---:|---:|',
     `| upstream closes, first event of the new connection at the client (${reconnect.upstreamDrops} drops) | ${fixed(reconnect.upstreamP50Ms, 2)} | ${fixed(reconnect.upstreamP99Ms, 2)} |`,
-    `| client resumes with Last-Event-ID, first replayed event (${reconnect.clientResumes} resumes, ${reconnect.clientResumesInOrder} recovered in order) | ${fixed(reconnect.clientResumeP50Ms, 2)} | ${fixed(reconnect.clientResumeP99Ms, 2)} |`
+    `| client resumes with Last-Event-ID, first replayed event (${reconnect.clientResumes} resumes, ${reconnect.clientResumesInOrder} recovered in order) | ${fixed(reconnect.clientResumeP50Ms, 2)} | ${fixed(reconnect.clientResumeP99Ms, 2)} |`,
+    ...redisReconnectRows(reconnect.redisStore)
   ].join('\n')
+}
+
+function redisReconnectRows (redis: BenchResults['reconnect']['redisStore']): string[] {
+  if (redis === null) return []
+  return [
+    `| Redis store: upstream closes, first event of the new connection at the client (${redis.upstreamDrops} drops) | ${fixed(redis.upstreamP50Ms, 2)} | ${fixed(redis.upstreamP99Ms, 2)} |`,
+    `| Redis store: client resumes on the replica that reads the upstream (${redis.sameReplicaResumes} resumes, ${redis.sameReplicaResumesInOrder} recovered in order) | ${fixed(redis.sameReplicaResumeP50Ms, 2)} | ${fixed(redis.sameReplicaResumeP99Ms, 2)} |`,
+    `| Redis store: client resumes on another replica, replay then live from Redis (${redis.otherReplicaResumes} resumes, ${redis.otherReplicaResumesInOrder} recovered in order) | ${fixed(redis.otherReplicaResumeP50Ms, 2)} | ${fixed(redis.otherReplicaResumeP99Ms, 2)} |`
+  ]
 }
 
 function loadSection ({ load }: BenchResults): string {

@@ -75,6 +75,28 @@ export interface ReconnectFigures {
   clientResumes: number
   /** Resumes answered `recovered` whose first event followed the last one seen. */
   clientResumesInOrder: number
+  /** The same through the Redis store (`--peers` with plugin-redis); null when it did not run. */
+  redisStore: RedisReconnectFigures | null
+}
+
+/**
+ * The reconnection scenario through two replicas sharing one Redis (store.kind
+ * redis), the stream read by replica A: upstream drops; client resumes on A, which
+ * reads the upstream (history from Redis); client resumes on B, which does not
+ * (replay from Redis, then live through pub/sub).
+ */
+export interface RedisReconnectFigures {
+  upstreamP50Ms: number | null
+  upstreamP99Ms: number | null
+  upstreamDrops: number
+  sameReplicaResumeP50Ms: number | null
+  sameReplicaResumeP99Ms: number | null
+  sameReplicaResumes: number
+  sameReplicaResumesInOrder: number
+  otherReplicaResumeP50Ms: number | null
+  otherReplicaResumeP99Ms: number | null
+  otherReplicaResumes: number
+  otherReplicaResumesInOrder: number
 }
 
 export interface LoadFigures {

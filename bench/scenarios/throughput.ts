@@ -24,6 +24,7 @@ export interface ThroughputOutcome {
   readonly rows: ThroughputRow[]
   readonly skippedPeers: RunInfo['skippedPeers']
   readonly nginxVersion: string | null
+  readonly redisVersion: string | null
   readonly notes: string[]
 }
 
@@ -37,7 +38,7 @@ const SETTLE_TIMEOUT_MS = 15_000
  * moment hits them all alike. Each figure is the median of its runs.
  */
 export async function runThroughput (testbed: Testbed, plan: SuitePlan['throughput']): Promise<ThroughputOutcome> {
-  const lineUp = lineUpPeers(plan.peers, testbed.upstreamOrigin, testbed.upstream.ready.port)
+  const lineUp = await lineUpPeers(plan.peers, testbed.upstreamOrigin, testbed.upstream.ready.port)
   const notes: string[] = lineUp.skipped.map(({ name, reason }) => `${name} skipped: ${reason}`)
   const rows: ThroughputRow[] = []
   for (const testCase of plan.cases) {
@@ -56,7 +57,7 @@ export async function runThroughput (testbed: Testbed, plan: SuitePlan['throughp
     }
     for (const [launcher, runs] of measurements) rows.push(summarize(launcher, testCase, runs))
   }
-  return { rows, skippedPeers: lineUp.skipped, nginxVersion: lineUp.nginxVersion, notes }
+  return { rows, skippedPeers: lineUp.skipped, nginxVersion: lineUp.nginxVersion, redisVersion: lineUp.redisVersion, notes }
 }
 
 async function measureOnce (testbed: Testbed, peer: Peer, testCase: ThroughputCase, plan: SuitePlan['throughput'], notes: string[]): Promise<Measurement> {

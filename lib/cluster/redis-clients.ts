@@ -10,10 +10,15 @@ import type { FastifyBaseLogger } from 'fastify'
 export interface RedisClients {
   readonly commands: Redis
   readonly subscriber: Redis
+  /**
+   * store.durable: the history's own connection. WAIT blocks the connection it runs on
+   * until a replica acknowledges its writes, so it must not hold up leases and reads.
+   */
+  readonly history: Redis
 }
 
-export function connectRedis (url: string, log: FastifyBaseLogger): RedisClients {
-  const options = {
+export function connectRedis (url: string, log: FastifyBaseLogger, options: { durable: boolean }): RedisClients {
+  const clientOptions = {
     enableAutoPipelining: true,
     // Commands wait for a reconnect instead of failing: appends must go in, in order. The
     // lease keeper, not a command timeout, decides when this replica has waited too long.
@@ -21,9 +26,10 @@ export function connectRedis (url: string, log: FastifyBaseLogger): RedisClients
     retryStrategy: (attempt: number) => Math.min(attempt * 100, 2000),
     lazyConnect: true
   }
-  const commands = new Redis(url, { ...options, connectionName: 'mcp-sse-commands' })
-  const subscriber = new Redis(url, { ...options, connectionName: 'mcp-sse-live' })
-  for (const [role, client] of [['commands', commands], ['live', subscriber]] as const) {
+  const commands = new Redis(url, { ...clientOptions, connectionName: 'mcp-sse-commands' })
+  const subscriber = new Redis(url, { ...clientOptions, connectionName: 'mcp-sse-live' })
+  const history = options.durable ? new Redis(url, { ...clientOptions, connectionName: 'mcp-sse-history' }) : commands
+  for (const [role, client] of distinctClients({ commands, live: subscriber, history })) {
     let wasReady = false
     client.on('ready', () => {
       if (wasReady) log.info({ redis: role }, 'reconnected to Redis')
@@ -32,16 +38,24 @@ export function connectRedis (url: string, log: FastifyBaseLogger): RedisClients
     client.on('error', (error: Error) => log.warn({ redis: role, err: error }, 'Redis connection error'))
     client.on('end', () => { wasReady = false })
   }
-  return { commands, subscriber }
+  return { commands, subscriber, history }
+}
+
+function distinctClients (clients: Record<string, Redis>): Array<[string, Redis]> {
+  const roles = new Map<Redis, string>()
+  for (const [role, client] of Object.entries(clients)) {
+    if (!roles.has(client)) roles.set(client, role)
+  }
+  return [...roles].map(([client, role]) => [role, client])
 }
 
 /** Connects both clients; rejects when Redis cannot be reached at start. */
 export async function openRedis (clients: RedisClients): Promise<void> {
-  await Promise.all([clients.commands.connect(), clients.subscriber.connect()])
+  await Promise.all(distinctClients({ ...clients }).map(async ([, client]) => await client.connect()))
 }
 
 export async function closeRedis (clients: RedisClients): Promise<void> {
-  await Promise.all([clients.commands.quit().catch(() => clients.commands.disconnect()), clients.subscriber.quit().catch(() => clients.subscriber.disconnect())])
+  await Promise.all(distinctClients({ ...clients }).map(async ([, client]) => await client.quit().catch(() => client.disconnect())))
 }
 
 /** Whether new work can be recorded now. */

@@ -66,14 +66,16 @@ export class ReplicaCoordinator {
     this.#metrics = metrics
     this.#sessions = sessions
     this.#log = log
-    this.#clients = connectRedis(storeOptions.url, log)
+    this.#clients = connectRedis(storeOptions.url, log, { durable: storeOptions.durable })
     const onOperation = (op: string, result: 'ok' | 'error', seconds: number): void => {
       metrics.storeOperations.inc({ op, result })
       metrics.storeLatency.observe({ op }, seconds)
     }
     const { keyPrefix } = storeOptions
-    this.#registry = new RedisStreamRegistry(this.#clients.commands, { keyPrefix, onOperation })
-    this.store = new RedisHistoryStore(this.#clients.commands, {
+    // A finished stream stays resumable for the history TTL; an owned one as long as its lease is renewed.
+    const retainMs = history.ttlSeconds * 1000 + storeOptions.leaseTtlMs
+    this.#registry = new RedisStreamRegistry(this.#clients.commands, { keyPrefix, retainMs, onOperation })
+    this.store = new RedisHistoryStore(this.#clients.history, {
       keyPrefix,
       limits: { maxEvents: history.maxEvents, maxBytes: history.maxBytes, ttlMs: history.ttlSeconds * 1000, replay: history.replay },
       epoch: () => this.#epoch,

@@ -94,9 +94,10 @@ class ReplicaProcess implements Replica {
   static async start (options: unknown, extra: ReplicaExtra, ownedByTest: boolean): Promise<ReplicaProcess> {
     const child = spawn(process.execPath, REPLICA_NODE_ARGS, {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      // Not tap's own NODE_OPTIONS (process info, coverage): this is a server, not a test.
+      // Not tap's own NODE_OPTIONS (process info, coverage): this is a server, not a test. Its V8 coverage
+      // would be merged into the test's by byte offset, over code compiled another way.
       // Transpile only, as under tap, also when a test runs outside it: tsc checks the types.
-      env: { TS_NODE_TRANSPILE_ONLY: '1', ...process.env, NODE_OPTIONS: '', ...extra.env }
+      env: { TS_NODE_TRANSPILE_ONLY: '1', ...withoutCoverage(process.env), NODE_OPTIONS: '', ...extra.env }
     })
     liveChildren.add(child)
     const output = new OutputTail(child)
@@ -262,4 +263,9 @@ class OutputTail {
   text (): string {
     return this.#lines.length === 0 ? '(no output)' : this.#lines.join('\n')
   }
+}
+
+function withoutCoverage (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { NODE_V8_COVERAGE: _coverage, ...rest } = env
+  return rest
 }

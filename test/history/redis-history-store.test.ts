@@ -58,7 +58,7 @@ t.test('stats() follow exactly what the memory store counts, through appends, ev
 
 t.test('a stream owned with a fencing token records its events', async (t) => {
   const { redis, keyPrefix, store } = redisStore(t)
-  const registry = new RedisStreamRegistry(redis, { keyPrefix })
+  const registry = new RedisStreamRegistry(redis, { keyPrefix, retainMs: 60_000 })
   await registry.register('A', 's1', '{}', EPOCH)
   const token = await registry.claim('A', 's1', 'replica-1', 5000, Date.now())
   t.equal(token, 1)
@@ -71,7 +71,7 @@ t.test('a stream owned with a fencing token records its events', async (t) => {
 t.test('once another replica claims the stream, the old owner\'s appends are refused and nothing of them is written', async (t) => {
   const { redis, keyPrefix, store: first } = redisStore(t)
   const second = new RedisHistoryStore(redis, { keyPrefix, limits: LIMITS, epoch: () => EPOCH })
-  const registry = new RedisStreamRegistry(redis, { keyPrefix })
+  const registry = new RedisStreamRegistry(redis, { keyPrefix, retainMs: 60_000 })
   await registry.register('A', 's1', '{}', EPOCH)
   first.holdFence('s1', await registry.claim('A', 's1', 'replica-1', 5000, Date.now()) ?? 0)
   await first.append('A', 's1', events(1, 2))
@@ -219,7 +219,7 @@ t.test('expire() keeps track of a bounded number of streams, the most recent', a
 
 t.test('dropStream and dropSession clear the stream index only for the session that owns the stream', async (t) => {
   const { redis, keyPrefix, store } = redisStore(t)
-  const registry = new RedisStreamRegistry(redis, { keyPrefix })
+  const registry = new RedisStreamRegistry(redis, { keyPrefix, retainMs: 60_000 })
   await registry.register('A', 's1', '{}', EPOCH)
   await registry.register('A', 's2', '{}', EPOCH)
   store.holdFence('s1', await registry.claim('A', 's1', 'replica-1', 5000, Date.now()) ?? 0)

@@ -45,7 +45,7 @@ function streamOf (redis: Redis, keyPrefix: string, sessionId: string, streamId:
 function setup (t: Test) {
   const { redis, keyPrefix } = testRedis(t)
   defineHistoryScripts(redis)
-  const registry = new RedisStreamRegistry(redis, { keyPrefix })
+  const registry = new RedisStreamRegistry(redis, { keyPrefix, retainMs: 60_000 })
   return { redis, keyPrefix, registry, stream: (sessionId: string, streamId: string) => streamOf(redis, keyPrefix, sessionId, streamId) }
 }
 
@@ -376,9 +376,9 @@ t.test('ensureEpoch: stable across calls and replicas; a new one once Redis lost
   const epoch = await registry.ensureEpoch()
   t.match(epoch, /^[\w-]{8}$/)
   t.equal(await registry.ensureEpoch(), epoch)
-  t.equal(await new RedisStreamRegistry(redis, { keyPrefix }).ensureEpoch(), epoch)
+  t.equal(await new RedisStreamRegistry(redis, { keyPrefix, retainMs: 60_000 }).ensureEpoch(), epoch)
   await redis.del(epochKey(keyPrefix))
-  const [renewed, raced] = await Promise.all([registry.ensureEpoch(), new RedisStreamRegistry(redis, { keyPrefix }).ensureEpoch()])
+  const [renewed, raced] = await Promise.all([registry.ensureEpoch(), new RedisStreamRegistry(redis, { keyPrefix, retainMs: 60_000 }).ensureEpoch()])
   t.not(renewed, epoch)
   t.equal(raced, renewed, 'two replicas that race agree on one')
 })
@@ -387,7 +387,7 @@ t.test('every registry call is timed and reported', async (t) => {
   const { keyPrefix } = testRedis(t)
   const client = redisClient()
   const reports: string[] = []
-  const registry = new RedisStreamRegistry(client, { keyPrefix, onOperation: (op, result) => reports.push(`${op} ${result}`) })
+  const registry = new RedisStreamRegistry(client, { keyPrefix, retainMs: 60_000, onOperation: (op, result) => reports.push(`${op} ${result}`) })
   await registry.ensureEpoch()
   await client.quit()
   await t.rejects(registry.sessionOf('s1'))
@@ -405,4 +405,27 @@ t.test('reply helpers narrow what Redis answered', async (t) => {
   t.same(parseActiveMember('A s1'), { sessionId: 'A', streamId: 's1' })
   t.equal(parseActiveMember(' s1'), undefined)
   t.equal(parseActiveMember('A '), undefined)
+})
+
+t.test('retention: a stream\'s keys expire unless its lease is renewed; a finished one lasts retainMs; a gone one leaves the active index', async (t) => {
+  const { redis, keyPrefix, registry, stream } = setup(t)
+  const s1 = stream('A', 's1')
+  await registry.register('A', 's1', '{}', EPOCH)
+  const token = await registry.claim('A', 's1', 'replica-1', 5000, Date.now()) ?? 0
+  await s1.append(raw(1, 2), { token })
+  await redis.pexpire(s1.keys.meta, 100)
+  await redis.pexpire(s1.keys.history, 100)
+  t.ok(await registry.renew('A', 's1', 'replica-1', token, 5000, Date.now()))
+  for (const key of [s1.keys.meta, s1.keys.history, s1.keys.sessionCounters, s1.keys.sessionStreams, streamIndexKey(keyPrefix, 's1')]) {
+    t.ok(await redis.pttl(key) > 59_000, `${key} is kept for retainMs by the renewal`)
+  }
+  t.ok(await registry.finish('A', 's1', token))
+  t.ok(await redis.pttl(s1.keys.history) > 59_000, 'a finished stream stays for retainMs')
+
+  await registry.register('B', 's2', '{}', EPOCH)
+  t.ok(await redis.pttl(historyKeys(keyPrefix, 'B', 's2').meta) > 59_000, 'a registered stream expires unless renewed')
+  await redis.zadd(activeIndexKey(keyPrefix), 0, activeMember('B', 's2'))
+  await redis.del(historyKeys(keyPrefix, 'B', 's2').meta)
+  t.equal(await registry.claim('B', 's2', 'replica-2', 5000, Date.now()), undefined, 'nothing to claim')
+  t.equal(await redis.zscore(activeIndexKey(keyPrefix), activeMember('B', 's2')), null, 'and it leaves the active index')
 })

@@ -256,8 +256,9 @@ return reply
 `
 
 /**
- * KEYS: meta, history, session streams. ARGV: epoch, descriptor, streamId.
+ * KEYS: meta, history, session streams. ARGV: epoch, descriptor, streamId, retainMs.
  * Creates the stream's meta unless it exists (a registered stream never goes back to 0), and sets its descriptor.
+ * The keys expire `retainMs` from now unless a lease renewal extends them: nothing outlives its replicas for long.
  */
 export const REGISTER_SCRIPT = `
 local meta, history, streams = KEYS[1], KEYS[2], KEYS[3]
@@ -267,26 +268,33 @@ if redis.call('EXISTS', meta) == 0 then
 end
 redis.call('HSET', meta, 'desc', ARGV[2])
 redis.call('SADD', streams, ARGV[3])
+redis.call('PEXPIRE', meta, ARGV[4])
+redis.call('PEXPIRE', streams, ARGV[4])
 return 1
 `
 
 /**
  * KEYS: meta, lease. ARGV: owner, ttlMs.
- * Takes the lease of an unfinished stream that has none; returns its new fencing token, or nil.
+ * Takes the lease of an unfinished stream that has none; returns its new fencing token, nil while
+ * another replica holds it, or -1 for a stream that is over or gone (nothing to claim, ever).
  */
 export const CLAIM_SCRIPT = `
 local meta, lease = KEYS[1], KEYS[2]
-if redis.call('EXISTS', meta) == 0 or redis.call('HGET', meta, 'finished') == '1' then return false end
+if redis.call('EXISTS', meta) == 0 or redis.call('HGET', meta, 'finished') == '1' then return -1 end
 if redis.call('EXISTS', lease) == 1 then return false end
 local token = redis.call('HINCRBY', meta, 'fence', 1)
 redis.call('SET', lease, ARGV[1] .. ':' .. string.format('%d', token), 'PX', ARGV[2])
 return token
 `
 
-/** KEYS: lease. ARGV: `<owner>:<token>`, ttlMs. Extends the lease only for its holder; 1 or 0. */
+/**
+ * KEYS: lease, meta, history, session counters, session streams. ARGV: `<owner>:<token>`, ttlMs, retainMs.
+ * Extends the lease only for its holder, and keeps the stream's keys for `retainMs` more; 1 or 0.
+ */
 export const RENEW_SCRIPT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+for index = 2, 5 do redis.call('PEXPIRE', KEYS[index], ARGV[3]) end
 return 1
 `
 
@@ -302,13 +310,16 @@ return {released, finished}
 `
 
 /**
- * KEYS: meta. ARGV: token, live channel.
+ * KEYS: meta, history. ARGV: token, live channel, retainMs.
  * Marks the stream finished unless a newer owner holds it, and publishes `end <last>`; 1 or 0.
+ * A finished stream stays resumable for `retainMs`, then its keys expire.
  */
 export const FINISH_SCRIPT = `
 local state = redis.call('HMGET', KEYS[1], 'fence', 'last')
 if redis.call('EXISTS', KEYS[1]) == 0 or tonumber(state[1] or '0') > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'finished', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', ARGV[2], 'end ' .. (state[2] or '0'))
 return 1
 `
@@ -328,9 +339,9 @@ const SCRIPTS = {
   mcpSseDropSession: { lua: DROP_SESSION_SCRIPT, numberOfKeys: 2 },
   mcpSseRegister: { lua: REGISTER_SCRIPT, numberOfKeys: 3 },
   mcpSseClaim: { lua: CLAIM_SCRIPT, numberOfKeys: 2 },
-  mcpSseRenew: { lua: RENEW_SCRIPT, numberOfKeys: 1 },
+  mcpSseRenew: { lua: RENEW_SCRIPT, numberOfKeys: 5 },
   mcpSseRelease: { lua: RELEASE_SCRIPT, numberOfKeys: 2 },
-  mcpSseFinish: { lua: FINISH_SCRIPT, numberOfKeys: 1 },
+  mcpSseFinish: { lua: FINISH_SCRIPT, numberOfKeys: 2 },
   mcpSseDeleteIfEqual: { lua: DELETE_IF_EQUAL_SCRIPT, numberOfKeys: 1 }
 } as const
 
@@ -396,11 +407,11 @@ declare module 'ioredis' {
     mcpSseExpire(meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, cutoff: RedisValue, maxEvictions: RedisValue): Result<unknown, Context>
     mcpSseDropStream(meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, sessionStreams: RedisKey, lease: RedisKey, streamId: RedisValue): Result<unknown, Context>
     mcpSseDropSession(sessionCounters: RedisKey, sessionStreams: RedisKey, metaBase: RedisValue, historyBase: RedisValue, leaseBase: RedisValue): Result<unknown, Context>
-    mcpSseRegister(meta: RedisKey, history: RedisKey, sessionStreams: RedisKey, epoch: RedisValue, descriptor: RedisValue, streamId: RedisValue): Result<unknown, Context>
+    mcpSseRegister(meta: RedisKey, history: RedisKey, sessionStreams: RedisKey, epoch: RedisValue, descriptor: RedisValue, streamId: RedisValue, retainMs: RedisValue): Result<unknown, Context>
     mcpSseClaim(meta: RedisKey, lease: RedisKey, owner: RedisValue, ttlMs: RedisValue): Result<unknown, Context>
-    mcpSseRenew(lease: RedisKey, holder: RedisValue, ttlMs: RedisValue): Result<unknown, Context>
+    mcpSseRenew(lease: RedisKey, meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, sessionStreams: RedisKey, holder: RedisValue, ttlMs: RedisValue, retainMs: RedisValue): Result<unknown, Context>
     mcpSseRelease(lease: RedisKey, meta: RedisKey, holder: RedisValue): Result<unknown, Context>
-    mcpSseFinish(meta: RedisKey, token: RedisValue, channel: RedisValue): Result<unknown, Context>
+    mcpSseFinish(meta: RedisKey, history: RedisKey, token: RedisValue, channel: RedisValue, retainMs: RedisValue): Result<unknown, Context>
     mcpSseDeleteIfEqual(key: RedisKey, value: RedisValue): Result<unknown, Context>
   }
 }

@@ -1,9 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import { defineHistoryScripts, replyArray, timedOperation, type OperationObserver, type RedisClient } from './history-scripts.js'
-import { activeIndexKey, activeMember, epochKey, historyKey, leaseKey, liveChannel, metaKey, parseActiveMember, sessionStreamsKey, streamIndexKey } from './redis-keys.js'
+import { activeIndexKey, activeMember, epochKey, historyKey, leaseKey, liveChannel, metaKey, parseActiveMember, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './redis-keys.js'
 
 export interface RedisStreamRegistryOptions {
   readonly keyPrefix: string
+  /**
+   * How long a stream's keys outlive the last sign of it (registration, lease renewal,
+   * its end), so that Redis never keeps a stream whose replicas are all gone.
+   */
+  readonly retainMs: number
   readonly onOperation?: OperationObserver
 }
 
@@ -49,10 +54,12 @@ export class RedisStreamRegistry {
   readonly #redis: RedisClient
   readonly #prefix: string
   readonly #onOperation: OperationObserver | undefined
+  readonly #retainMs: number
 
   constructor (redis: RedisClient, options: RedisStreamRegistryOptions) {
     this.#redis = redis
     this.#prefix = options.keyPrefix
+    this.#retainMs = options.retainMs
     this.#onOperation = options.onOperation
     defineHistoryScripts(redis)
   }
@@ -78,9 +85,10 @@ export class RedisStreamRegistry {
         sessionStreamsKey(this.#prefix, sessionId),
         epoch,
         descriptor,
-        streamId
+        streamId,
+        this.#retainMs
       ),
-      this.#redis.set(streamIndexKey(this.#prefix, streamId), sessionId)
+      this.#redis.set(streamIndexKey(this.#prefix, streamId), sessionId, 'PX', this.#retainMs)
     ]))
   }
 
@@ -98,17 +106,29 @@ export class RedisStreamRegistry {
       owner,
       ttlMs
     ))
-    if (typeof token !== 'number') return undefined
+    if (token === -1) await this.forgetActive(sessionId, streamId)
+    if (typeof token !== 'number' || token === -1) return undefined
     await this.#markActive(sessionId, streamId, now + ttlMs)
     return token
   }
 
   /** Extends the lease, only for the holder of this token; false once it lost it. */
   async renew (sessionId: string, streamId: string, owner: string, token: number, ttlMs: number, now: number): Promise<boolean> {
-    const renewed = await this.#timed('renew', async () =>
-      await this.#redis.mcpSseRenew(leaseKey(this.#prefix, sessionId, streamId), holder(owner, token), ttlMs))
+    const renewed = await this.#timed('renew', async () => await this.#redis.mcpSseRenew(
+      leaseKey(this.#prefix, sessionId, streamId),
+      metaKey(this.#prefix, sessionId, streamId),
+      historyKey(this.#prefix, sessionId, streamId),
+      sessionCountersKey(this.#prefix, sessionId),
+      sessionStreamsKey(this.#prefix, sessionId),
+      holder(owner, token),
+      ttlMs,
+      this.#retainMs
+    ))
     if (renewed !== 1) return false
-    await this.#markActive(sessionId, streamId, now + ttlMs)
+    await Promise.all([
+      this.#markActive(sessionId, streamId, now + ttlMs),
+      this.#timed('renew', async () => await this.#redis.pexpire(streamIndexKey(this.#prefix, streamId), this.#retainMs))
+    ])
     return true
   }
 
@@ -132,8 +152,10 @@ export class RedisStreamRegistry {
   async finish (sessionId: string, streamId: string, token: number): Promise<boolean> {
     const finished = await this.#timed('finish', async () => await this.#redis.mcpSseFinish(
       metaKey(this.#prefix, sessionId, streamId),
+      historyKey(this.#prefix, sessionId, streamId),
       token,
-      liveChannel(this.#prefix, sessionId, streamId)
+      liveChannel(this.#prefix, sessionId, streamId),
+      this.#retainMs
     ))
     if (finished !== 1) return false
     await this.forgetActive(sessionId, streamId)

@@ -1,0 +1,280 @@
+import t, { type Test } from 'tap'
+import type { Redis } from 'ioredis'
+import { startDemoUpstream } from '../../examples/demo/mcp-server.js'
+import type { McpSseResilienceOptions } from '../../lib/index.js'
+import { CountingUpstream } from '../helpers/counting-upstream.js'
+import { startProxy, type RunningProxy } from '../helpers/proxy.js'
+import { startRedisServer } from '../helpers/redis-process.js'
+import { SseClient } from '../helpers/sse-client.js'
+import { startTcpRelay } from '../helpers/tcp-relay.js'
+import { TEST_REDIS_URL, testRedis } from '../helpers/test-redis.js'
+
+// Two plugin instances in this process sharing one Redis (issue 7): the same code paths as
+// replicas in separate processes (test/cluster/replicas.test.ts), with coverage.
+
+type Store = NonNullable<McpSseResilienceOptions['store']>
+
+async function sseReplicas (test: Test, upstreamUrl: string, store: Store, count = 2): Promise<RunningProxy[]> {
+  const options: McpSseResilienceOptions = {
+    routes: [{ kind: 'sse', path: '/events', upstream: upstreamUrl, reconnect: { baseDelayMs: 20, maxRetries: 0 } }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, leaseTtlMs: 600, ...store }
+  }
+  const proxies: RunningProxy[] = []
+  for (let i = 0; i < count; i++) proxies.push(await startProxy(test, options))
+  return proxies
+}
+
+const numbersOf = (client: SseClient): number[] => client.events.map((event) => Number(event.data))
+
+async function waitForNumber (client: SseClient, atLeast: number, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while ((numbersOf(client).at(-1) ?? 0) < atLeast) {
+    if (Date.now() > deadline) throw new Error(`client reached ${numbersOf(client).at(-1) ?? 0}, expected ${atLeast}`)
+    await client.waitForEvents(client.events.length + 1, deadline - Date.now())
+  }
+}
+
+function exactSequence (numbers: readonly number[]): boolean {
+  return numbers.every((n, index) => n === index + 1)
+}
+
+async function metric (proxy: RunningProxy, name: string): Promise<number> {
+  const text = await (await fetch(proxy.url('/metrics'))).text()
+  const line = text.split('\n').find((candidate) => candidate.startsWith(name))
+  return Number(line?.split(' ').at(-1) ?? 0)
+}
+
+async function until (condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!await condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+t.test('resume on the other instance: replay from Redis, then live, exact; the owner keeps the only upstream connection', async (t) => {
+  const { keyPrefix } = testRedis(t)
+  const upstream = await CountingUpstream.start({ replays: false })
+  t.teardown(async () => await upstream.close())
+  const [a, b] = await sseReplicas(t, upstream.url(), { keyPrefix }) as [RunningProxy, RunningProxy]
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 15)
+  onA.close()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const onB = await SseClient.open(b.url('/events'), { 'last-event-id': onA.events.at(-1)?.id ?? '' })
+  t.equal(onB.headers['x-resume-status'], 'recovered')
+  await waitForNumber(onB, (numbersOf(onA).at(-1) ?? 0) + 40)
+  onB.close()
+  t.ok(exactSequence([...numbersOf(onA), ...numbersOf(onB)]), 'no gap, no duplicate')
+  t.equal(upstream.connections.length, 1)
+  t.ok(await metric(a, 'sse_upstream_leases_held') >= 1, 'A holds the lease')
+  t.equal(await metric(b, 'sse_upstream_leases_held'), 0)
+  t.ok(await metric(b, 'sse_store_operations_total{op="read",result="ok"}') >= 1, 'store operations are counted')
+})
+
+t.test('an id of another route, or a stream Redis never had, is unknown on the other instance too', async (t) => {
+  const { keyPrefix } = testRedis(t)
+  const upstream = await CountingUpstream.start({ replays: false })
+  t.teardown(async () => await upstream.close())
+  const [a] = await sseReplicas(t, upstream.url(), { keyPrefix }) as [RunningProxy]
+  const other = await startProxy(t, {
+    routes: [{ kind: 'sse', path: '/other', upstream: upstream.url() }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix }
+  })
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 3)
+  const id = onA.events.at(-1)?.id ?? ''
+  const stolen = await SseClient.open(other.url('/other'), { 'last-event-id': id })
+  t.teardown(() => stolen.close())
+  t.equal(stolen.headers['x-resume-status'], 'unrecoverable; reason=unknown', 'a stream of another route is not found')
+  const never = await SseClient.open(other.url('/other'), { 'last-event-id': `${'A'.repeat(22)}${id.slice(22)}` })
+  t.teardown(() => never.close())
+  t.equal(never.headers['x-resume-status'], 'unrecoverable; reason=unknown')
+  onA.close()
+})
+
+t.test('an instance that closes hands its streams over at once: the other one takes the upstream over from the cursor, even with no client', async (t) => {
+  const { redis, keyPrefix } = testRedis(t)
+  const upstream = await CountingUpstream.start({ replays: true })
+  t.teardown(async () => await upstream.close())
+  const [a, b] = await sseReplicas(t, upstream.url(), { keyPrefix }) as [RunningProxy, RunningProxy]
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 10)
+  const lastSeen = onA.events.at(-1)?.id ?? ''
+  await a.app.close()
+  await onA.ended
+  t.ok(onA.retries.length > 0, 'the client was told when to come back')
+  const takeover = await upstream.waitForConnections(2, 3000)
+  const streamId = lastSeen.split('.')[0] ?? ''
+  const sessionId = await redis.get(`${keyPrefix}{${streamId}}:sid`) ?? ''
+  t.ok(Number(takeover.lastEventId) >= (numbersOf(onA).at(-1) ?? 0), 'the upstream is resumed after what was recorded')
+  t.equal(await metric(b, 'sse_upstream_takeovers_total'), 1)
+  await until(async () => Number(await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'last')) > 30, 5000, 'the new owner to record')
+  const onB = await SseClient.open(b.url('/events'), { 'last-event-id': lastSeen })
+  t.teardown(() => onB.close())
+  t.equal(onB.headers['x-resume-status'], 'recovered', 'B owns the stream now and serves it locally')
+  await waitForNumber(onB, 60)
+  t.ok(exactSequence([...numbersOf(onA), ...numbersOf(onB)]))
+})
+
+t.test('a stream whose lease another replica took is fenced: its owner stops reading and sends its client away', async (t) => {
+  const { redis, keyPrefix } = testRedis(t)
+  const upstream = await CountingUpstream.start({ replays: true })
+  t.teardown(async () => await upstream.close())
+  const [a] = await sseReplicas(t, upstream.url(), { keyPrefix }, 1) as [RunningProxy]
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 5)
+  const streamId = (onA.events.at(-1)?.id ?? '').split('.')[0] ?? ''
+  const sessionId = await redis.get(`${keyPrefix}{${streamId}}:sid`) ?? ''
+  // Another replica's claim, by hand: the lease goes, and a newer fencing token is issued.
+  await redis.del(`${keyPrefix}{${sessionId}}:lease:${streamId}`)
+  await redis.hincrby(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'fence', 1)
+  await redis.set(`${keyPrefix}{${sessionId}}:lease:${streamId}`, 'someone-else:9', 'PX', 60000)
+  await onA.ended
+  t.ok(onA.retries.includes(100), 'the client is told to come back at once')
+  await until(() => upstream.connections[0]?.closedAt !== undefined, 3000, 'the upstream connection to close')
+  const recorded = Number(await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'last'))
+  t.ok(recorded >= (numbersOf(onA).at(-1) ?? 0), 'nothing the client saw is missing from Redis')
+  t.ok(exactSequence(numbersOf(onA)))
+})
+
+t.test('an MCP session works through either instance: POSTs, the standalone stream resumed on the other, DELETE', async (t) => {
+  const { keyPrefix } = testRedis(t)
+  const upstream = await startDemoUpstream()
+  t.teardown(async () => await upstream.close())
+  const options: McpSseResilienceOptions = {
+    routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix }
+  }
+  const a = await startProxy(t, options)
+  const b = await startProxy(t, options)
+  // By hand, not with the SDK client: it would hold the standalone stream itself.
+  const accept = 'application/json, text/event-stream'
+  const initialized = await fetch(a.url('/mcp'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })
+  })
+  await initialized.text()
+  const sessionId = initialized.headers.get('mcp-session-id') ?? ''
+  const headers = { 'content-type': 'application/json', accept, 'mcp-session-id': sessionId }
+  await fetch(b.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
+  const subscribe = await fetch(b.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { text: 'via B' } } }) })
+  t.match(await subscribe.text(), /via B/, 'a tools/call through B')
+
+  const standalone = await SseClient.open(a.url('/mcp'), { 'mcp-session-id': sessionId })
+  await fetch(b.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'announce', arguments: {} } }) }).then(async (response) => await response.text())
+  const [announced] = await standalone.waitForEvents(1)
+  standalone.close()
+  const resumed = await SseClient.open(b.url('/mcp'), { 'mcp-session-id': sessionId, 'last-event-id': announced?.id ?? '' })
+  t.equal(resumed.headers['x-resume-status'], 'recovered', 'the standalone stream resumes on B, from Redis')
+  await fetch(a.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'announce', arguments: {} } }) }).then(async (response) => await response.text())
+  const [next] = await resumed.waitForEvents(1)
+  t.match(JSON.parse(next?.data ?? '{}'), { method: 'notifications/tools/list_changed' }, 'and goes on live')
+  resumed.close()
+
+  const stranger = await SseClient.open(b.url('/mcp'), { 'last-event-id': announced?.id ?? '' })
+  t.teardown(() => stranger.close())
+  t.not(stranger.headers['x-resume-status'], 'recovered', 'without the session, its stream is not found')
+
+  const deleted = await fetch(b.url('/mcp'), { method: 'DELETE', headers })
+  t.equal(deleted.status, 200)
+  const after = await fetch(a.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 10, method: 'tools/list' }) })
+  t.equal(after.status, 404, 'deleted through B, gone on A')
+})
+
+t.test('Redis restarted without its data: streams are let go, and every old id gets an explicit unrecoverable answer', async (t) => {
+  const server = await startRedisServer(t)
+  const upstream = await CountingUpstream.start({ replays: true })
+  t.teardown(async () => await upstream.close())
+  const [a] = await sseReplicas(t, upstream.url(), { url: server.url, keyPrefix: 'restart:' }, 1) as [RunningProxy]
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 10)
+  await server.restart()
+  await onA.ended
+  const lastSeen = onA.events.at(-1)?.id ?? ''
+  await until(async () => await metric(a, 'sse_store_resets_total') === 1, 5000, 'the new epoch to be noticed')
+  const resumed = await SseClient.open(a.url('/events'), { 'last-event-id': lastSeen })
+  t.teardown(() => resumed.close())
+  t.equal(resumed.headers['x-resume-status'], 'unrecoverable; reason=store-reset', 'never wrong data: the client is told')
+  t.ok(await metric(a, 'sse_store_unrecoverable_resumes_total{reason="store-reset"}') >= 1)
+  const [notice] = await resumed.waitForEvents(1)
+  t.equal(notice?.event, 'resume-status')
+  await waitForNumber(resumed, 5)
+  t.ok(exactSequence(numbersOf(onA)), 'what the client saw before was exact')
+})
+
+t.test('the connection to Redis is cut: owner and follower both recover, with no gap and no duplicate', async (t) => {
+  const { keyPrefix } = testRedis(t)
+  const relay = await startTcpRelay(t, Number(new URL(TEST_REDIS_URL).port || 6379))
+  const upstream = await CountingUpstream.start({ replays: false })
+  t.teardown(async () => await upstream.close())
+  const [a, b] = await sseReplicas(t, upstream.url(), { url: `redis://127.0.0.1:${relay.port}`, keyPrefix, leaseTtlMs: 3000 }) as [RunningProxy, RunningProxy]
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 5)
+  const follower = await SseClient.open(b.url('/events'), { 'last-event-id': onA.events.at(-1)?.id ?? '' })
+  t.teardown(() => follower.close())
+  await waitForNumber(follower, 10)
+  relay.cutAll()
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  relay.cutAll()
+  const before = numbersOf(onA).at(-1) ?? 0
+  await waitForNumber(onA, before + 60)
+  await waitForNumber(follower, before + 60)
+  t.ok(exactSequence(numbersOf(onA)), 'the owner\'s client: exact')
+  const followed = numbersOf(follower)
+  const start = followed[0] ?? 0
+  t.ok(followed.every((n, index) => n === start + index), 'the follower: exact, across the cut')
+  onA.close()
+})
+
+t.test('Redis unreachable: a new stream gets 503 with Retry-After; once it is back, streams open again', async (t) => {
+  const { keyPrefix } = testRedis(t)
+  const relay = await startTcpRelay(t, Number(new URL(TEST_REDIS_URL).port || 6379))
+  const upstream = await CountingUpstream.start({ replays: false })
+  t.teardown(async () => await upstream.close())
+  const [a] = await sseReplicas(t, upstream.url(), { url: `redis://127.0.0.1:${relay.port}`, keyPrefix }, 1) as [RunningProxy]
+  relay.pause()
+  await until(async () => (await fetch(a.url('/events'))).status === 503, 5000, 'a 503')
+  const refused = await fetch(a.url('/events'))
+  t.equal(refused.status, 503)
+  t.equal(refused.headers.get('retry-after'), '5')
+  t.match(await refused.json(), { error: { data: { code: 'FST_MCP_SSE_STORE_UNAVAILABLE' } } })
+  t.equal(upstream.connections.length, 0, 'the upstream never saw the refused requests')
+  relay.resume()
+  await until(async () => {
+    const client = await SseClient.open(a.url('/events'))
+    client.close()
+    return client.status === 200
+  }, 10000, 'streams to open again')
+  t.pass('streams open again')
+})
+
+t.test('a replica\'s Redis connections stay the same as its sessions grow from 10 to 1000', async (t) => {
+  const server = await startRedisServer(t)
+  const upstream = await CountingUpstream.start({ replays: false, intervalMs: 1000 })
+  t.teardown(async () => await upstream.close())
+  const [a] = await sseReplicas(t, upstream.url(), { url: server.url, keyPrefix: 'conn:', leaseTtlMs: 5000 }, 1) as [RunningProxy]
+  const { Redis: RedisClient } = await import('ioredis')
+  const probe: Redis = new RedisClient(server.url)
+  t.teardown(async () => await probe.quit())
+  const proxyConnections = async (): Promise<number> => {
+    const list = await probe.client('LIST') as string
+    return list.split('\n').filter((line) => /name=mcp-sse-/.test(line)).length
+  }
+  const clients: SseClient[] = []
+  t.teardown(() => { for (const client of clients) client.close() })
+  const openUntil = async (count: number): Promise<void> => {
+    while (clients.length < count) {
+      const batch = await Promise.all(Array.from({ length: Math.min(100, count - clients.length) }, async () => await SseClient.open(a.url('/events'))))
+      clients.push(...batch)
+    }
+    await until(async () => await metric(a, 'sse_upstream_leases_held') === count, 20000, `${count} leases`)
+  }
+  await openUntil(10)
+  const at10 = await proxyConnections()
+  await openUntil(1000)
+  const at1000 = await proxyConnections()
+  t.equal(at10, 2, 'one command connection and one subscriber')
+  t.equal(at1000, at10, 'the same with 1000 sessions')
+})
