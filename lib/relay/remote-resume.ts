@@ -24,10 +24,10 @@ export async function resumeRemoteStream (route: StreamRoute, reply: FastifyRepl
   const remote = new RemoteStream({ sessionId, streamId, channel: coordinator.liveChannelOf(sessionId, streamId) }, context.history)
   try {
     await remote.listen(coordinator.channels)
+    // Read after listening: an end published from now on reaches this client.
     const located = await coordinator.locate(streamId)
     const read = await remote.readAfter(afterSeq)
-    if (located === undefined) throw new Error('the stream is gone from Redis')
-    const { lastSeq, finished } = located.position
+    const { lastSeq, finished } = located?.position ?? { lastSeq: afterSeq, finished: true }
     const subscriber = new StreamSubscriber(remote, { lastSentSeq: afterSeq, joinedAtSeq: lastSeq }, {
       maxBufferedChars: options.limits.clientBufferBytes,
       stallMs: options.limits.clientStallSeconds * 1000
@@ -44,10 +44,13 @@ export async function resumeRemoteStream (route: StreamRoute, reply: FastifyRepl
     recordMiss(route, reply.log, miss ?? 'unknown')
     subscriber.startLive(output)
     remote.start(subscriber, lastSeq, finished)
+  /* c8 ignore start -- the Redis client waits through disconnects (routes check that Redis is up
+     first); this answers a command that Redis itself refused, such as under OOM. */
   } catch (error) {
     remote.close()
     reply.log.warn({ err: error, route: labels.route }, 'could not resume a stream from Redis')
     const unavailable = new StoreUnavailableError()
     reply.header('retry-after', '1').code(unavailable.statusCode).send({ statusCode: unavailable.statusCode, code: unavailable.code, error: unavailable.name, message: unavailable.message })
   }
+  /* c8 ignore stop */
 }

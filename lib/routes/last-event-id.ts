@@ -19,6 +19,8 @@ export type ResumeTarget =
   /** A stream another replica records (Redis store). */
   | { readonly kind: 'remote', readonly sessionId: string, readonly streamId: string, readonly position: StreamPosition, readonly afterSeq: number }
   | { readonly kind: 'miss', readonly miss: ResumeMiss }
+  /** The stream is not here, and Redis cannot be asked now: the client should retry shortly. */
+  | { readonly kind: 'store-unavailable' }
 
 /**
  * What the request's Last-Event-ID points at. A stream the requester does not
@@ -41,8 +43,10 @@ export async function resolveLastEventId (
     const owned = owns({ sessionId: session.id, routePath: session.routePath, endsWithItsStreams: session.endsWithItsStreams })
     return owned ? { kind: 'stream', stream, afterSeq: position.seq } : { kind: 'miss', miss: 'unknown' }
   }
+  const { coordinator } = context
+  if (coordinator?.available === false) return { kind: 'store-unavailable' }
   if (position.epoch !== context.epoch()) return { kind: 'miss', miss: 'store-reset' }
-  const located = await context.coordinator?.locate(position.streamId)
+  const located = await coordinator?.locate(position.streamId)
   if (located === undefined || !owns({ sessionId: located.sessionId, ...located.descriptor })) {
     return { kind: 'miss', miss: 'unknown' }
   }

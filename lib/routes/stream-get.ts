@@ -44,6 +44,7 @@ export async function serveStreamGet (
     await resumeRemoteStream(streamRoute, reply, coordinator, target)
     return reply
   }
+  if (target.kind === 'store-unavailable') return sendStoreUnavailable(reply)
   const miss = target.kind === 'miss' ? target.miss : undefined
   if (miss !== undefined) recordMiss(streamRoute, request.log, miss)
   if (!sessions.hasCapacity()) return sendTooManySessions(reply)

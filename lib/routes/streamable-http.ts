@@ -42,13 +42,9 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
   async function resolveSession (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
     const sessionId = firstHeaderValue(request.headers[SESSION_HEADER])
     if (sessionId === undefined) return undefined
-    let session: ProxySession | undefined
-    try {
-      session = coordinator === undefined ? sessions.find(sessionId, route.path) : await coordinator.findSession(sessionId, route.path)
-    } catch (error) {
-      request.log.warn({ err: error }, 'could not read a session from Redis')
-      return sendStoreUnavailable(reply)
-    }
+    // While Redis is away, a session this replica holds is served as it knows it; any other must wait.
+    const session = coordinator?.available === true ? await coordinator.findSession(sessionId, route.path) : sessions.find(sessionId, route.path)
+    if (session === undefined && coordinator?.available === false) return sendStoreUnavailable(reply)
     if (session === undefined) return sendSessionNotFound(reply)
     request.mcpSseSession = session
     return undefined
@@ -239,6 +235,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       await resumeRemoteStream(streamRoute, reply, coordinator, target)
       return reply
     }
+    if (target.kind === 'store-unavailable') return sendStoreUnavailable(reply)
     // A GET is the session's standalone stream: an id that cannot be served still gets it, live, with a notice.
     const miss = target.kind === 'miss' ? target.miss : undefined
     if (miss !== undefined) recordMiss(streamRoute, request.log, miss)

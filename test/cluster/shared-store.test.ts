@@ -278,3 +278,136 @@ t.test('a replica\'s Redis connections stay the same as its sessions grow from 1
   t.equal(at10, 2, 'one command connection and one subscriber')
   t.equal(at1000, at10, 'the same with 1000 sessions')
 })
+
+t.test('a follower trusts only the history: a skipped seq is filled from it, an injected event never reaches the client, and a follower left behind by eviction is cut', async (t) => {
+  const { redis, keyPrefix } = testRedis(t)
+  const upstream = await CountingUpstream.start({ replays: false, intervalMs: 20 })
+  t.teardown(async () => await upstream.close())
+  const options: McpSseResilienceOptions = {
+    routes: [{ kind: 'sse', path: '/events', upstream: upstream.url() }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix },
+    history: { maxEvents: 20 }
+  }
+  const a = await startProxy(t, options)
+  const b = await startProxy(t, options)
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 5)
+  const lastSeen = onA.events.at(-1)?.id ?? ''
+  const [streamId, epoch] = lastSeen.split('.')
+  const sessionId = await redis.get(`${keyPrefix}{${streamId ?? ''}}:sid`) ?? ''
+  const channel = `${keyPrefix}{${sessionId}}:live:${streamId ?? ''}`
+  const follower = await SseClient.open(b.url('/events'), { 'last-event-id': lastSeen })
+  await waitForNumber(follower, 10)
+  // A message far ahead: as if pub/sub had lost what came between.
+  await redis.publish(channel, `999999 id: ${streamId ?? ''}.${epoch ?? ''}.999999\ndata: injected\n\n`)
+  await waitForNumber(follower, 20)
+  t.notOk(follower.events.some((event) => event.data === 'injected'), 'what the history does not hold is never sent')
+  const followed = numbersOf(follower)
+  t.ok(followed.every((n, index) => n === (followed[0] ?? 0) + index), 'still exact')
+
+  // Redis evicts everything under the follower, then a skipped seq makes it read: it cannot be served without a gap.
+  const meta = `${keyPrefix}{${sessionId}}:m:${streamId ?? ''}`
+  onA.close()
+  await a.app.close()
+  await redis.hset(meta, 'evicted', 1_000_000)
+  await redis.publish(channel, '999999 x')
+  await follower.ended
+  t.notOk(follower.completed, 'the follower is cut, and may resume to get the explicit answer')
+})
+
+t.test('an end published for a stream ends its followers once they have what is recorded', async (t) => {
+  const { redis, keyPrefix } = testRedis(t)
+  const upstream = await CountingUpstream.start({ replays: false })
+  t.teardown(async () => await upstream.close())
+  const options: McpSseResilienceOptions = {
+    // One attempt after the upstream goes away, then the stream is over.
+    routes: [{ kind: 'sse', path: '/events', upstream: upstream.url(), reconnect: { baseDelayMs: 20, maxRetries: 1 } }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix }
+  }
+  const a = await startProxy(t, options)
+  const b = await startProxy(t, options)
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 5)
+  const lastSeen = onA.events.at(-1)?.id ?? ''
+  const streamId = lastSeen.split('.')[0] ?? ''
+  const sessionId = await redis.get(`${keyPrefix}{${streamId}}:sid`) ?? ''
+  const follower = await SseClient.open(b.url('/events'), { 'last-event-id': lastSeen })
+  await waitForNumber(follower, 10)
+  await upstream.close()
+  await onA.ended
+  await follower.ended
+  t.ok(follower.completed, 'the follower\'s response ended cleanly')
+  const recorded = Number(await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'last'))
+  t.equal(follower.events.at(-1)?.id, `${lastSeen.replace(/\d+$/, '')}${recorded}`, 'with everything recorded')
+  const late = await SseClient.open(b.url('/events'), { 'last-event-id': lastSeen })
+  await late.ended
+  t.equal(late.headers['x-resume-status'], 'recovered')
+  t.ok(late.completed && late.events.length === follower.events.length, 'a resume after the end replays the rest and closes')
+})
+
+t.test('an MCP standalone stream is taken over when its instance closes, with the upstream session', async (t) => {
+  const { keyPrefix } = testRedis(t)
+  const upstream = await startDemoUpstream()
+  t.teardown(async () => await upstream.close())
+  const options: McpSseResilienceOptions = {
+    routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix, leaseTtlMs: 600 }
+  }
+  const a = await startProxy(t, options)
+  const b = await startProxy(t, options)
+  const accept = 'application/json, text/event-stream'
+  const initialized = await fetch(a.url('/mcp'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })
+  })
+  await initialized.text()
+  const sessionId = initialized.headers.get('mcp-session-id') ?? ''
+  const headers = { 'content-type': 'application/json', accept, 'mcp-session-id': sessionId }
+  await fetch(a.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
+  const standalone = await SseClient.open(a.url('/mcp'), { 'mcp-session-id': sessionId })
+  await fetch(a.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'announce', arguments: {} } }) }).then(async (response) => await response.text())
+  const [first] = await standalone.waitForEvents(1)
+  await a.app.close()
+  await standalone.ended
+  await until(async () => await metric(b, 'sse_upstream_takeovers_total') === 1, 5000, 'B to take the standalone stream over')
+  const resumed = await SseClient.open(b.url('/mcp'), { 'mcp-session-id': sessionId, 'last-event-id': first?.id ?? '' })
+  t.teardown(() => resumed.close())
+  t.equal(resumed.headers['x-resume-status'], 'recovered')
+  await fetch(b.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'announce', arguments: {} } }) }).then(async (response) => await response.text())
+  const [next] = await resumed.waitForEvents(1)
+  t.match(JSON.parse(next?.data ?? '{}'), { method: 'notifications/tools/list_changed' }, 'the taken-over standalone stream carries the upstream session\'s notifications')
+  t.equal(upstream.sessionIds.length, 1, 'in the same upstream session')
+})
+
+t.test('while Redis is away, a resume of a stream held elsewhere and a session held elsewhere get 503; local ones are served', async (t) => {
+  const { keyPrefix } = testRedis(t)
+  const relay = await startTcpRelay(t, Number(new URL(TEST_REDIS_URL).port || 6379))
+  const upstream = await startDemoUpstream()
+  t.teardown(async () => await upstream.close())
+  const local = await startProxy(t, {
+    routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix }
+  })
+  const cut = await startProxy(t, {
+    routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }],
+    store: { kind: 'redis', url: `redis://127.0.0.1:${relay.port}`, keyPrefix }
+  })
+  const accept = 'application/json, text/event-stream'
+  const initialized = await fetch(local.url('/mcp'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })
+  })
+  const [, eventId] = /^id: (.+)$/m.exec(await initialized.text()) ?? []
+  const sessionId = initialized.headers.get('mcp-session-id') ?? ''
+  relay.pause()
+  await until(async () => (await fetch(cut.url('/mcp'), { method: 'POST', headers: { 'content-type': 'application/json', accept, 'mcp-session-id': sessionId }, body: '{"jsonrpc":"2.0","id":5,"method":"tools/list"}' })).status === 503, 5000, 'a 503 for the session')
+  const resume = await fetch(cut.url('/mcp'), { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'last-event-id': eventId ?? '' } })
+  t.equal(resume.status, 503, 'the resume cannot be looked up')
+  t.equal(resume.headers.get('retry-after'), '5')
+  const served = await fetch(local.url('/mcp'), { method: 'POST', headers: { 'content-type': 'application/json', accept, 'mcp-session-id': sessionId }, body: '{"jsonrpc":"2.0","id":6,"method":"tools/list"}' })
+  t.equal(served.status, 200, 'the replica that reaches Redis serves the session')
+  await served.text()
+  relay.resume()
+})
