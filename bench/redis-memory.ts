@@ -3,7 +3,7 @@
  * and the fixed bytes of a stream. It drives the store's own code
  * (RedisStreamRegistry, RedisHistoryStore) against a real Redis, as one replica
  * does: each stream in its own session (as on an sse route), registered, leased,
- * then appended to in batches.
+ * appended to in batches, then its lease renewed once (which sets its keys' TTLs).
  *
  *   node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/redis-memory.ts [options]
  *   (or, after `npm run bench` or `tsc -p tsconfig.bench.json`: node dist/bench/bench/redis-memory.js [options])
@@ -51,6 +51,7 @@ const USAGE = `node --import ./node_modules/@tapjs/typescript/dist/esm/import.mj
 const LIMITS = { maxEvents: 1000, maxBytes: 1_048_576, ttlMs: 300_000 }
 const LEASE_TTL_MS = 600_000
 const RETAIN_MS = 600_000
+const OWNER = 'bench-replica'
 // What a stream's reconnect descriptor holds on an sse route: the route, the upstream, the client's end-to-end headers.
 const DESCRIPTOR = JSON.stringify({
   routePath: '/events',
@@ -194,7 +195,7 @@ async function measurePhase (redis: Redis, options: Options, replay: boolean, ev
       const sessionId = randomId()
       const streamId = randomId()
       await registry.register(sessionId, streamId, DESCRIPTOR, epoch)
-      const token = await registry.claim(sessionId, streamId, 'bench-replica', LEASE_TTL_MS, Date.now())
+      const token = await registry.claim(sessionId, streamId, OWNER, LEASE_TTL_MS, Date.now())
       if (token === undefined) throw new Error('could not claim a fresh stream')
       store.holdFence(streamId, token)
       for (let first = 1; first <= eventsPerStream; first += options.batch) {
@@ -206,6 +207,8 @@ async function measurePhase (redis: Redis, options: Options, replay: boolean, ev
         }
         await store.append(sessionId, streamId, batch)
       }
+      // One lease renewal, as the owner makes every third of leaseTtlMs: it sets the TTL of every key of the stream.
+      if (!await registry.renew(sessionId, streamId, OWNER, token, LEASE_TTL_MS, Date.now())) throw new Error('could not renew a fresh lease')
     }))
     const after = await settledUsedMemory(redis)
     const keys = await keyBytes(redis, prefix)

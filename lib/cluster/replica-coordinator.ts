@@ -224,7 +224,7 @@ export class ReplicaCoordinator {
     const position = await this.#registry.position(sessionId, streamId)
     const descriptor = parseDescriptor(position?.descriptor)
     const reviver = descriptor === undefined ? undefined : this.#revivers.get(descriptor.routePath)
-    const session = descriptor === undefined ? undefined : await this.#sessionToRevive(sessionId, descriptor.routePath)
+    const session = descriptor === undefined ? undefined : await this.#sessionToRevive(sessionId, descriptor)
     if (position === undefined || position.finished || position.epoch !== this.#epoch || descriptor === undefined || reviver === undefined || session === undefined) {
       await this.#registry.finish(sessionId, streamId, token)
       return
@@ -238,11 +238,18 @@ export class ReplicaCoordinator {
     stream.resumeUpstream()
   }
 
-  /** The local session a taken-over stream belongs to: the recorded MCP session, or one of its own. */
-  async #sessionToRevive (sessionId: string, routePath: string): Promise<ProxySession | undefined> {
-    const recorded = await this.findSession(sessionId, routePath)
-    if (recorded !== undefined) return recorded
+  /** The local session a taken-over stream belongs to: its recorded MCP session, or one of its own. */
+  async #sessionToRevive (sessionId: string, descriptor: StreamDescriptor): Promise<ProxySession | undefined> {
+    const { routePath } = descriptor
+    if (!descriptor.endsWithItsStreams) return await this.findSession(sessionId, routePath)
     return this.#sessions.find(sessionId, routePath) ?? this.#sessions.restore({ id: sessionId, routePath, endsWithItsStreams: true })
+  }
+
+  /** Replicas whose clients follow a stream: each subscribes to its live channel once. */
+  async #followers (sessionId: string, streamId: string): Promise<number> {
+    const channel = this.liveChannelOf(sessionId, streamId)
+    const [, count] = await this.#clients.commands.pubsub('NUMSUB', channel) as [string, number]
+    return count
   }
 
   #hold (sessionId: string, streamId: string, token: number, streamOf: () => ProxiedStream | undefined): void {
@@ -260,6 +267,7 @@ export class ReplicaCoordinator {
           this.#log.warn({ err: error, streamId }, 'could not mark a stream finished in Redis')
         })
       },
+      followedElsewhere: async () => await this.#followers(sessionId, streamId) > 0,
       released: () => {
         this.store.releaseFence(streamId)
         this.#leases.release(streamId).catch((error: unknown) => {

@@ -48,16 +48,17 @@ export class SessionDirectory {
   /** The record, kept alive for another idle period; undefined when there is none. */
   async load (sessionId: string): Promise<SessionRecord | undefined> {
     const key = sessionKey(this.#keyPrefix, sessionId)
-    const [[, fields] = [], [, ok] = []] = await this.#redis.multi().hgetallBuffer(key).pexpire(key, this.#idleTimeoutMs).exec() ?? []
-    if (ok !== 1 || fields === null || typeof fields !== 'object') return undefined
-    const record = fields as Record<string, Buffer | undefined>
+    const [fields] = await Promise.all([this.#redis.hgetallBuffer(key), this.#redis.pexpire(key, this.#idleTimeoutMs)])
+    // save() always writes route, ends and subs: a record without them is none.
+    const { route, ends, subs, up, init, inited } = fields
+    if (route === undefined || ends === undefined || subs === undefined) return undefined
     return {
-      routePath: record.route?.toString() ?? '',
-      endsWithItsStreams: record.ends?.toString() === '1',
-      upstreamSessionId: record.up?.toString(),
-      initializeRequest: record.init,
-      initializedNotification: record.inited,
-      subscriptions: parseSubscriptions(record.subs?.toString())
+      routePath: route.toString(),
+      endsWithItsStreams: ends.toString() === '1',
+      upstreamSessionId: up?.toString(),
+      initializeRequest: init,
+      initializedNotification: inited,
+      subscriptions: parseSubscriptions(subs.toString())
     }
   }
 
@@ -66,8 +67,8 @@ export class SessionDirectory {
   }
 }
 
-function parseSubscriptions (json: string | undefined): string[] {
-  const parsed: unknown = JSON.parse(json ?? '[]')
+function parseSubscriptions (json: string): string[] {
+  const parsed: unknown = JSON.parse(json)
   return Array.isArray(parsed) ? parsed.filter((uri): uri is string => typeof uri === 'string') : []
 }
 

@@ -51,6 +51,8 @@ export interface StreamOwnership {
   readonly finished: () => Promise<void>
   /** This replica let the stream go (another one owns it now, or the store lost it). */
   readonly released: () => void
+  /** Whether clients on other replicas follow the stream, so that it must go on with none here. */
+  readonly followedElsewhere: () => Promise<boolean>
 }
 
 /** A stream this replica takes over from another one: its id, last seq and upstream cursor. */
@@ -193,8 +195,27 @@ export class ProxiedStream {
     if (this.#finished) {
       this.#schedule(this.#env.retentionMs, () => this.forget())
     } else {
-      this.#schedule(this.#env.detachGraceMs, () => this.#stopUpstream())
+      this.#awaitClient()
     }
+  }
+
+  /**
+   * No client: the upstream runs on for the grace period, then stops, unless clients
+   * on other replicas still follow the stream (Redis store).
+   */
+  #awaitClient (): void {
+    this.#schedule(this.#env.detachGraceMs, () => {
+      const ownership = this.#env.ownership
+      if (ownership === undefined) {
+        this.#stopUpstream()
+        return
+      }
+      ownership.followedElsewhere().then((followed) => {
+        if (this.#subscriber !== undefined || this.#forgotten) return
+        if (followed) this.#awaitClient()
+        else this.#stopUpstream()
+      }, () => this.#awaitClient())
+    })
   }
 
   async readAfter (seq: number): Promise<HistoryRead> {
@@ -229,6 +250,7 @@ export class ProxiedStream {
     }
     this.#connectedAt = performance.now()
     this.#upstreamEnded('ended')
+    if (this.#subscriber === undefined) this.#awaitClient()
   }
 
   /**

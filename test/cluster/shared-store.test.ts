@@ -411,3 +411,58 @@ t.test('while Redis is away, a resume of a stream held elsewhere and a session h
   await served.text()
   relay.resume()
 })
+
+t.test('a stream whose client moved to another instance keeps its upstream past the grace period while followed there, and stops once no one follows', async (t) => {
+  const { redis, keyPrefix } = testRedis(t)
+  const upstream = await CountingUpstream.start({ replays: false })
+  t.teardown(async () => await upstream.close())
+  const options: McpSseResilienceOptions = {
+    routes: [{ kind: 'sse', path: '/events', upstream: upstream.url() }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix },
+    sessions: { detachGraceSeconds: 1 }
+  }
+  const a = await startProxy(t, options)
+  const b = await startProxy(t, options)
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 5)
+  onA.close()
+  const follower = await SseClient.open(b.url('/events'), { 'last-event-id': onA.events.at(-1)?.id ?? '' })
+  await new Promise((resolve) => setTimeout(resolve, 2500))
+  const progress = numbersOf(follower).at(-1) ?? 0
+  await waitForNumber(follower, progress + 20)
+  t.equal(upstream.open, 1, 'past the grace period, the upstream still runs for the follower on B')
+  follower.close()
+  await until(() => upstream.open === 0, 5000, 'the upstream to stop')
+  const streamId = (onA.events.at(-1)?.id ?? '').split('.')[0] ?? ''
+  const sessionId = await redis.get(`${keyPrefix}{${streamId}}:sid`) ?? ''
+  t.equal(await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'finished'), '1', 'with no one following, it ended for good')
+})
+
+t.test('an owner cut off from Redis past its lease stops reading; another instance takes over from the cursor; the owner\'s late appends are refused', async (t) => {
+  const { redis, keyPrefix } = testRedis(t)
+  const relay = await startTcpRelay(t, Number(new URL(TEST_REDIS_URL).port || 6379))
+  const upstream = await CountingUpstream.start({ replays: true })
+  t.teardown(async () => await upstream.close())
+  const route = { kind: 'sse' as const, path: '/events', upstream: upstream.url(), reconnect: { baseDelayMs: 20, maxRetries: 0 } }
+  const a = await startProxy(t, { routes: [route], store: { kind: 'redis', url: `redis://127.0.0.1:${relay.port}`, keyPrefix, leaseTtlMs: 600 } })
+  const b = await startProxy(t, { routes: [route], store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix, leaseTtlMs: 600 } })
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 10)
+  relay.pause()
+  await onA.ended
+  t.ok(onA.retries.includes(100), 'A lost its lease: its client is sent away to come back at once')
+  const takeover = await upstream.waitForConnections(2, 5000)
+  const lastSeen = onA.events.at(-1)?.id ?? ''
+  const streamId = lastSeen.split('.')[0] ?? ''
+  const sessionId = await redis.get(`${keyPrefix}{${streamId}}:sid`) ?? ''
+  t.ok(Number(takeover.lastEventId) >= (numbersOf(onA).at(-1) ?? 0), 'B resumed the upstream after the recorded cursor')
+  relay.resume()
+  await until(() => upstream.connections[0]?.closedAt !== undefined, 5000, 'A to close its upstream connection')
+  const onB = await SseClient.open(b.url('/events'), { 'last-event-id': lastSeen })
+  t.teardown(() => onB.close())
+  t.equal(onB.headers['x-resume-status'], 'recovered')
+  await waitForNumber(onB, Number(takeover.lastEventId) + 30)
+  t.ok(exactSequence([...numbersOf(onA), ...numbersOf(onB)]), 'exact: what A still tried to record once back was refused')
+  const fence = Number(await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'fence'))
+  t.equal(fence, 2, 'one takeover, one new fencing token')
+})
