@@ -174,7 +174,7 @@ export class ProxyMetrics {
 
   readonly storeUnrecoverableResumes = new Counter({
     name: 'sse_store_unrecoverable_resumes_total',
-    help: 'Resumes the store could not serve, by reason (store-reset: Redis lost its data; evicted; unknown).',
+    help: 'Resumes the store could not serve, by reason (store-reset: the store lost its data; evicted: the events are gone from it).',
     labelNames: ['reason'],
     registers: [this.registry]
   })

@@ -19,8 +19,10 @@ import { SseClient } from './helpers/sse-client.js'
 class LaterStore implements HistoryStore {
   readonly local = new LocalHistoryStore({ maxEvents: 1000, maxBytes: 1 << 20, ttlMs: 60_000, replay: true })
   failAppends = false
+  appends = 0
 
   async append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
+    this.appends++
     // A random wait, so that appends overlap and finish out of turn unless the stream keeps them in order.
     await new Promise((resolve) => setTimeout(resolve, Math.random() * 5))
     if (this.failAppends) throw new Error('store unreachable')
@@ -86,11 +88,16 @@ async function relay (test: Test, store: LaterStore) {
 t.test('with a store that answers later, every chunk reaches the client once recorded, in upstream order', async (t) => {
   const store = new LaterStore()
   const { stream, upstream, client } = await relay(t, store)
-  for (let n = 1; n <= 200; n++) upstream.write(`id: u${n}\ndata: ${n}\n\n`)
+  // One chunk per turn of the event loop, so that many arrive while an append waits.
+  for (let n = 1; n <= 200; n++) {
+    upstream.write(`id: u${n}\ndata: ${n}\n\n`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
   const events = await client.waitForEvents(200)
   t.same(events.map((event) => Number(event.data)), Array.from({ length: 200 }, (_, i) => i + 1), 'in order, each once')
   const read = await stream.readAfter(0)
   t.equal(read.status === 'found' ? read.events.length : read.status, 200, 'and each was recorded before it was sent')
+  t.ok(store.appends < 100, `chunks that arrived while an append waited joined the next one: ${store.appends} appends for 200 chunks`)
 })
 
 t.test('a store that fails: events still reach the client, and the failure is logged, not thrown', async (t) => {

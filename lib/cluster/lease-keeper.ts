@@ -13,8 +13,8 @@ export interface HeldLease {
 /**
  * The leases of the upstream streams this replica reads (issue 7). Each is
  * renewed every third of its TTL by a compare-and-extend script. A lease that
- * another replica holds now, or that could not be renewed for two thirds of its
- * TTL, is lost: the stream stops reading its upstream before the lease can run
+ * another replica holds now, or that could not be renewed for half its TTL (two
+ * renewals in a row failed), is lost: the stream stops reading its upstream before the lease can run
  * out under it, so that two replicas never read one upstream stream for long
  * (and the fencing token rejects whatever the old owner still tries to record).
  */
@@ -59,7 +59,7 @@ export class LeaseKeeper {
 
   renewAll (now: number): void {
     for (const lease of this.#held.values()) {
-      if (now - lease.renewedAt > (this.#ttlMs * 2) / 3) {
+      if (now - lease.renewedAt >= this.#ttlMs / 2) {
         this.#lose(lease, 'could not renew the lease in time')
         continue
       }

@@ -141,6 +141,11 @@ export class RemoteStream implements SubscriberOwner, LiveListener {
         this.#subscriber?.close()
         return
       }
+      // Ids-only history (history.replay false) has no text to fill the hole with.
+      if (read.events.some((event) => event.text === '')) {
+        this.#subscriber?.close()
+        return
+      }
       const last = read.events.at(-1)
       if (last !== undefined) {
         this.#lastSeq = last.seq

@@ -223,7 +223,7 @@ const StoreSchema = Type.Object({
   leaseTtlMs: Type.Optional(Type.Integer({
     default: 5000,
     minimum: 100,
-    description: 'How long the replica that reads an upstream stream may go without renewing its lease before another replica takes the stream over. The owner renews every third of it, and stops reading once it could not renew for the whole of it.'
+    description: 'How long the replica that reads an upstream stream may go without renewing its lease before another replica takes the stream over. The owner renews every third of it, and stops reading once it could not renew for half of it (two renewals in a row), before the lease can run out under it.'
   })),
   durable: Type.Optional(Type.Boolean({
     default: false,

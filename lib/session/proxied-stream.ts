@@ -62,8 +62,16 @@ export interface StreamOrigin {
   readonly lastUpstreamEventId: string | undefined
 }
 
-// Appends waiting on an asynchronous store before the upstream is held back: bounded memory when Redis is slow.
+// Steps waiting on an asynchronous store before the upstream is held back: bounded memory when Redis is slow.
 const MAX_PENDING_APPENDS = 32
+
+type HoldReason = 'client' | 'store'
+
+interface WaitingAppend {
+  readonly batch: StreamItem[]
+  readonly recorded: RecordedEvent[]
+  chars: number
+}
 
 export interface UpstreamReconnect {
   readonly policy: ReconnectPolicy
@@ -123,8 +131,10 @@ export class ProxiedStream {
   readonly #idPrefix: string
   /** Set once the store refused an append: another replica records this stream now. */
   #released = false
-  /** Set while the upstream is paused for appends the store has not taken yet. */
-  #heldForStore = false
+  /** What holds the upstream back now; it is read while this is empty. */
+  readonly #holds = new Set<HoldReason>()
+  /** The append queued behind the store's work, which later chunks join. */
+  #waitingAppend: WaitingAppend | undefined
   /** Set when this replica closes: the stream is not over, another replica goes on with it. */
   #handingOver = false
 
@@ -333,11 +343,7 @@ export class ProxiedStream {
     this.#batch = []
     this.#recorded = []
     if (this.#queuedSteps > 0) {
-      this.#inOrder(async () => {
-        await this.#append(recorded)
-        this.#deliver(batch, recorded.length)
-      })
-      this.#holdUpstreamForStore()
+      this.#appendInTurn(batch, recorded)
       return
     }
     const stored = this.#append(recorded)
@@ -351,13 +357,40 @@ export class ProxiedStream {
     })
   }
 
+  /**
+   * Queues an append behind the store's work. Chunks that arrive while one waits join
+   * it, so that a store that does I/O gets one larger append per round trip. Past
+   * limits.clientBufferBytes of waiting events, or MAX_PENDING_APPENDS steps, the
+   * upstream is held back until the store has caught up: memory stays bounded.
+   */
+  #appendInTurn (batch: StreamItem[], recorded: RecordedEvent[]): void {
+    let waiting = this.#waitingAppend
+    if (waiting === undefined) {
+      const next: WaitingAppend = { batch, recorded, chars: 0 }
+      this.#inOrder(async () => {
+        if (this.#waitingAppend === next) this.#waitingAppend = undefined
+        await this.#append(next.recorded)
+        this.#deliver(next.batch, next.recorded.length)
+      })
+      this.#waitingAppend = next
+      waiting = next
+    } else {
+      for (const item of batch) waiting.batch.push(item)
+      for (const event of recorded) waiting.recorded.push(event)
+    }
+    for (const item of batch) waiting.chars += item.text.length
+    if (waiting.chars > this.#env.maxBufferedChars || this.#queuedSteps >= MAX_PENDING_APPENDS) this.#hold('store')
+  }
+
   /** undefined once stored; a promise while a store does I/O. A failure is logged, never thrown. */
   #append (recorded: readonly RecordedEvent[]): Promise<void> | undefined {
     if (recorded.length === 0) return undefined
     const { store, log } = this.#env
     const reportFailure = (error: unknown): void => {
-      if (isOwnershipLost(error)) {
-        log.warn({ upstream: this.#env.upstreamUrl, streamId: this.id, reason: (error as { code: string }).code }, 'the store refused this replica\'s events; it stops reading the upstream')
+      // With a shared store, an event that is not recorded must not go out: another replica would
+      // go on from the recorded position, and give its seq to another event.
+      if (isOwnershipLost(error) || this.#env.ownership !== undefined) {
+        log.warn({ upstream: this.#env.upstreamUrl, streamId: this.id, err: error }, 'the store refused this replica\'s events; it stops reading the upstream')
         this.release(RELEASE_RETRY_HINT_MS)
         return
       }
@@ -392,13 +425,25 @@ export class ProxiedStream {
    * takes in nothing for limits.clientStallSeconds is cut, and the upstream runs on.
    */
   #holdUpstreamFor (subscriber: StreamSubscriber): void {
-    const upstream = this.#upstream
-    upstream?.pause()
-    subscriber.afterCatchUp(() => upstream?.resume())
+    this.#hold('client')
+    subscriber.afterCatchUp(() => this.#unhold('client'))
+  }
+
+  /** The upstream is read only while nothing holds it back: neither a catching-up client nor the store. */
+  #hold (reason: HoldReason): void {
+    this.#holds.add(reason)
+    this.#upstream?.pause()
+  }
+
+  #unhold (reason: HoldReason): void {
+    if (!this.#holds.delete(reason) || this.#holds.size > 0) return
+    this.#upstream?.resume()
   }
 
   /** Runs `step` after every step queued before it: at once, when none is. */
   #inOrder (step: () => void | Promise<void>): void {
+    // No later chunk may join an append queued before this step.
+    this.#waitingAppend = undefined
     if (this.#queuedSteps === 0) {
       const done = step()
       if (done === undefined) return
@@ -412,17 +457,7 @@ export class ProxiedStream {
 
   #stepDone (): void {
     this.#queuedSteps--
-    if (this.#queuedSteps === 0 && this.#heldForStore) {
-      this.#heldForStore = false
-      this.#upstream?.resume()
-    }
-  }
-
-  /** Too many appends wait for the store: stop reading the upstream until they are in. */
-  #holdUpstreamForStore (): void {
-    if (this.#queuedSteps < MAX_PENDING_APPENDS || this.#heldForStore) return
-    this.#heldForStore = true
-    this.#upstream?.pause()
+    if (this.#queuedSteps === 0) this.#unhold('store')
   }
 
   #upstreamEnded (reason: UpstreamEndReason, error?: Error): void {

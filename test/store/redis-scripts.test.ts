@@ -205,6 +205,19 @@ t.test('read: unknown, evicted, or the events after a position', async (t) => {
   t.same(await redis.mcpSseRead(stream('A', 'nope').keys.meta, stream('A', 'nope').keys.history, 0, 1), ['unknown'])
 })
 
+t.test('read: a history that lost entries its meta still counts is evicted, never a silent gap', async (t) => {
+  const { redis, stream } = setup(t)
+  const s1 = stream('A', 's1')
+  await s1.append(raw(1, 5))
+  const read = async (after: number): Promise<unknown> => await redis.mcpSseRead(s1.keys.meta, s1.keys.history, after, after + 1)
+  // As a maxmemory policy other than noeviction could: entries go, the meta stays.
+  await redis.xtrim(s1.keys.history, 'MINID', '3')
+  t.same(await read(1), ['evicted'], 'a hole at the start of the range')
+  t.equal(replyArray(replyArray(await read(2))[1]).length, 3, 'from the first kept entry on, it is served')
+  await redis.del(s1.keys.history)
+  t.same(await read(2), ['evicted'], 'the whole history gone')
+})
+
 t.test('expire: evicts the events appended at or before the cutoff, oldest first, page after page', async (t) => {
   const { redis, stream } = setup(t)
   const s1 = stream('A', 's1')

@@ -185,7 +185,10 @@ local after, last, evicted = tonumber(ARGV[1]), tonumber(state[1] or '0'), tonum
 if after > last then return {'unknown'} end
 if after < evicted then return {'evicted'} end
 if after == last then return {'found', {}} end
-return {'found', redis.call('XRANGE', KEYS[2], ARGV[2], '+')}
+local entries = redis.call('XRANGE', KEYS[2], ARGV[2], '+')
+-- A history with fewer entries than its meta counts (evicted by a maxmemory policy, or lost) cannot serve this position.
+if #entries ~= last - after or tonumber(string.match(entries[1][1], '^(%d+)')) ~= after + 1 then return {'evicted'} end
+return {'found', entries}
 `
 
 /**
@@ -275,13 +278,13 @@ return 1
 
 /**
  * KEYS: meta, lease. ARGV: owner, ttlMs.
- * Takes the lease of an unfinished stream that has none; returns its new fencing token, nil while
+ * Takes the lease of an unfinished stream that has none; returns its new fencing token, 0 while
  * another replica holds it, or -1 for a stream that is over or gone (nothing to claim, ever).
  */
 export const CLAIM_SCRIPT = `
 local meta, lease = KEYS[1], KEYS[2]
 if redis.call('EXISTS', meta) == 0 or redis.call('HGET', meta, 'finished') == '1' then return -1 end
-if redis.call('EXISTS', lease) == 1 then return false end
+if redis.call('EXISTS', lease) == 1 then return 0 end
 local token = redis.call('HINCRBY', meta, 'fence', 1)
 redis.call('SET', lease, ARGV[1] .. ':' .. string.format('%d', token), 'PX', ARGV[2])
 return token

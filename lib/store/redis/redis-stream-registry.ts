@@ -106,10 +106,13 @@ export class RedisStreamRegistry {
       owner,
       ttlMs
     ))
-    if (token === -1) await this.forgetActive(sessionId, streamId)
-    if (typeof token !== 'number' || token === -1) return undefined
+    if (token === -1) {
+      await this.forgetActive(sessionId, streamId)
+      return undefined
+    }
+    // 0, held: due in the index all the same (the owner's clock behind ours), so look again a lease later, not at every sweep.
     await this.#markActive(sessionId, streamId, now + ttlMs)
-    return token
+    return typeof token === 'number' && token > 0 ? token : undefined
   }
 
   /** Extends the lease, only for the holder of this token; false once it lost it. */
