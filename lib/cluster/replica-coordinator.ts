@@ -9,6 +9,7 @@ import { liveChannel } from '../store/redis/redis-keys.js'
 import { RedisStreamRegistry, type StreamPosition } from '../store/redis/redis-stream-registry.js'
 import type { HeaderMap } from '../upstream/headers.js'
 import { LeaseKeeper } from './lease-keeper.js'
+import { withinDeadline } from './request-deadline.js'
 import { LiveChannels } from './live-channels.js'
 import { closeRedis, connectRedis, isRedisReady, openRedis, type RedisClients } from './redis-clients.js'
 import { applyRecord, SessionDirectory } from './session-directory.js'
@@ -142,11 +143,16 @@ export class ReplicaCoordinator {
 
   /** The session that owns a stream, whoever records it; undefined when Redis knows no such stream. */
   async locate (streamId: string): Promise<LocatedStream | undefined> {
-    const sessionId = await this.#registry.sessionOf(streamId)
+    const sessionId = await this.inTime(this.#registry.sessionOf(streamId))
     if (sessionId === undefined) return undefined
-    const position = await this.#registry.position(sessionId, streamId)
+    const position = await this.inTime(this.#registry.position(sessionId, streamId))
     const descriptor = parseDescriptor(position?.descriptor)
     return position === undefined || descriptor === undefined ? undefined : { sessionId, position, descriptor }
+  }
+
+  /** Rejects with 503 FST_MCP_SSE_STORE_UNAVAILABLE when Redis takes longer than store.requestTimeoutMs. */
+  async inTime<T> (work: Promise<T>): Promise<T> {
+    return await withinDeadline(work, this.#options.store.requestTimeoutMs)
   }
 
   liveChannelOf (sessionId: string, streamId: string): string {
@@ -158,7 +164,7 @@ export class ReplicaCoordinator {
    * opened through another replica), brought up to date with its record.
    */
   async findSession (sessionId: string, routePath: string): Promise<ProxySession | undefined> {
-    const record = await this.#directory.load(sessionId)
+    const record = await this.inTime(this.#directory.load(sessionId))
     const local = this.#sessions.find(sessionId, routePath)
     if (record === undefined || record.routePath !== routePath) {
       if (local !== undefined) this.#sessions.delete(local.id)

@@ -225,6 +225,11 @@ const StoreSchema = Type.Object({
     minimum: 100,
     description: 'How long the replica that reads an upstream stream may go without renewing its lease before another replica takes the stream over. The owner renews every third of it, and stops reading once it could not renew for half of it (two renewals in a row), before the lease can run out under it.'
   })),
+  requestTimeoutMs: Type.Optional(Type.Integer({
+    default: 2000,
+    minimum: 1,
+    description: 'How long a client request waits for Redis (to find a session or a stream another replica holds) before it gets 503 with Retry-After. Redis may hang with its connection open; this bounds the wait.'
+  })),
   durable: Type.Optional(Type.Boolean({
     default: false,
     description: 'true: each append waits for one Redis replica to acknowledge it (WAIT) before the events go to clients, so that a Redis failover loses none of what clients saw. It costs a round trip to the replica per upstream chunk.'

@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify'
 import { RemoteStream } from '../cluster/remote-stream.js'
 import type { ReplicaCoordinator } from '../cluster/replica-coordinator.js'
-import { StoreUnavailableError } from '../errors.js'
+import { sendStoreUnavailable } from '../routes/json-rpc-errors.js'
 import { StreamSubscriber } from '../session/stream-subscriber.js'
 import { missOf, openClientStream, recordMiss, resumeHeaders, type StreamRoute } from './resumable-relay.js'
 
@@ -23,10 +23,10 @@ export async function resumeRemoteStream (route: StreamRoute, reply: FastifyRepl
   const { sessionId, streamId, afterSeq } = target
   const remote = new RemoteStream({ sessionId, streamId, channel: coordinator.liveChannelOf(sessionId, streamId) }, context.history)
   try {
-    await remote.listen(coordinator.channels)
+    await coordinator.inTime(remote.listen(coordinator.channels))
     // Read after listening: an end published from now on reaches this client.
     const located = await coordinator.locate(streamId)
-    const read = await remote.readAfter(afterSeq)
+    const read = await coordinator.inTime(remote.readAfter(afterSeq))
     const { lastSeq, finished } = located?.position ?? { lastSeq: afterSeq, finished: true }
     const subscriber = new StreamSubscriber(remote, { lastSentSeq: afterSeq, joinedAtSeq: lastSeq }, {
       maxBufferedChars: options.limits.clientBufferBytes,
@@ -44,13 +44,9 @@ export async function resumeRemoteStream (route: StreamRoute, reply: FastifyRepl
     recordMiss(route, reply.log, miss ?? 'unknown')
     subscriber.startLive(output)
     remote.start(subscriber, lastSeq, finished)
-  /* c8 ignore start -- the Redis client waits through disconnects (routes check that Redis is up
-     first); this answers a command that Redis itself refused, such as under OOM. */
   } catch (error) {
     remote.close()
     reply.log.warn({ err: error, route: labels.route }, 'could not resume a stream from Redis')
-    const unavailable = new StoreUnavailableError()
-    reply.header('retry-after', '1').code(unavailable.statusCode).send({ statusCode: unavailable.statusCode, code: unavailable.code, error: unavailable.name, message: unavailable.message })
+    await sendStoreUnavailable(reply)
   }
-  /* c8 ignore stop */
 }

@@ -6,6 +6,8 @@ import type { ProxiedStream } from '../session/proxied-stream.js'
 import type { StreamPosition } from '../store/redis/redis-stream-registry.js'
 import { firstHeaderValue } from '../upstream/headers.js'
 
+const STORE_UNAVAILABLE = Symbol('store unavailable')
+
 /** Whose a stream is: what a route checks before it lets a request resume it. */
 export interface StreamOwnerRef {
   readonly sessionId: string
@@ -46,7 +48,8 @@ export async function resolveLastEventId (
   const { coordinator } = context
   if (coordinator?.available === false) return { kind: 'store-unavailable' }
   if (position.epoch !== context.epoch()) return { kind: 'miss', miss: 'store-reset' }
-  const located = await coordinator?.locate(position.streamId)
+  const located = await coordinator?.locate(position.streamId).catch((): typeof STORE_UNAVAILABLE => STORE_UNAVAILABLE)
+  if (located === STORE_UNAVAILABLE) return { kind: 'store-unavailable' }
   if (located === undefined || !owns({ sessionId: located.sessionId, ...located.descriptor })) {
     return { kind: 'miss', miss: 'unknown' }
   }

@@ -43,7 +43,12 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     const sessionId = firstHeaderValue(request.headers[SESSION_HEADER])
     if (sessionId === undefined) return undefined
     // While Redis is away, a session this replica holds is served as it knows it; any other must wait.
-    const session = coordinator?.available === true ? await coordinator.findSession(sessionId, route.path) : sessions.find(sessionId, route.path)
+    let session: ProxySession | undefined
+    try {
+      session = coordinator?.available === true ? await coordinator.findSession(sessionId, route.path) : sessions.find(sessionId, route.path)
+    } catch {
+      return sendStoreUnavailable(reply)
+    }
     if (session === undefined && coordinator?.available === false) return sendStoreUnavailable(reply)
     if (session === undefined) return sendSessionNotFound(reply)
     request.mcpSseSession = session

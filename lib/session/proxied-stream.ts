@@ -272,12 +272,14 @@ export class ProxiedStream {
     if (this.#forgotten) return
     this.#forgotten = true
     this.#released = true
+    // Not the stream's end: another replica goes on with it (set before abort(), which reports an end).
+    this.#handingOver = true
+    this.#finished = true
     this.#clearTimer()
     this.#stopped = true
     clearTimeout(this.#reconnectTimer)
     this.#wakeReconnect?.()
     this.#upstream?.abort()
-    this.#finished = true
     const subscriber = this.#subscriber
     this.#subscriber = undefined
     subscriber?.hintRetry(retryHintMs)

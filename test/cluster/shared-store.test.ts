@@ -466,3 +466,27 @@ t.test('an owner cut off from Redis past its lease stops reading; another instan
   const fence = Number(await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'fence'))
   t.equal(fence, 2, 'one takeover, one new fencing token')
 })
+
+t.test('a Redis that hangs with its connections open: requests that need it get 503 within store.requestTimeoutMs, owners let go, and all recovers once it answers again', async (t) => {
+  const server = await startRedisServer(t)
+  const upstream = await CountingUpstream.start({ replays: true })
+  t.teardown(async () => await upstream.close())
+  const [a, b] = await sseReplicas(t, upstream.url(), { url: server.url, keyPrefix: 'frozen:', requestTimeoutMs: 300 }) as [RunningProxy, RunningProxy]
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 10)
+  server.freeze()
+  const lastSeen = onA.events.at(-1)?.id ?? ''
+  const started = Date.now()
+  const resume = await fetch(b.url('/events'), { headers: { accept: 'text/event-stream', 'last-event-id': lastSeen } })
+  t.equal(resume.status, 503, 'a resume of a stream B does not hold cannot wait for a hung Redis')
+  t.ok(Date.now() - started < 2000, `answered in ${Date.now() - started} ms`)
+  await onA.ended
+  t.ok(onA.retries.includes(100), 'the owner could not renew its lease: it let the stream go and sent its client away')
+  server.thaw()
+  await until(async () => await metric(a, 'sse_upstream_takeovers_total') + await metric(b, 'sse_upstream_takeovers_total') === 1, 5000, 'a takeover')
+  const resumed = await SseClient.open(b.url('/events'), { 'last-event-id': lastSeen })
+  t.teardown(() => resumed.close())
+  t.equal(resumed.headers['x-resume-status'], 'recovered')
+  await waitForNumber(resumed, (numbersOf(onA).at(-1) ?? 0) + 30)
+  t.ok(exactSequence([...numbersOf(onA), ...numbersOf(resumed)]), 'exact across the hang')
+})

@@ -16,6 +16,10 @@ export interface RedisServer {
   kill (): Promise<void>
   /** Starts it again on its port (a no-op while it runs); resolves when it answers PING. */
   start (): Promise<void>
+  /** SIGSTOP: a Redis that hangs with its connections open, as behind a dead network path. */
+  freeze (): void
+  /** SIGCONT. */
+  thaw (): void
 }
 
 export interface RedisServerOptions {
@@ -64,6 +68,7 @@ export async function startRedisServer (t: Teardown, _options: RedisServerOption
   }
 
   const kill = async (): Promise<void> => {
+    child?.kill('SIGCONT')
     child?.kill('SIGKILL')
     await exited
     child = undefined
@@ -108,6 +113,8 @@ export async function startRedisServer (t: Teardown, _options: RedisServerOption
       await start()
     },
     kill,
+    freeze: () => { child?.kill('SIGSTOP') },
+    thaw: () => { child?.kill('SIGCONT') },
     start
   }
 }
