@@ -7,6 +7,7 @@ import { startDemoUpstream } from '../../examples/demo/mcp-server.js'
 import { CountingUpstream } from '../helpers/counting-upstream.js'
 import { startReplica, type Replica } from '../helpers/replica-process.js'
 import { SseClient } from '../helpers/sse-client.js'
+import { exactSequence, numbersOf, waitForNumber } from '../helpers/numbered-events.js'
 
 // Several replicas, as separate processes, sharing the Redis on 127.0.0.1:6379 (issue 7).
 const REDIS_URL = 'redis://127.0.0.1:6379'
@@ -31,21 +32,6 @@ function replicaOptions (keyPrefix: string, upstreamUrl: string, leaseTtlMs = 10
 
 async function replicas (test: Test, count: number, options: unknown): Promise<Replica[]> {
   return await Promise.all(Array.from({ length: count }, async () => await startReplica(test, options)))
-}
-
-const numbersOf = (client: SseClient): number[] => client.events.map((event) => Number(event.data))
-
-async function waitForNumber (client: SseClient, atLeast: number, timeoutMs = 15000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while ((numbersOf(client).at(-1) ?? 0) < atLeast) {
-    if (Date.now() > deadline) throw new Error(`client reached ${numbersOf(client).at(-1) ?? 0}, expected ${atLeast}`)
-    await client.waitForEvents(client.events.length + 1, deadline - Date.now())
-  }
-}
-
-/** Every number from 1 to the last one, each once, in order. */
-function exactSequence (numbers: readonly number[]): boolean {
-  return numbers.every((n, index) => n === index + 1)
 }
 
 t.test('a client streams through replica A, then resumes on replica B: nothing missing, nothing twice, though the upstream cannot replay', async (t) => {

@@ -6,6 +6,7 @@ import { CountingUpstream } from '../helpers/counting-upstream.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
 import { startRedisServer } from '../helpers/redis-process.js'
 import { SseClient } from '../helpers/sse-client.js'
+import { exactSequence, numbersOf, openMcpSession, waitForNumber } from '../helpers/numbered-events.js'
 import { startTcpRelay } from '../helpers/tcp-relay.js'
 import { TEST_REDIS_URL, testRedis } from '../helpers/test-redis.js'
 
@@ -22,20 +23,6 @@ async function sseReplicas (test: Test, upstreamUrl: string, store: Store, count
   const proxies: RunningProxy[] = []
   for (let i = 0; i < count; i++) proxies.push(await startProxy(test, options))
   return proxies
-}
-
-const numbersOf = (client: SseClient): number[] => client.events.map((event) => Number(event.data))
-
-async function waitForNumber (client: SseClient, atLeast: number, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while ((numbersOf(client).at(-1) ?? 0) < atLeast) {
-    if (Date.now() > deadline) throw new Error(`client reached ${numbersOf(client).at(-1) ?? 0}, expected ${atLeast}`)
-    await client.waitForEvents(client.events.length + 1, deadline - Date.now())
-  }
-}
-
-function exactSequence (numbers: readonly number[]): boolean {
-  return numbers.every((n, index) => n === index + 1)
 }
 
 async function metric (proxy: RunningProxy, name: string): Promise<number> {
@@ -148,16 +135,7 @@ t.test('an MCP session works through either instance: POSTs, the standalone stre
   }
   const a = await startProxy(t, options)
   const b = await startProxy(t, options)
-  // By hand, not with the SDK client: it would hold the standalone stream itself.
-  const accept = 'application/json, text/event-stream'
-  const initialized = await fetch(a.url('/mcp'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })
-  })
-  await initialized.text()
-  const sessionId = initialized.headers.get('mcp-session-id') ?? ''
-  const headers = { 'content-type': 'application/json', accept, 'mcp-session-id': sessionId }
+  const { sessionId, headers } = await openMcpSession(a.url('/mcp'))
   await fetch(b.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
   const subscribe = await fetch(b.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { text: 'via B' } } }) })
   t.match(await subscribe.text(), /via B/, 'a tools/call through B')
@@ -355,15 +333,7 @@ t.test('an MCP standalone stream is taken over when its instance closes, with th
   }
   const a = await startProxy(t, options)
   const b = await startProxy(t, options)
-  const accept = 'application/json, text/event-stream'
-  const initialized = await fetch(a.url('/mcp'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })
-  })
-  await initialized.text()
-  const sessionId = initialized.headers.get('mcp-session-id') ?? ''
-  const headers = { 'content-type': 'application/json', accept, 'mcp-session-id': sessionId }
+  const { sessionId, headers } = await openMcpSession(a.url('/mcp'))
   await fetch(a.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
   const standalone = await SseClient.open(a.url('/mcp'), { 'mcp-session-id': sessionId })
   await fetch(a.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'announce', arguments: {} } }) }).then(async (response) => await response.text())
@@ -393,20 +363,14 @@ t.test('while Redis is away, a resume of a stream held elsewhere and a session h
     routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }],
     store: { kind: 'redis', url: `redis://127.0.0.1:${relay.port}`, keyPrefix }
   })
-  const accept = 'application/json, text/event-stream'
-  const initialized = await fetch(local.url('/mcp'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })
-  })
-  const [, eventId] = /^id: (.+)$/m.exec(await initialized.text()) ?? []
-  const sessionId = initialized.headers.get('mcp-session-id') ?? ''
+  const { sessionId, headers, text } = await openMcpSession(local.url('/mcp'))
+  const [, eventId] = /^id: (.+)$/m.exec(text) ?? []
   relay.pause()
-  await until(async () => (await fetch(cut.url('/mcp'), { method: 'POST', headers: { 'content-type': 'application/json', accept, 'mcp-session-id': sessionId }, body: '{"jsonrpc":"2.0","id":5,"method":"tools/list"}' })).status === 503, 5000, 'a 503 for the session')
+  await until(async () => (await fetch(cut.url('/mcp'), { method: 'POST', headers, body: '{"jsonrpc":"2.0","id":5,"method":"tools/list"}' })).status === 503, 5000, 'a 503 for the session')
   const resume = await fetch(cut.url('/mcp'), { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'last-event-id': eventId ?? '' } })
   t.equal(resume.status, 503, 'the resume cannot be looked up')
   t.equal(resume.headers.get('retry-after'), '5')
-  const served = await fetch(local.url('/mcp'), { method: 'POST', headers: { 'content-type': 'application/json', accept, 'mcp-session-id': sessionId }, body: '{"jsonrpc":"2.0","id":6,"method":"tools/list"}' })
+  const served = await fetch(local.url('/mcp'), { method: 'POST', headers, body: '{"jsonrpc":"2.0","id":6,"method":"tools/list"}' })
   t.equal(served.status, 200, 'the replica that reaches Redis serves the session')
   await served.text()
   relay.resume()
