@@ -132,8 +132,9 @@ export class RemoteStream implements SubscriberOwner, LiveListener {
       this.#refillAgain = false
       const read = await this.readAfter(this.#lastSeq).catch(() => undefined)
       if (this.#closed) return
+      /* c8 ignore next 4 -- the Redis client waits through disconnects rather than fail; a read
+         that Redis itself refuses is asked again when the subscriber reconnects (resync). */
       if (read === undefined) {
-        // Redis is away: the subscriber's reconnection will ask again (resync).
         return
       }
       if (read.status !== 'found') {

@@ -44,6 +44,8 @@ export async function resumeRemoteStream (route: StreamRoute, reply: FastifyRepl
     recordMiss(route, reply.log, miss ?? 'unknown')
     subscriber.startLive(output)
     remote.start(subscriber, lastSeq, finished)
+  /* c8 ignore next 5 -- the route has just found the stream in Redis (store.requestTimeoutMs bounds
+     that); this answers Redis hanging or refusing in the instant after. */
   } catch (error) {
     remote.close()
     reply.log.warn({ err: error, route: labels.route }, 'could not resume a stream from Redis')

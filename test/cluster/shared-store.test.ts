@@ -454,3 +454,68 @@ t.test('a Redis that hangs with its connections open: requests that need it get 
   await waitForNumber(resumed, (numbersOf(onA).at(-1) ?? 0) + 30)
   t.ok(exactSequence([...numbersOf(onA), ...numbersOf(resumed)]), 'exact across the hang')
 })
+
+t.test('a legacy-sse stream is not taken over when its instance closes: its session is bound to the upstream endpoint, so it ends', async (t) => {
+  const { redis, keyPrefix } = testRedis(t)
+  const upstream = await startDemoUpstream()
+  t.teardown(async () => await upstream.close())
+  const options: McpSseResilienceOptions = {
+    routes: [{ kind: 'legacy-sse', path: '/sse', messagesPath: '/messages', upstream: `${upstream.origin}/sse` }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix, leaseTtlMs: 600 }
+  }
+  const a = await startProxy(t, options)
+  const b = await startProxy(t, options)
+  const legacy = await SseClient.open(a.url('/sse'))
+  const [endpoint] = await legacy.waitForEvents(1)
+  const streamId = (endpoint?.id ?? '').split('.')[0] ?? ''
+  const sessionId = await redis.get(`${keyPrefix}{${streamId}}:sid`) ?? ''
+  await a.app.close()
+  await legacy.ended
+  await until(async () => await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'finished') === '1', 5000, 'the stream to be marked finished')
+  t.equal(await metric(b, 'sse_upstream_takeovers_total'), 0, 'not taken over')
+  t.equal(await redis.zscore(`${keyPrefix}active`, `${sessionId} ${streamId}`), null, 'nor listed for a takeover any more')
+})
+
+t.test('ids-only history: a follower that missed live events while Redis was away is cut, never sent empty events', async (t) => {
+  const { keyPrefix } = testRedis(t)
+  const relay = await startTcpRelay(t, Number(new URL(TEST_REDIS_URL).port || 6379))
+  const upstream = await CountingUpstream.start({ replays: false, intervalMs: 20 })
+  t.teardown(async () => await upstream.close())
+  const route = { kind: 'sse' as const, path: '/events', upstream: upstream.url() }
+  const a = await startProxy(t, { routes: [route], store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix }, history: { replay: false } })
+  const b = await startProxy(t, { routes: [route], store: { kind: 'redis', url: `redis://127.0.0.1:${relay.port}`, keyPrefix }, history: { replay: false } })
+  const onA = await SseClient.open(a.url('/events'))
+  t.teardown(() => onA.close())
+  await waitForNumber(onA, 5)
+  const follower = await SseClient.open(b.url('/events'), { 'last-event-id': onA.events.at(-1)?.id ?? '' })
+  await waitForNumber(follower, (numbersOf(onA).at(-1) ?? 0) + 5)
+  // B's subscriber misses what is published meanwhile; the history, ids only, cannot fill that in.
+  relay.pause()
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  relay.resume()
+  await follower.ended
+  t.notOk(follower.completed, 'cut, so that it resumes and is told')
+  t.ok(follower.events.every((event) => event.data !== ''), 'no empty event reached the client')
+  const followed = numbersOf(follower)
+  t.ok(followed.every((n, index) => n === (followed[0] ?? 0) + index), 'and what it got was exact')
+})
+
+t.test('an instance that starts while Redis is away answers 503, and serves once Redis is up', async (t) => {
+  const server = await startRedisServer(t)
+  await server.kill()
+  const upstream = await CountingUpstream.start({ replays: false })
+  t.teardown(async () => await upstream.close())
+  const [a] = await sseReplicas(t, upstream.url(), { url: server.url, keyPrefix: 'late:' }, 1) as [RunningProxy]
+  const refused = await fetch(a.url('/events'))
+  t.equal(refused.status, 503)
+  await server.start()
+  await until(async () => {
+    const client = await SseClient.open(a.url('/events'))
+    client.close()
+    return client.status === 200
+  }, 10000, 'streams to open')
+  const client = await SseClient.open(a.url('/events'))
+  t.teardown(() => client.close())
+  await waitForNumber(client, numbersOf(client)[0] ?? 1)
+  t.match(client.events[0]?.id, /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{8}\.1$/, 'ids carry the epoch Redis holds')
+})
