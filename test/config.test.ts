@@ -29,7 +29,7 @@ t.test('defaults are applied to every section', async (t) => {
     limits: { maxEventBytes: 1048576, maxBodyBytes: 4194304, clientBufferBytes: 1048576, clientStallSeconds: 30 },
     security: { allowedOrigins: [] },
     shutdown: { retryHintMs: 1000, drainTimeoutMs: 5000 },
-    store: { kind: 'memory', url: 'redis://127.0.0.1:6379', keyPrefix: 'mcp-sse:', leaseTtlMs: 5000, requestTimeoutMs: 2000, durable: false }
+    store: { kind: 'memory', url: 'redis://127.0.0.1:6379', keyPrefix: 'mcp-sse:', leaseTtlMs: 5000, requestTimeoutMs: 2000, maxAppendBytes: 65536, durable: false }
   })
 })
 

@@ -20,9 +20,12 @@ class LaterStore implements HistoryStore {
   readonly local = new LocalHistoryStore({ maxEvents: 1000, maxBytes: 1 << 20, ttlMs: 60_000, replay: true })
   failAppends = false
   appends = 0
+  /** While set, appends wait for it: a store that has stopped answering. */
+  gate: Promise<void> | undefined
 
   async append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
     this.appends++
+    await this.gate
     // A random wait, so that appends overlap and finish out of turn unless the stream keeps them in order.
     await new Promise((resolve) => setTimeout(resolve, Math.random() * 5))
     if (this.failAppends) throw new Error('store unreachable')
@@ -64,6 +67,7 @@ async function relay (test: Test, store: LaterStore) {
     detachGraceMs: 60_000,
     retentionMs: 60_000,
     maxBufferedChars: 1 << 20,
+    maxAppendChars: 4096,
     stallMs: 10_000,
     onForget: () => {}
   })
@@ -118,4 +122,25 @@ t.test('a stream forgotten while its store cannot drop its history logs it and g
   await client.ended
   await new Promise((resolve) => setImmediate(resolve))
   t.ok(logged.some((entry) => entry.level === 'error' && /could not drop/.test(entry.message)))
+})
+
+t.test('store.maxAppendBytes: while the store does not answer, the upstream is read until that much waits, then held back; nothing is lost', async (t) => {
+  const store = new LaterStore()
+  let open = (): void => {}
+  store.gate = new Promise((resolve) => { open = resolve })
+  const { upstream, client } = await relay(t, store)
+  const event = (n: number): string => `id: u${n}\ndata: ${n} ${'x'.repeat(90)}\n\n`
+  let sent = 0
+  for (let n = 1; n <= 500; n++) {
+    upstream.write(event(n))
+    sent += event(n).length
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.ok(upstream.isPaused(), 'the upstream is held back')
+  const taken = sent - upstream.readableLength - upstream.writableLength
+  t.ok(taken < 4096 + 16_384, `the proxy took ${taken} of ${sent} bytes: what makes 4096 characters of recorded events (store.maxAppendBytes here), then it stopped reading`)
+  t.equal(client.events.length, 0, 'nothing went out unrecorded')
+  open()
+  const events = await client.waitForEvents(500)
+  t.same(events.map((received) => Number(received.data.split(' ')[0])), Array.from({ length: 500 }, (_, i) => i + 1), 'once the store answers, all of it, in order')
 })

@@ -230,6 +230,11 @@ const StoreSchema = Type.Object({
     minimum: 1,
     description: 'How long a client request waits for Redis (to find a session or a stream another replica holds) before it gets 503 with Retry-After. Redis may hang with its connection open; this bounds the wait.'
   })),
+  maxAppendBytes: Type.Optional(Type.Integer({
+    default: 65536,
+    minimum: 1024,
+    description: 'Bytes of events one stream may gather into a single append while its previous one waits for Redis; past it, the stream stops reading its upstream until Redis has taken them. Bounds the memory of each stream, and how long one append script runs in Redis.'
+  })),
   durable: Type.Optional(Type.Boolean({
     default: false,
     description: 'true: each append waits for one Redis replica to acknowledge it (WAIT) before the events go to clients, so that a Redis failover loses none of what clients saw. It costs a round trip to the replica per upstream chunk.'

@@ -153,6 +153,7 @@ function streamEnvironment (route: StreamRoute, log: FastifyBaseLogger): Omit<St
     detachGraceMs: config.sessions.detachGraceSeconds * 1000,
     retentionMs: config.history.ttlSeconds * 1000,
     maxBufferedChars: config.limits.clientBufferBytes,
+    maxAppendChars: config.store.maxAppendBytes,
     stallMs: config.limits.clientStallSeconds * 1000,
     onForget: (forgotten) => sessions.removeStream(forgotten)
   }

@@ -23,6 +23,8 @@ export interface StreamEnvironment extends UpstreamReportContext {
   readonly retentionMs: number
   /** Bytes a client may have pending before it catches up from the history instead. */
   readonly maxBufferedChars: number
+  /** Characters of events one append to a store that does I/O may gather while it waits its turn. */
+  readonly maxAppendChars: number
   /** How long a client may take in nothing while events wait for it. */
   readonly stallMs: number
   /** Lets the session forget the stream. */
@@ -362,8 +364,9 @@ export class ProxiedStream {
   /**
    * Queues an append behind the store's work. Chunks that arrive while one waits join
    * it, so that a store that does I/O gets one larger append per round trip. Past
-   * limits.clientBufferBytes of waiting events, or MAX_PENDING_APPENDS steps, the
-   * upstream is held back until the store has caught up: memory stays bounded.
+   * store.maxAppendBytes of waiting events, or MAX_PENDING_APPENDS steps, the
+   * upstream is held back until the store has caught up: memory stays bounded, and
+   * no append is long enough to hold Redis up.
    */
   #appendInTurn (batch: StreamItem[], recorded: RecordedEvent[]): void {
     let waiting = this.#waitingAppend
@@ -381,7 +384,7 @@ export class ProxiedStream {
       for (const event of recorded) waiting.recorded.push(event)
     }
     for (const item of batch) waiting.chars += item.text.length
-    if (waiting.chars > this.#env.maxBufferedChars || this.#queuedSteps >= MAX_PENDING_APPENDS) this.#hold('store')
+    if (waiting.chars > this.#env.maxAppendChars || this.#queuedSteps >= MAX_PENDING_APPENDS) this.#hold('store')
   }
 
   /** undefined once stored; a promise while a store does I/O. A failure is logged, never thrown. */
