@@ -154,6 +154,19 @@ export class ProxyMetrics {
     registers: [this.registry]
   })
 
+  readonly storeConnectionsUp = new Gauge({
+    name: 'sse_store_connections_up',
+    help: 'Redis connections of this replica that are up (2, or 3 with store.durable).',
+    registers: [this.registry]
+  })
+
+  readonly storeConnectionsLost = new Counter({
+    name: 'sse_store_connections_lost_total',
+    help: 'Times a Redis connection of this replica went down, by connection (commands, live, history).',
+    labelNames: ['connection'],
+    registers: [this.registry]
+  })
+
   readonly upstreamLeasesHeld = new Gauge({
     name: 'sse_upstream_leases_held',
     help: 'Upstream streams this replica owns, by lease (Redis store).',

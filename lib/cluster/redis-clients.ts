@@ -17,7 +17,14 @@ export interface RedisClients {
   readonly history: Redis
 }
 
-export function connectRedis (url: string, log: FastifyBaseLogger, options: { durable: boolean }): RedisClients {
+export interface RedisConnectionEvents {
+  /** A connection that was up went down. */
+  readonly onLost: (role: string) => void
+  /** A connection is up (again). */
+  readonly onReady: (role: string) => void
+}
+
+export function connectRedis (url: string, log: FastifyBaseLogger, options: { durable: boolean }, events: RedisConnectionEvents): RedisClients {
   const clientOptions = {
     enableAutoPipelining: true,
     // Commands wait for a reconnect instead of failing: appends must go in, in order. The
@@ -30,13 +37,21 @@ export function connectRedis (url: string, log: FastifyBaseLogger, options: { du
   const subscriber = new Redis(url, { ...clientOptions, connectionName: 'mcp-sse-live' })
   const history = options.durable ? new Redis(url, { ...clientOptions, connectionName: 'mcp-sse-history' }) : commands
   for (const [role, client] of distinctClients({ commands, live: subscriber, history })) {
-    let wasReady = false
+    let up = false
+    let wasUp = false
     client.on('ready', () => {
-      if (wasReady) log.info({ redis: role }, 'reconnected to Redis')
-      wasReady = true
+      if (wasUp) log.info({ redis: role }, 'reconnected to Redis')
+      up = true
+      wasUp = true
+      events.onReady(role)
     })
     client.on('error', (error: Error) => log.warn({ redis: role, err: error }, 'Redis connection error'))
-    client.on('end', () => { wasReady = false })
+    client.on('close', () => {
+      if (!up) return
+      up = false
+      log.warn({ redis: role }, 'lost the connection to Redis; reconnecting')
+      events.onLost(role)
+    })
   }
   return { commands, subscriber, history }
 }
@@ -55,7 +70,11 @@ export async function openRedis (clients: RedisClients): Promise<void> {
 }
 
 export async function closeRedis (clients: RedisClients): Promise<void> {
-  await Promise.all(distinctClients({ ...clients }).map(async ([, client]) => await client.quit().catch(() => client.disconnect())))
+  await Promise.all(distinctClients({ ...clients }).map(async ([, client]) => {
+    // Closing is not losing the connection.
+    client.removeAllListeners('close')
+    await client.quit().catch(() => client.disconnect())
+  }))
 }
 
 /** Whether new work can be recorded now. */

@@ -67,7 +67,13 @@ export class ReplicaCoordinator {
     this.#metrics = metrics
     this.#sessions = sessions
     this.#log = log
-    this.#clients = connectRedis(storeOptions.url, log, { durable: storeOptions.durable })
+    this.#clients = connectRedis(storeOptions.url, log, { durable: storeOptions.durable }, {
+      onLost: (role) => {
+        metrics.storeConnectionsLost.inc({ connection: role })
+        metrics.storeConnectionsUp.dec()
+      },
+      onReady: () => metrics.storeConnectionsUp.inc()
+    })
     const onOperation = (op: string, result: 'ok' | 'error', seconds: number): void => {
       metrics.storeOperations.inc({ op, result })
       metrics.storeLatency.observe({ op }, seconds)

@@ -200,6 +200,8 @@ t.test('the connection to Redis is cut: owner and follower both recover, with no
   await waitForNumber(onA, before + 60)
   await waitForNumber(follower, before + 60)
   t.ok(exactSequence(numbersOf(onA)), 'the owner\'s client: exact')
+  t.ok(await metric(a, 'sse_store_connections_lost_total{connection="commands"}') >= 1, 'the cut is counted')
+  for (const proxy of [a, b]) t.equal(await metric(proxy, 'sse_store_connections_up'), 2, 'and both connections are up again')
   const followed = numbersOf(follower)
   const start = followed[0] ?? 0
   t.ok(followed.every((n, index) => n === start + index), 'the follower: exact, across the cut')
