@@ -18,7 +18,8 @@ export class LiveChannels {
 
   constructor (subscriber: Redis) {
     this.#subscriber = subscriber
-    subscriber.on('message', (channel: string, message: string) => this.#dispatch(channel, message))
+    // Buffers: the message gives the texts' lengths in bytes (see liveChannel()).
+    subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#dispatch(channel.toString(), message))
     let connectedBefore = false
     subscriber.on('ready', () => {
       if (connectedBefore) this.#resyncAll()
@@ -51,18 +52,17 @@ export class LiveChannels {
     })
   }
 
-  #dispatch (channel: string, message: string): void {
+  #dispatch (channel: string, message: Buffer): void {
     const listeners = this.#listeners.get(channel)
     if (listeners === undefined) return
-    const space = message.indexOf(' ')
-    const head = message.slice(0, space)
-    if (head === 'end') {
+    const ended = parseEnd(message)
+    if (ended) {
       for (const listener of listeners) listener.onEnd()
       return
     }
-    const seq = Number(head)
-    const text = message.slice(space + 1)
-    for (const listener of listeners) listener.onEvent(seq, text)
+    for (const { seq, text } of parseEvents(message)) {
+      for (const listener of listeners) listener.onEvent(seq, text)
+    }
   }
 
   #resyncAll (): void {
@@ -70,4 +70,29 @@ export class LiveChannels {
       for (const listener of listeners) listener.resync()
     }
   }
+}
+
+const END = Buffer.from('end ')
+
+function parseEnd (message: Buffer): boolean {
+  return message.subarray(0, END.length).equals(END)
+}
+
+/** The events of one append's message, each with its seq; nothing for a message this code did not write. */
+export function parseEvents (message: Buffer): Array<{ seq: number, text: string }> {
+  const newline = message.indexOf(10)
+  const header = message.toString('latin1', 0, newline === -1 ? 0 : newline)
+  const space = header.indexOf(' ')
+  const firstSeq = Number(header.slice(0, space))
+  const lengths = header.slice(space + 1).split(',').map(Number)
+  const total = lengths.reduce((sum, length) => sum + length, 0)
+  if (newline === -1 || space <= 0 || !Number.isSafeInteger(firstSeq) || lengths.some((length) => !Number.isSafeInteger(length) || length < 0) ||
+      total !== message.length - newline - 1) return []
+  const events: Array<{ seq: number, text: string }> = []
+  let offset = newline + 1
+  for (const [index, length] of lengths.entries()) {
+    events.push({ seq: firstSeq + index, text: message.toString('utf8', offset, offset + length) })
+    offset += length
+  }
+  return events
 }

@@ -279,7 +279,9 @@ t.test('a follower trusts only the history: a skipped seq is filled from it, an 
   const follower = await SseClient.open(b.url('/events'), { 'last-event-id': lastSeen })
   await waitForNumber(follower, 10)
   // A message far ahead: as if pub/sub had lost what came between.
-  await redis.publish(channel, `999999 id: ${streamId ?? ''}.${epoch ?? ''}.999999\ndata: injected\n\n`)
+  const injected = `id: ${streamId ?? ''}.${epoch ?? ''}.999999\ndata: injected\n\n`
+  await redis.publish(channel, `999999 ${Buffer.byteLength(injected)}\n${injected}`)
+  await redis.publish(channel, 'not a message this proxy writes')
   await waitForNumber(follower, 20)
   t.notOk(follower.events.some((event) => event.data === 'injected'), 'what the history does not hold is never sent')
   const followed = numbersOf(follower)
@@ -290,7 +292,7 @@ t.test('a follower trusts only the history: a skipped seq is filled from it, an 
   onA.close()
   await a.app.close()
   await redis.hset(meta, 'evicted', 1_000_000)
-  await redis.publish(channel, '999999 x')
+  await redis.publish(channel, '999999 1\nx')
   await follower.ended
   t.notOk(follower.completed, 'the follower is cut, and may resume to get the explicit answer')
 })

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
+import { parseEvents } from '../../lib/cluster/live-channels.js'
 import type { HistoryLimits, RecordedEvent } from '../../lib/history/history-store.js'
 import { LocalHistoryStore } from '../../lib/history/local-history-store.js'
 import { RedisHistoryStore, type RedisHistoryStoreOptions } from '../../lib/history/redis-history-store.js'
@@ -119,7 +120,9 @@ t.test('replay: false keeps no text, yet publishes each event whole to live subs
   const channel = liveChannel(keyPrefix, 'A', 's1')
   await subscriber.subscribe(channel)
   const messages: string[] = []
-  subscriber.on('message', (from: string, message: string) => { if (from === channel) messages.push(message) })
+  subscriber.on('messageBuffer', (from: Buffer, message: Buffer) => {
+    if (from.toString() === channel) messages.push(...parseEvents(message).map(({ seq, text }) => `${seq} ${text}`))
+  })
   const batch = events(1, 3, (seq) => `id: s.${seq}\ndata: {"n": ${seq}}\n\n`)
 
   await store.append('A', 's1', batch.slice(0, 2))

@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { parseEvents } from '../../lib/cluster/live-channels.js'
 import type { Redis } from 'ioredis'
 import { defineHistoryScripts, entryField, MAX_EVICTIONS_PER_SCRIPT, recordedEvent, replyArray, replyNumber } from '../../lib/store/redis/history-scripts.js'
 import { activeIndexKey, activeMember, epochKey, historyKeys, liveChannel, parseActiveMember, streamIndexKey, type HistoryKeys } from '../../lib/store/redis/redis-keys.js'
@@ -160,7 +161,7 @@ t.test('append: replay off stores no text, but publishes every new event whole, 
   const subscriber = redisClient()
   t.teardown(async () => { await subscriber.quit() })
   const messages: string[] = []
-  subscriber.on('message', (_channel: string, message: string) => messages.push(message))
+  subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => messages.push(...parseEvents(message).map(({ seq, text }) => `${seq} ${text}`)))
   await subscriber.subscribe(liveChannel(keyPrefix, 'A', 's1'))
   await s1.append([[1, 'u1', 'first text'], [2, '', 'second']], { replay: false })
   await s1.append([[2, '', 'second'], [3, 'u3', 'third']], { replay: false })
@@ -348,7 +349,10 @@ t.test('finish: only for the current owner; it publishes `end <last>` and leaves
   const subscriber = redisClient()
   t.teardown(async () => { await subscriber.quit() })
   const messages: string[] = []
-  subscriber.on('message', (_channel: string, message: string) => messages.push(message))
+  subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
+    const events = parseEvents(message)
+    messages.push(...(events.length === 0 ? [message.toString()] : events.map(({ seq, text }) => `${seq} ${text}`)))
+  })
   await subscriber.subscribe(liveChannel(keyPrefix, 'A', 's1'))
   await registry.register('A', 's1', '{}', EPOCH)
   const first = await registry.claim('A', 's1', 'replica-1', 60_000, Date.now()) ?? 0
@@ -441,4 +445,22 @@ t.test('retention: a stream\'s keys expire unless its lease is renewed; a finish
   await redis.del(historyKeys(keyPrefix, 'B', 's2').meta)
   t.equal(await registry.claim('B', 's2', 'replica-2', 5000, Date.now()), undefined, 'nothing to claim')
   t.equal(await redis.zscore(activeIndexKey(keyPrefix), activeMember('B', 's2')), null, 'and it leaves the active index')
+})
+
+t.test('live messages: one per append, texts measured in bytes, so that any text comes back whole', async (t) => {
+  const { keyPrefix, stream } = setup(t)
+  const s1 = stream('A', 's1')
+  const subscriber = redisClient()
+  t.teardown(async () => { await subscriber.quit() })
+  const messages: Buffer[] = []
+  subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => messages.push(message))
+  await subscriber.subscribe(liveChannel(keyPrefix, 'A', 's1'))
+  const texts = ['data: héllo → 世界\n\n', 'data: a\ndata: b\n\n', 'data: \n\n']
+  await s1.append(texts.map((text, index) => [index + 1, `u${index + 1}`, text]))
+  while (messages.length < 1) await sleep(5)
+  t.equal(messages.length, 1, 'one message for the batch')
+  t.same(parseEvents(messages[0] ?? Buffer.alloc(0)), texts.map((text, index) => ({ seq: index + 1, text })))
+  for (const garbage of ['', 'end', '12', '12 x\nabc', 'x 3\nabc', '1 3,y\nabc', '1 5\nabc', '1 1\nabc']) {
+    t.same(parseEvents(Buffer.from(garbage)), [], `${JSON.stringify(garbage)} is not taken for events`)
+  }
 })

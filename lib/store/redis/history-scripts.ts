@@ -101,10 +101,11 @@ if not exists and #writes > 0 then
 end
 
 local added, addedBytes, cursor = 0, 0, nil
-for _, i in ipairs(writes) do
+local order = #writes > 0 and redis.call('HINCRBY', counters, 'order', #writes) - #writes or 0
+for k, i in ipairs(writes) do
   local seq, upstreamId = ARGV[i], ARGV[i + 1]
   local text = replay and ARGV[i + 2] or ''
-  local id = seq .. '-' .. string.format('%d', redis.call('HINCRBY', counters, 'order', 1))
+  local id = seq .. '-' .. string.format('%d', order + k)
   if upstreamId == '' then
     redis.call('XADD', history, id, 't', text, 'a', now)
   else
@@ -167,8 +168,14 @@ if sessionBytes > maxBytes then
   end
 end
 
-for _, i in ipairs(writes) do
-  redis.call('PUBLISH', channel, ARGV[i] .. ' ' .. ARGV[i + 2])
+-- One message for the batch: the first seq, a space, each text's length in bytes (comma-separated), a newline, the texts.
+if #writes > 0 then
+  local lengths, texts = {}, {}
+  for k, i in ipairs(writes) do
+    lengths[k] = #ARGV[i + 2]
+    texts[k] = ARGV[i + 2]
+  end
+  redis.call('PUBLISH', channel, ARGV[writes[1]] .. ' ' .. table.concat(lengths, ',') .. '\\n' .. table.concat(texts))
 end
 
 return {'ok', added - evicted, addedBytes - evictedBytes, expected}

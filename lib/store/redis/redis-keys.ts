@@ -53,7 +53,10 @@ export function historyKeys (prefix: string, sessionId: string, streamId: string
   }
 }
 
-/** Where the new events of a stream are published, as `<seq> <text>`, and its end as `end <last>`. */
+/**
+ * Where the new events of a stream are published, one message per append:
+ * `<first seq> <byte length of each text, comma-separated>\n<the texts>`; its end as `end <last>`.
+ */
 export function liveChannel (prefix: string, sessionId: string, streamId: string): string {
   return `${sessionTag(prefix, sessionId)}live:${streamId}`
 }
