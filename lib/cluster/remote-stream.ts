@@ -6,6 +6,8 @@ export interface RemoteStreamRef {
   readonly sessionId: string
   readonly streamId: string
   readonly channel: string
+  /** Told once, when the client stops following (it left, or was cut). */
+  readonly onClose: () => void
 }
 
 // Live events held while the first history read runs; past it they are read back from the history.
@@ -98,9 +100,11 @@ export class RemoteStream implements SubscriberOwner, LiveListener {
   }
 
   close (): void {
+    if (this.#closed) return
     this.#closed = true
     this.#subscriber = undefined
     this.#stopListening?.()
+    this.#ref.onClose()
   }
 
   #holdEarly (item: StreamItem): void {

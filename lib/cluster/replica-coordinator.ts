@@ -5,7 +5,7 @@ import { RedisHistoryStore } from '../history/redis-history-store.js'
 import type { ProxyMetrics } from '../metrics.js'
 import type { ProxiedStream, StreamOrigin, StreamOwnership } from '../session/proxied-stream.js'
 import type { ProxySession, SessionRegistry } from '../session/session-registry.js'
-import { liveChannel } from '../store/redis/redis-keys.js'
+import { liveChannel, recentlyFollowedKey } from '../store/redis/redis-keys.js'
 import { RedisStreamRegistry, type StreamPosition } from '../store/redis/redis-stream-registry.js'
 import type { HeaderMap } from '../upstream/headers.js'
 import { LeaseKeeper } from './lease-keeper.js'
@@ -257,11 +257,26 @@ export class ReplicaCoordinator {
     return this.#sessions.find(sessionId, routePath) ?? this.#sessions.restore({ id: sessionId, routePath, endsWithItsStreams: true })
   }
 
-  /** Replicas whose clients follow a stream: each subscribes to its live channel once. */
-  async #followers (sessionId: string, streamId: string): Promise<number> {
-    const channel = this.liveChannelOf(sessionId, streamId)
-    const [, count] = await this.#clients.commands.pubsub('NUMSUB', channel) as [string, number]
-    return count
+  /**
+   * Whether clients follow a stream from other replicas: one does now (each such
+   * replica subscribes to the live channel once), or one left less than a grace
+   * period ago and may be reconnecting, as a local client would be given.
+   */
+  async #followedElsewhere (sessionId: string, streamId: string): Promise<boolean> {
+    const { keyPrefix } = this.#options.store
+    const [[, count], recently] = await Promise.all([
+      this.#clients.commands.pubsub('NUMSUB', this.liveChannelOf(sessionId, streamId)) as Promise<[string, number]>,
+      this.#clients.commands.exists(recentlyFollowedKey(keyPrefix, sessionId, streamId))
+    ])
+    return count > 0 || recently === 1
+  }
+
+  /** A client that followed a stream from here left: the owner keeps the upstream for a grace period more. */
+  noteFollowerLeft (sessionId: string, streamId: string): void {
+    const key = recentlyFollowedKey(this.#options.store.keyPrefix, sessionId, streamId)
+    this.#clients.commands.set(key, '1', 'PX', Math.max(1, this.#options.sessions.detachGraceSeconds * 1000)).catch((error: unknown) => {
+      this.#log.warn({ err: error, streamId }, 'could not note that a follower left')
+    })
   }
 
   #hold (sessionId: string, streamId: string, token: number, streamOf: () => ProxiedStream | undefined): void {
@@ -279,7 +294,7 @@ export class ReplicaCoordinator {
           this.#log.warn({ err: error, streamId }, 'could not mark a stream finished in Redis')
         })
       },
-      followedElsewhere: async () => await this.#followers(sessionId, streamId) > 0,
+      followedElsewhere: async () => await this.#followedElsewhere(sessionId, streamId),
       released: () => {
         this.store.releaseFence(streamId)
         this.#leases.release(streamId).catch((error: unknown) => {

@@ -21,7 +21,12 @@ export async function resumeRemoteStream (route: StreamRoute, reply: FastifyRepl
   const { metrics, options } = context
   metrics.clientReconnections.inc(labels)
   const { sessionId, streamId, afterSeq } = target
-  const remote = new RemoteStream({ sessionId, streamId, channel: coordinator.liveChannelOf(sessionId, streamId) }, context.history)
+  const remote = new RemoteStream({
+    sessionId,
+    streamId,
+    channel: coordinator.liveChannelOf(sessionId, streamId),
+    onClose: () => coordinator.noteFollowerLeft(sessionId, streamId)
+  }, context.history)
   try {
     await coordinator.inTime(remote.listen(coordinator.channels))
     // Read after listening: an end published from now on reaches this client.

@@ -224,8 +224,12 @@ export class ProxiedStream {
       }
       ownership.followedElsewhere().then((followed) => {
         if (this.#subscriber !== undefined || this.#forgotten) return
-        if (followed) this.#awaitClient()
-        else this.#stopUpstream()
+        if (followed) {
+          this.#awaitClient()
+          return
+        }
+        this.#env.log.info({ upstream: this.#env.upstreamUrl, streamId: this.id }, 'no client followed the stream on any replica for sessions.detachGraceSeconds; it ends')
+        this.#stopUpstream()
       }, () => this.#awaitClient())
     })
   }

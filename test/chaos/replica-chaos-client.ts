@@ -30,10 +30,17 @@ interface ConnectionTrace {
   last: number | undefined
   events: number
   end: string
+  /** Ms since the soak started: when the response came (a stopped replica answers only once woken). */
+  answeredAt: number | undefined
+  /** Ms since the soak started: when the connection ended, or failed. */
+  endedAt: number | undefined
 }
 
-const TRACE_KEPT = 12
+// Connections kept per client, for the report (a client that loops on an ended stream makes many).
+const TRACES_KEPT = 5000
 const NOTES_KEPT = 6
+// A resume answered 200 that ends cleanly with no event, this many times in a row: the stream has ended for good.
+const EMPTY_ENDS_FOR_GOOD = 3
 
 /**
  * One client of the replica soak's sse route, over node:http with a socket of its
@@ -83,6 +90,10 @@ export class ReplicaChaosClient {
   cleanEnds = 0
   connectErrors = 0
   unavailable = 0
+  /** Resumes answered 200 that ended cleanly without a single event, in a row (see `streamEnded`). */
+  emptyEndsInARow = 0
+  /** Ms since the start: when the first of the current run of empty ends began. */
+  #emptyEndsSince: number | undefined
   /** Any other status: never expected. */
   badStatus = 0
   /** Resumes answered `X-Resume-Status: unrecoverable…`, or with the in-band resume-status event. */
@@ -114,6 +125,15 @@ export class ReplicaChaosClient {
   /** The last Last-Event-ID, whose first field is the proxy's stream id. */
   get lastEventId (): string | undefined {
     return this.#lastEventId
+  }
+
+  /**
+   * The stream has ended for good: every resume is answered 200 recovered, replays
+   * nothing and ends. An sse stream of an endless upstream must not end while its
+   * client is around. Undefined while it goes on; else since when (ms since the start).
+   */
+  get streamEnded (): number | undefined {
+    return this.emptyEndsInARow >= EMPTY_ENDS_FOR_GOOD ? this.#emptyEndsSince : undefined
   }
 
   /** The replica of the current connection, or of the one being opened. */
@@ -174,9 +194,23 @@ export class ReplicaChaosClient {
     this.#response?.destroy()
   }
 
-  /** The connections of this client, most recent last, for the report. */
-  traces (): string[] {
-    return this.#traces.map((trace) => this.#describe(trace))
+  /** The last `count` connections of this client, most recent last, for the report. */
+  traces (count = 12): string[] {
+    return this.#traces.slice(-count).map((trace) => this.#describe(trace))
+  }
+
+  /** Where the client was at `at` (ms since the start): streaming from a replica, waiting for one to answer, or between connections. */
+  whereAt (at: number): { streaming: string } | { waiting: string } | undefined {
+    const trace = this.#traces.find((candidate) => candidate.at <= at && at <= (candidate.endedAt ?? Infinity))
+    if (trace === undefined) return undefined
+    return trace.status === 200 && (trace.answeredAt ?? Infinity) <= at ? { streaming: trace.replica } : { waiting: trace.replica }
+  }
+
+  /** The connections of this client open, or failing, within `marginMs` of `at` (ms since the start). */
+  tracesAround (at: number, marginMs: number): string[] {
+    return this.#traces
+      .filter((trace) => trace.at <= at + marginMs && (trace.endedAt ?? Infinity) >= at - marginMs)
+      .map((trace) => this.#describe(trace))
   }
 
   #connect (avoid?: ReplicaTarget): void {
@@ -198,11 +232,13 @@ export class ReplicaChaosClient {
       first: undefined,
       last: undefined,
       events: 0,
-      end: ''
+      end: '',
+      answeredAt: undefined,
+      endedAt: undefined
     }
     this.#trace = trace
     this.#traces.push(trace)
-    if (this.#traces.length > TRACE_KEPT) this.#traces.shift()
+    if (this.#traces.length > TRACES_KEPT) this.#traces.shift()
     const headers: Record<string, string> = { accept: 'text/event-stream' }
     if (sentId !== undefined) headers['last-event-id'] = sentId
     let answered = false
@@ -216,6 +252,7 @@ export class ReplicaChaosClient {
       this.#request = undefined
       trace.status = error.message
       trace.end = 'connect error'
+      trace.endedAt = this.#env.clock()
       if (this.#stopped) return
       this.connectErrors++
       // The replica died (or was just killed): another one, shortly.
@@ -230,6 +267,7 @@ export class ReplicaChaosClient {
       return
     }
     this.#progressAt = Date.now()
+    trace.answeredAt = this.#env.clock()
     trace.status = response.statusCode ?? 0
     const resumeStatus = response.headers['x-resume-status']
     trace.resume = typeof resumeStatus === 'string' ? resumeStatus : ''
@@ -244,6 +282,7 @@ export class ReplicaChaosClient {
       response.resume()
       response.once('error', () => {})
       trace.end = 'refused'
+      trace.endedAt = this.#env.clock()
       this.#schedule(this.#prng.between(100, 300), true)
       return
     }
@@ -268,6 +307,7 @@ export class ReplicaChaosClient {
       this.#request = undefined
       clearTimeout(this.#midEventCut)
       this.#midEventCut = undefined
+      trace.endedAt = this.#env.clock()
       if (this.#stopped) return
       const byUs = this.#cutByUs
       this.#cutByUs = false
@@ -283,8 +323,12 @@ export class ReplicaChaosClient {
         if (response.complete) this.cleanEnds++
         trace.end = response.complete ? 'ended by the proxy' : 'dropped'
       }
+      if (sentId !== undefined && response.complete && trace.events === 0) {
+        if (this.emptyEndsInARow === 0) this.#emptyEndsSince = trace.at
+        this.emptyEndsInARow++
+      }
       // Whatever the reason, the client comes back with its last id, on a random live replica.
-      this.#schedule(this.#prng.between(50, 300), true)
+      this.#schedule(this.#prng.between(50, 300))
     })
   }
 
@@ -309,6 +353,7 @@ export class ReplicaChaosClient {
     trace.first ??= n
     trace.last = n
     trace.events++
+    this.emptyEndsInARow = 0
     if (this.check.lost + this.check.duplicated + this.check.outOfOrder !== before) {
       this.#note(`${n < expected ? 'duplicate or late' : 'gap'}: got ${n}, expected ${expected}, on ${this.#describe(trace)}; connections before it: ${this.traces().slice(-5, -1).join(' | ')}`)
     }
@@ -362,7 +407,8 @@ export class ReplicaChaosClient {
   #describe (trace: ConnectionTrace | undefined): string {
     if (trace === undefined) return 'no connection'
     const got = trace.first === undefined ? 'no event' : `${trace.first}..${trace.last ?? ''} (${trace.events} events)`
-    return `[${trace.replica} at ${trace.at} ms, Last-Event-ID seq ${trace.sentSeq}, ${trace.status}${trace.resume === '' ? '' : ` ${trace.resume}`}, ${got}${trace.end === '' ? '' : `, ${trace.end}`}]`
+    const answered = trace.answeredAt === undefined || trace.answeredAt - trace.at < 100 ? '' : ` (answered at ${trace.answeredAt})`
+    return `[${trace.replica} at ${trace.at}${answered}..${trace.endedAt ?? ''} ms, Last-Event-ID seq ${trace.sentSeq}, ${trace.status}${trace.resume === '' ? '' : ` ${trace.resume}`}, ${got}${trace.end === '' ? '' : `, ${trace.end}`}]`
   }
 
   #note (text: string): void {

@@ -523,3 +523,30 @@ t.test('an instance that starts while Redis is away answers 503, and serves once
   await waitForNumber(client, numbersOf(client)[0] ?? 1)
   t.match(client.events[0]?.id, /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{8}\.1$/, 'ids carry the epoch Redis holds')
 })
+
+t.test('a follower that is reconnecting when the owner\'s grace period runs out still counts: the stream goes on', async (t) => {
+  const { keyPrefix } = testRedis(t)
+  const upstream = await CountingUpstream.start({ replays: false })
+  t.teardown(async () => await upstream.close())
+  const options: McpSseResilienceOptions = {
+    routes: [{ kind: 'sse', path: '/events', upstream: upstream.url() }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix },
+    sessions: { detachGraceSeconds: 1 }
+  }
+  const a = await startProxy(t, options)
+  const b = await startProxy(t, options)
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 5)
+  onA.close()
+  const leftAt = Date.now()
+  const first = await SseClient.open(b.url('/events'), { 'last-event-id': onA.events.at(-1)?.id ?? '' })
+  await new Promise((resolve) => setTimeout(resolve, 800 - (Date.now() - leftAt)))
+  first.close()
+  // Away across the moment the owner's grace period runs out (1 s after the client left A).
+  await new Promise((resolve) => setTimeout(resolve, 600))
+  const again = await SseClient.open(b.url('/events'), { 'last-event-id': first.events.at(-1)?.id ?? onA.events.at(-1)?.id ?? '' })
+  t.teardown(() => again.close())
+  await waitForNumber(again, (numbersOf(first).at(-1) ?? numbersOf(onA).at(-1) ?? 0) + 100)
+  t.equal(upstream.open, 1, 'the upstream still runs')
+  t.ok(exactSequence([...numbersOf(onA), ...numbersOf(first), ...numbersOf(again)]), 'and the client\'s sequence is exact')
+})

@@ -61,6 +61,14 @@ export function liveChannel (prefix: string, sessionId: string, streamId: string
   return `${sessionTag(prefix, sessionId)}live:${streamId}`
 }
 
+/**
+ * String, with an expiry: a client that followed the stream from another replica left
+ * less than a grace period ago, and may be on its way back.
+ */
+export function recentlyFollowedKey (prefix: string, sessionId: string, streamId: string): string {
+  return `${sessionTag(prefix, sessionId)}followed:${streamId}`
+}
+
 /** String: the session that owns a stream, for clients that resume with only a Last-Event-ID. In the stream's own slot. */
 export function streamIndexKey (prefix: string, streamId: string): string {
   return `${prefix}{${streamId}}:sid`
