@@ -1,5 +1,10 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
 import { parseEvents } from '../../lib/cluster/live-channels.js'
 import type { HistoryLimits, RecordedEvent } from '../../lib/history/history-store.js'
 import { LocalHistoryStore } from '../../lib/history/local-history-store.js'
@@ -8,6 +13,7 @@ import { StaleOwnerError, StoreResetError } from '../../lib/errors.js'
 import { historyKeys, liveChannel, streamIndexKey } from '../../lib/store/redis/redis-keys.js'
 import { RedisStreamRegistry } from '../../lib/store/redis/redis-stream-registry.js'
 import { historyStoreContract } from './history-store-contract.js'
+import { startRedisServer } from '../helpers/redis-process.js'
 import { keysUnder, redisClient, testRedis } from '../helpers/test-redis.js'
 
 const EPOCH = 'epoch-01'
@@ -253,4 +259,28 @@ t.test('close() forgets local state and leaves the shared client open', async (t
 t.test('the stream index key lives in the stream\'s slot, not the session\'s', async (t) => {
   t.equal(streamIndexKey('p:', 's1'), 'p:{s1}:sid')
   t.same(historyKeys('p:', 'A', 's1'), { meta: 'p:{A}:m:s1', history: 'p:{A}:h:s1', sessionCounters: 'p:{A}:s', sessionStreams: 'p:{A}:streams', lease: 'p:{A}:lease:s1' })
+})
+
+t.test('durable: with a Redis replica attached, an append returns once the replica has it', async (t) => {
+  const primary = await startRedisServer(t)
+  const replicaDir = mkdtempSync(join(tmpdir(), 'redis-replica-'))
+  const replicaPort = primary.port + 1
+  const replica = spawn('redis-server', ['--port', String(replicaPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', replicaDir, '--replicaof', '127.0.0.1', String(primary.port)], { stdio: 'ignore' })
+  t.teardown(() => {
+    replica.kill('SIGKILL')
+    rmSync(replicaDir, { recursive: true, force: true })
+  })
+  const redis = new Redis(primary.url)
+  const onReplica = new Redis(`redis://127.0.0.1:${replicaPort}`, { maxRetriesPerRequest: null })
+  onReplica.on('error', () => {}) // refused until the replica listens
+  t.teardown(async () => { await Promise.all([redis.quit(), onReplica.quit()]) })
+  for (let tries = 0; !/connected_slaves:1/.test(await redis.info('replication')) || !/master_link_status:up/.test(await onReplica.info('replication').catch(() => '')); tries++) {
+    if (tries > 100) throw new Error('the replica did not attach')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const reports: Array<[string, string]> = []
+  const store = new RedisHistoryStore(redis, { keyPrefix: 'durable:', limits: LIMITS, epoch: () => EPOCH, durable: true, durableTimeoutMs: 5000, onOperation: (op, result) => reports.push([op, result]) })
+  await store.append('A', 's1', events(1, 3))
+  t.same(reports, [['append', 'ok'], ['wait', 'ok']], 'the replica acknowledged')
+  t.equal(await onReplica.xlen(historyKeys('durable:', 'A', 's1').history), 3, 'and holds the events when the append returns')
 })
