@@ -8,6 +8,7 @@ import { CountingUpstream, type UpstreamConnection } from '../helpers/counting-u
 import { startReplica, type Replica } from '../helpers/replica-process.js'
 import { deleteKeys, keysUnder } from '../helpers/test-redis.js'
 import { Prng, randomSeed } from './prng.js'
+import { envNumber } from './chaos-env.js'
 import { ReplicaChaosClient, type ReplicaTarget } from './replica-chaos-client.js'
 
 /*
@@ -29,14 +30,6 @@ import { ReplicaChaosClient, type ReplicaTarget } from './replica-chaos-client.j
  * saw around its end: see "A stream ends under a client that is reconnecting" in
  * docs/reliability.md (open at the time of writing; CHAOS_GRACE_SECONDS=5 makes it frequent).
  */
-
-function envNumber (name: string, fallback: number): number {
-  const value = process.env[name]
-  if (value === undefined || value === '') return fallback
-  const parsed = Number(value)
-  if (!Number.isFinite(parsed)) throw new Error(`${name} must be a number, not ${value}`)
-  return parsed
-}
 
 const SECONDS = envNumber('CHAOS_SECONDS', 60)
 const SEED = envNumber('CHAOS_SEED', randomSeed()) >>> 0

@@ -10,6 +10,7 @@ import { mcpSseResilience, type McpSseResilienceOptions } from '../../lib/index.
 import { CallGate, ChaosMcpClient } from './chaos-mcp-client.js'
 import { ChaosSseClient } from './chaos-sse-client.js'
 import { Prng, randomSeed } from './prng.js'
+import { envNumber } from './chaos-env.js'
 import { activeResources, metric, processListeners, resourcesAbove, scrape, settledHeapUsed, traceTimers } from './process-state.js'
 import { UpstreamProcess } from './upstream-process.js'
 
@@ -26,14 +27,6 @@ import { UpstreamProcess } from './upstream-process.js'
  * and the process must be back where it started: no session, no history, no
  * socket or timer more than before the soak, and the heap within a bound.
  */
-
-function envNumber (name: string, fallback: number): number {
-  const value = process.env[name]
-  if (value === undefined || value === '') return fallback
-  const parsed = Number(value)
-  if (!Number.isFinite(parsed)) throw new Error(`${name} must be a number, not ${value}`)
-  return parsed
-}
 
 const SECONDS = envNumber('CHAOS_SECONDS', 75)
 const SEED = envNumber('CHAOS_SEED', randomSeed()) >>> 0

@@ -25,6 +25,18 @@ async function sseReplicas (test: Test, upstreamUrl: string, store: Store, count
   return proxies
 }
 
+/** Two instances whose streams keep their upstream 1 s after their last client left. */
+async function instancesWithOneSecondGrace (test: Test, keyPrefix: string): Promise<{ upstream: CountingUpstream, a: RunningProxy, b: RunningProxy }> {
+  const upstream = await CountingUpstream.start({ replays: false })
+  test.teardown(async () => await upstream.close())
+  const options: McpSseResilienceOptions = {
+    routes: [{ kind: 'sse', path: '/events', upstream: upstream.url() }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix },
+    sessions: { detachGraceSeconds: 1 }
+  }
+  return { upstream, a: await startProxy(test, options), b: await startProxy(test, options) }
+}
+
 async function metric (proxy: RunningProxy, name: string): Promise<number> {
   const text = await (await fetch(proxy.url('/metrics'))).text()
   const line = text.split('\n').find((candidate) => candidate.startsWith(name))
@@ -382,15 +394,7 @@ t.test('while Redis is away, a resume of a stream held elsewhere and a session h
 
 t.test('a stream whose client moved to another instance keeps its upstream past the grace period while followed there, and stops once no one follows', async (t) => {
   const { redis, keyPrefix } = testRedis(t)
-  const upstream = await CountingUpstream.start({ replays: false })
-  t.teardown(async () => await upstream.close())
-  const options: McpSseResilienceOptions = {
-    routes: [{ kind: 'sse', path: '/events', upstream: upstream.url() }],
-    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix },
-    sessions: { detachGraceSeconds: 1 }
-  }
-  const a = await startProxy(t, options)
-  const b = await startProxy(t, options)
+  const { upstream, a, b } = await instancesWithOneSecondGrace(t, keyPrefix)
   const onA = await SseClient.open(a.url('/events'))
   await waitForNumber(onA, 5)
   onA.close()
@@ -526,15 +530,7 @@ t.test('an instance that starts while Redis is away answers 503, and serves once
 
 t.test('a follower that is reconnecting when the owner\'s grace period runs out still counts: the stream goes on', async (t) => {
   const { keyPrefix } = testRedis(t)
-  const upstream = await CountingUpstream.start({ replays: false })
-  t.teardown(async () => await upstream.close())
-  const options: McpSseResilienceOptions = {
-    routes: [{ kind: 'sse', path: '/events', upstream: upstream.url() }],
-    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix },
-    sessions: { detachGraceSeconds: 1 }
-  }
-  const a = await startProxy(t, options)
-  const b = await startProxy(t, options)
+  const { upstream, a, b } = await instancesWithOneSecondGrace(t, keyPrefix)
   const onA = await SseClient.open(a.url('/events'))
   await waitForNumber(onA, 5)
   onA.close()
