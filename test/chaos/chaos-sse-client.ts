@@ -1,6 +1,7 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import { SequenceCheck } from './sequence-check.js'
+import { midEventOffsets } from './mid-event-cut.js'
 
 /**
  * One client of the soak's sse route, over node:http with a socket of its own.
@@ -161,11 +162,7 @@ export class ChaosSseClient {
       this.#parser?.feed(chunk)
       return
     }
-    // Read up to a point inside an event: not at the end of a line, so the event is never complete.
-    const candidates: number[] = []
-    for (let offset = 1; offset < chunk.length; offset++) {
-      if (chunk[offset - 1] !== '\n') candidates.push(offset)
-    }
+    const candidates = midEventOffsets(chunk)
     if (candidates.length === 0) {
       this.#parser?.feed(chunk)
       return

@@ -2,6 +2,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage } from
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import type { Prng } from './prng.js'
 import { SequenceCheck } from './sequence-check.js'
+import { midEventOffsets } from './mid-event-cut.js'
 
 /** A replica as a client sees it: where it listens, and whether the soak has killed it. */
 export interface ReplicaTarget {
@@ -365,11 +366,7 @@ export class ReplicaChaosClient {
       this.#parser?.feed(chunk)
       return
     }
-    // Read up to a point inside an event: not at the end of a line, so the event is never complete.
-    const candidates: number[] = []
-    for (let offset = 1; offset < chunk.length; offset++) {
-      if (chunk[offset - 1] !== '\n') candidates.push(offset)
-    }
+    const candidates = midEventOffsets(chunk)
     if (candidates.length === 0) {
       this.#parser?.feed(chunk)
       return
