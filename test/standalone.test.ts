@@ -2,23 +2,15 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort } from './helpers/free-port.js'
 
 // These run the built package (`npm test` builds it first) the way `npm start` does.
 const packageRoot = fileURLToPath(new URL('..', import.meta.url))
 const fastifyCli = createRequire(import.meta.url).resolve('fastify-cli/cli.js')
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 async function writeConfig (text: string): Promise<string> {
   const file = join(await mkdtemp(join(tmpdir(), 'mcp-sse-standalone-')), 'proxy.yaml')

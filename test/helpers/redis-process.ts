@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from './free-port.js'
 
 /** A throwaway redis-server on 127.0.0.1 that keeps nothing on disk. */
 export interface RedisServer {
@@ -117,15 +117,6 @@ export async function startRedisServer (t: Teardown, _options: RedisServerOption
     thaw: () => { child?.kill('SIGCONT') },
     start
   }
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 async function waitForPong (port: number, child: ChildProcess): Promise<void> {

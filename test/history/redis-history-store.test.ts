@@ -13,7 +13,8 @@ import { StaleOwnerError, StoreResetError } from '../../lib/errors.js'
 import { historyKeys, liveChannel, streamIndexKey } from '../../lib/store/redis/redis-keys.js'
 import { RedisStreamRegistry } from '../../lib/store/redis/redis-stream-registry.js'
 import { historyStoreContract } from './history-store-contract.js'
-import { startRedisServer } from '../helpers/redis-process.js'
+import { freePort } from '../helpers/free-port.js'
+import { REDIS_SERVER_BINARY, startRedisServer } from '../helpers/redis-process.js'
 import { keysUnder, redisClient, testRedis } from '../helpers/test-redis.js'
 
 const EPOCH = 'epoch-01'
@@ -263,19 +264,22 @@ t.test('the stream index key lives in the stream\'s slot, not the session\'s', a
 
 t.test('durable: with a Redis replica attached, an append returns once the replica has it', async (t) => {
   const primary = await startRedisServer(t)
+  const redis = new Redis(primary.url)
+  // Redis 7 waits repl-diskless-sync-delay (5 s) for more replicas before the first sync.
+  await redis.config('SET', 'repl-diskless-sync-delay', '0')
   const replicaDir = mkdtempSync(join(tmpdir(), 'redis-replica-'))
-  const replicaPort = primary.port + 1
-  const replica = spawn('redis-server', ['--port', String(replicaPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', replicaDir, '--replicaof', '127.0.0.1', String(primary.port)], { stdio: 'ignore' })
+  const replicaPort = await freePort()
+  const replica = spawn(REDIS_SERVER_BINARY, ['--port', String(replicaPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', replicaDir, '--replicaof', '127.0.0.1', String(primary.port)], { stdio: 'ignore' })
   t.teardown(() => {
     replica.kill('SIGKILL')
     rmSync(replicaDir, { recursive: true, force: true })
   })
-  const redis = new Redis(primary.url)
   const onReplica = new Redis(`redis://127.0.0.1:${replicaPort}`, { maxRetriesPerRequest: null })
   onReplica.on('error', () => {}) // refused until the replica listens
   t.teardown(async () => { await Promise.all([redis.quit(), onReplica.quit()]) })
-  for (let tries = 0; !/connected_slaves:1/.test(await redis.info('replication')) || !/master_link_status:up/.test(await onReplica.info('replication').catch(() => '')); tries++) {
-    if (tries > 100) throw new Error('the replica did not attach')
+  const deadline = Date.now() + 15_000
+  while (!/connected_slaves:1/.test(await redis.info('replication')) || !/master_link_status:up/.test(await onReplica.info('replication').catch(() => ''))) {
+    if (Date.now() > deadline) throw new Error('the replica did not attach')
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   const reports: Array<[string, string]> = []
