@@ -7,7 +7,10 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
 import { startDemoUpstream, type DemoUpstream } from '../examples/demo/mcp-server.js'
 import type { McpSseResilienceOptions } from '../lib/index.js'
+import { openMcpSession } from './helpers/numbered-events.js'
 import { startProxy } from './helpers/proxy.js'
+import { RecordingMcpUpstream } from './helpers/recording-mcp-upstream.js'
+import { SseClient } from './helpers/sse-client.js'
 
 async function restartable (test: Test, extra: Omit<McpSseResilienceOptions, 'routes'>) {
   let upstream: DemoUpstream = await startDemoUpstream()
@@ -190,4 +193,45 @@ t.test('a late 404 for an upstream session already replaced opens no second one:
   t.same(await fast.json(), { jsonrpc: '2.0', id: 'fast', result: { session: 'up-2' } })
   t.same(await (await slow).json(), { jsonrpc: '2.0', id: 'slow', result: { session: 'up-2' } }, 'sent again to the session the fast request opened')
   t.equal(initializes, 2, 'one initialize at the start, one after the restart: no orphaned upstream session')
+})
+
+t.test('a DELETE ends the session for good: the standalone stream, which the upstream ends before it answers, does not open it again', async (t) => {
+  const upstream = await RecordingMcpUpstream.start()
+  t.teardown(async () => await upstream.close())
+  upstream.deleteAnswerDelayMs = 300
+  const proxy = await startProxy(t, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }] })
+  const { sessionId, headers } = await openMcpSession(proxy.url('/mcp'))
+  await fetch(proxy.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
+  const standalone = await SseClient.open(proxy.url('/mcp'), { 'mcp-session-id': sessionId })
+  t.teardown(() => standalone.close())
+  await standalone.waitForEvents(1)
+
+  const deleted = await fetch(proxy.url('/mcp'), { method: 'DELETE', headers })
+  t.equal(deleted.status, 200)
+  await standalone.ended
+  t.equal(upstream.sessionIds.length, 1, 'no second upstream session')
+  t.equal(upstream.requests.filter((request) => request.body.includes('"initialize"')).length, 1, 'no initialize after the DELETE')
+  const after = await fetch(proxy.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) })
+  t.equal(after.status, 404, 'the session is gone')
+})
+
+t.test('a DELETE that arrives while the proxy opens a lost session again wins: the new upstream session is not used, and the session is gone', async (t) => {
+  const upstream = await RecordingMcpUpstream.start()
+  t.teardown(async () => await upstream.close())
+  const proxy = await startProxy(t, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }] })
+  const { headers } = await openMcpSession(proxy.url('/mcp'))
+  await fetch(proxy.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
+  upstream.forgetSessions()
+  upstream.initializeAnswerDelayMs = 300
+
+  const lost = fetch(proxy.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const deleted = await fetch(proxy.url('/mcp'), { method: 'DELETE', headers })
+  t.equal(deleted.status, 404, 'the upstream had lost the session already')
+  t.equal((await lost).status, 404, 'the request that found the session lost is not sent into a new one')
+  t.equal(upstream.sessionIds.length, 2, 'the handshake under way did open one upstream')
+  const intoNew = upstream.requests.filter((request) => request.headers['mcp-session-id'] === upstream.sessionIds[1])
+  t.same(intoNew.map((request) => request.method), ['POST', 'DELETE'], 'only the notifications/initialized of the handshake went into it, then the proxy ended it')
+  const after = await fetch(proxy.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }) })
+  t.equal(after.status, 404, 'the session is gone')
 })

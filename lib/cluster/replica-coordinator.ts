@@ -188,10 +188,25 @@ export class ReplicaCoordinator {
     })
   }
 
-  deleteSession (sessionId: string): void {
-    this.#directory.delete(sessionId).catch((error: unknown) => {
-      this.#log.error({ err: error }, 'could not delete a session from Redis')
-    })
+  /**
+   * Tells every replica that the client asked to end this session, before the upstream
+   * hears of it; settles within store.requestTimeoutMs, and a failure is logged.
+   */
+  async markSessionEndRequested (sessionId: string): Promise<void> {
+    await this.#settleInTime(this.#directory.markEndRequested(sessionId), 'could not mark a session as ending in Redis')
+  }
+
+  /** Settles once Redis forgot the session, or store.requestTimeoutMs later; a failure is logged. */
+  async deleteSession (sessionId: string): Promise<void> {
+    await this.#settleInTime(this.#directory.delete(sessionId), 'could not delete a session from Redis')
+  }
+
+  async #settleInTime (work: Promise<void>, failure: string): Promise<void> {
+    try {
+      await this.inTime(work)
+    } catch (error) {
+      this.#log.error({ err: error }, failure)
+    }
   }
 
   /** Claims the streams whose lease ran out, and takes them over. */

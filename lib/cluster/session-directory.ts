@@ -5,6 +5,7 @@ import type { ProxySession } from '../session/session-registry.js'
 export interface SessionRecord {
   readonly routePath: string
   readonly endsWithItsStreams: boolean
+  readonly endRequested: boolean
   readonly upstreamSessionId: string | undefined
   readonly initializeRequest: Buffer | undefined
   readonly initializedNotification: Buffer | undefined
@@ -50,16 +51,23 @@ export class SessionDirectory {
     const key = sessionKey(this.#keyPrefix, sessionId)
     const [fields] = await Promise.all([this.#redis.hgetallBuffer(key), this.#redis.pexpire(key, this.#idleTimeoutMs)])
     // save() always writes route, ends and subs: a record without them is none.
-    const { route, ends, subs, up, init, inited } = fields
+    const { route, ends, subs, up, init, inited, ending } = fields
     if (route === undefined || ends === undefined || subs === undefined) return undefined
     return {
       routePath: route.toString(),
       endsWithItsStreams: ends.toString() === '1',
+      endRequested: ending !== undefined,
       upstreamSessionId: up?.toString(),
       initializeRequest: init,
       initializedNotification: inited,
       subscriptions: parseSubscriptions(subs.toString())
     }
+  }
+
+  /** Marks the record of a session its client asked to end (a field that save() leaves alone). */
+  async markEndRequested (sessionId: string): Promise<void> {
+    const key = sessionKey(this.#keyPrefix, sessionId)
+    await this.#redis.multi().hset(key, 'ending', '1').pexpire(key, this.#idleTimeoutMs).exec()
   }
 
   async delete (sessionId: string): Promise<void> {
@@ -74,6 +82,7 @@ function parseSubscriptions (json: string): string[] {
 
 /** Brings a local session up to date with its record. */
 export function applyRecord (session: ProxySession, record: SessionRecord): void {
+  if (record.endRequested) session.endRequested = true
   if (record.upstreamSessionId !== undefined) session.upstreamSessionId = record.upstreamSessionId
   if (record.initializeRequest !== undefined) session.initializeRequest = record.initializeRequest
   if (record.initializedNotification !== undefined) session.initializedNotification = record.initializedNotification

@@ -9,7 +9,7 @@ import type { UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
-import { reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
+import { endUpstreamSession, reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
 import { sendSessionNotFound, sendStandaloneStreamTaken, sendStoreUnavailable, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
 import { resolveLastEventId, type StreamOwnerRef } from './last-event-id.js'
 import { isRequestScoped } from './protocol-era.js'
@@ -134,7 +134,19 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
   }
 
   function canReestablish (session: ProxySession): boolean {
-    return session.initializeRequest !== undefined && context.options.sessions.reestablish
+    return session.initializeRequest !== undefined && context.options.sessions.reestablish && session.endRequested !== true
+  }
+
+  /**
+   * Whether the session still wants an upstream session. The upstream ends a session's
+   * streams before it answers its DELETE, which may have come through another replica:
+   * that one marked the record first, and no stream may open the session again.
+   */
+  async function stillOpen (session: ProxySession): Promise<boolean> {
+    if (coordinator?.available !== true) return canReestablish(session)
+    // While Redis cannot answer, this replica's own view decides.
+    const current = await coordinator.findSession(session.id, route.path).catch(() => session)
+    return current !== undefined && canReestablish(current)
   }
 
   /**
@@ -146,23 +158,34 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     let reopening = reopenings.get(session)
     if (reopening === undefined && session.upstreamSessionId !== lostUpstreamSession) return true
     if (reopening === undefined) {
-      reopening = reestablishUpstreamSession(context.dispatcher, url, session, request.headers as HeaderMap)
-        .then((upstreamSessionId) => {
-          if (upstreamSessionId === undefined) throw new Error('the upstream did not open a new session')
-          session.upstreamSessionId = upstreamSessionId
-          coordinator?.saveSession(session)
-          context.metrics.sessionsReestablished.inc(streamRoute.labels)
-          request.log.info({ upstream: url, lostUpstreamSession }, 'upstream lost the MCP session; opened a new one')
-          return true
-        })
-        .catch((error: unknown) => {
-          request.log.warn({ upstream: url, err: error }, 'could not re-establish the upstream MCP session; the client must initialize again')
-          return false
-        })
-        .finally(() => reopenings.delete(session))
+      reopening = reestablish(request, session, url, lostUpstreamSession).finally(() => reopenings.delete(session))
       reopenings.set(session, reopening)
     }
     return await reopening
+  }
+
+  async function reestablish (request: FastifyRequest, session: ProxySession, url: string, lostUpstreamSession: string | undefined): Promise<boolean> {
+    if (!await stillOpen(session)) {
+      request.log.info({ upstream: url }, 'the upstream ended an MCP session its client asked to end; it is not opened again')
+      return false
+    }
+    try {
+      const upstreamSessionId = await reestablishUpstreamSession(context.dispatcher, url, session, request.headers as HeaderMap)
+      if (upstreamSessionId === undefined) throw new Error('the upstream did not open a new session')
+      if (session.endRequested === true) {
+        // A DELETE came during the handshake: it wins, and the new upstream session goes too.
+        await endUpstreamSession(context.dispatcher, url, upstreamSessionId, request.headers as HeaderMap)
+        return false
+      }
+      session.upstreamSessionId = upstreamSessionId
+      coordinator?.saveSession(session)
+      context.metrics.sessionsReestablished.inc(streamRoute.labels)
+      request.log.info({ upstream: url, lostUpstreamSession }, 'upstream lost the MCP session; opened a new one')
+      return true
+    } catch (error) {
+      request.log.warn({ upstream: url, err: error }, 'could not re-establish the upstream MCP session; the client must initialize again')
+      return false
+    }
   }
 
   /** A GET stream reconnecting into a lost session opens it again, then starts afresh in it. */
@@ -179,14 +202,15 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     }
   }
 
-  function mapResponseSession (request: FastifyRequest, head: UpstreamResponseHead, reply: FastifyReply): void {
+  function mapResponseSession (request: FastifyRequest, head: UpstreamResponseHead, reply: FastifyReply): Promise<void> | undefined {
     const session = request.mcpSseSession
     const upstreamSessionId = firstHeaderValue(head.headers[SESSION_HEADER])
     if (session !== null && isSessionEnd(request.method, head.statusCode)) {
       sessions.delete(session.id)
-      coordinator?.deleteSession(session.id)
+      // Answered once no replica can find it any more: the client's next request, wherever it lands, gets 404.
+      return coordinator?.deleteSession(session.id)
     }
-    if (upstreamSessionId === undefined) return
+    if (upstreamSessionId === undefined) return undefined
     if (session === null) {
       const created = sessions.create({ routePath: route.path, endsWithItsStreams: false, upstreamSessionId })
       recordSessionState(created, request.body, context.options.sessions.maxSubscriptionsPerSession)
@@ -200,6 +224,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       }
       reply.header(SESSION_HEADER, session.id)
     }
+    return undefined
   }
 
   const routeOptions = {
@@ -257,7 +282,12 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     return reply
   })
 
-  proxy.delete(route.path, { preHandler: resolveSession }, (request, reply) => {
+  proxy.delete(route.path, { preHandler: resolveSession }, async (request, reply) => {
+    const session = request.mcpSseSession
+    if (session !== null) {
+      session.endRequested = true
+      await coordinator?.markSessionEndRequested(session.id)
+    }
     forward(request, reply)
     return reply
   })

@@ -21,6 +21,11 @@ export interface ProxySession {
   initializeRequest?: Buffer
   /** The client's notifications/initialized, to send again with it. */
   initializedNotification?: Buffer
+  /**
+   * The client sent DELETE: the upstream session is never opened again for it, even
+   * when a stream of it finds it gone before the DELETE is answered.
+   */
+  endRequested?: boolean
   /** The resource URIs the client subscribed to, to subscribe again. */
   readonly subscriptions: Set<string>
   /** streamable-http: the standalone stream a GET opens (one per session, as the SDK allows). */

@@ -18,8 +18,11 @@ export interface ForwardOptions {
   labels: RouteLabels
   metrics: ProxyMetrics
   rewriteRequestHeaders?: (headers: HeaderMap) => HeaderMap
-  /** Runs once the upstream's status and headers are in, before anything reaches the client. */
-  onResponseHead?: (head: UpstreamResponseHead, reply: FastifyReply) => void
+  /**
+   * Runs once the upstream's status and headers are in, before anything reaches the
+   * client; when it returns a promise, the response waits for it (it must not reject).
+   */
+  onResponseHead?: (head: UpstreamResponseHead, reply: FastifyReply) => Promise<void> | undefined
   /** May take the whole response over instead (it then owns the body): true when it did. */
   takeOver?: (head: UpstreamResponseHead, body: Readable) => boolean
   /** Takes over a `200 text/event-stream` response; without it, and for every other response, the body passes through as it is. */
@@ -52,11 +55,18 @@ export function forwardToUpstream (request: FastifyRequest, reply: FastifyReply,
       const response = typedResponse as unknown as UpstreamResponseHead & { stream: Readable }
       const head = { statusCode: response.statusCode, headers: response.headers }
       if (options.takeOver?.(head, response.stream) === true) return
-      options.onResponseHead?.(head, reply)
-      if (options.onEventStream !== undefined && head.statusCode === 200 && isEventStream(head.headers['content-type'])) {
-        options.onEventStream(response.stream)
+      const passOn = (): void => {
+        if (options.onEventStream !== undefined && head.statusCode === 200 && isEventStream(head.headers['content-type'])) {
+          options.onEventStream(response.stream)
+        } else {
+          reply.send(response.stream)
+        }
+      }
+      const headHandled = options.onResponseHead?.(head, reply)
+      if (headHandled === undefined) {
+        passOn()
       } else {
-        reply.send(response.stream)
+        headHandled.then(passOn, passOn)
       }
     },
     onError: (_reply, { error }) => {

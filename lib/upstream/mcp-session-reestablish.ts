@@ -32,12 +32,17 @@ export async function reestablishUpstreamSession (
   const handshake = handshakeOf(session)
   if (handshake === undefined) return undefined
   const headers = { accept: 'application/json, text/event-stream', ...handshakeHeaders(clientHeaders) }
-  const opened = await post(dispatcher, url, headers, handshake.initialize)
+  const opened = await send(dispatcher, 'POST', url, headers, handshake.initialize)
   const upstreamSessionId = opened.headers[SESSION_HEADER]
   if (opened.statusCode !== 200 || typeof upstreamSessionId !== 'string') return undefined
   const inSession = { ...headers, [SESSION_HEADER]: upstreamSessionId }
-  for (const message of handshake.followUps) await post(dispatcher, url, inSession, message)
+  for (const message of handshake.followUps) await send(dispatcher, 'POST', url, inSession, message)
   return upstreamSessionId
+}
+
+/** Ends an upstream session the proxy opened but no client will use (MCP: DELETE with its id). */
+export async function endUpstreamSession (dispatcher: Dispatcher, url: string, upstreamSessionId: string, clientHeaders: HeaderMap): Promise<void> {
+  await send(dispatcher, 'DELETE', url, { ...handshakeHeaders(clientHeaders), [SESSION_HEADER]: upstreamSessionId })
 }
 
 /**
@@ -56,7 +61,7 @@ export async function reestablishLegacySession (
   if (handshake === undefined) return false
   const headers = handshakeHeaders(clientHeaders)
   for (const message of [handshake.initialize, ...handshake.followUps]) {
-    const answer = await post(dispatcher, messagesUrl, headers, message)
+    const answer = await send(dispatcher, 'POST', messagesUrl, headers, message)
     if (answer.statusCode >= 300) return false
   }
   return true
@@ -91,9 +96,9 @@ function handshakeHeaders (clientHeaders: HeaderMap): Record<string, string> {
   return headers
 }
 
-async function post (dispatcher: Dispatcher, url: string, headers: Record<string, string>, body: Buffer): Promise<{ statusCode: number, headers: Record<string, string | string[] | undefined> }> {
+async function send (dispatcher: Dispatcher, method: 'POST' | 'DELETE', url: string, headers: Record<string, string>, body?: Buffer): Promise<{ statusCode: number, headers: Record<string, string | string[] | undefined> }> {
   const target = new URL(url)
-  const response = await dispatcher.request({ origin: target.origin, path: `${target.pathname}${target.search}`, method: 'POST', headers, body })
+  const response = await dispatcher.request({ origin: target.origin, path: `${target.pathname}${target.search}`, method, headers, body })
   // The answers themselves (the initialize result, the acknowledgements) are not the client's.
   await response.body.dump()
   return { statusCode: response.statusCode, headers: response.headers }

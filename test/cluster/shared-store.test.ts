@@ -1,10 +1,12 @@
 import t, { type Test } from 'tap'
 import type { Redis } from 'ioredis'
 import { startDemoUpstream } from '../../examples/demo/mcp-server.js'
+import { sessionKey } from '../../lib/cluster/session-directory.js'
 import type { McpSseResilienceOptions } from '../../lib/index.js'
 import { CountingUpstream } from '../helpers/counting-upstream.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
 import { startRedisServer } from '../helpers/redis-process.js'
+import { RecordingMcpUpstream } from '../helpers/recording-mcp-upstream.js'
 import { SseClient } from '../helpers/sse-client.js'
 import { exactSequence, numbersOf, openMcpSession, waitForNumber } from '../helpers/numbered-events.js'
 import { startTcpRelay } from '../helpers/tcp-relay.js'
@@ -171,6 +173,34 @@ t.test('an MCP session works through either instance: POSTs, the standalone stre
   t.equal(deleted.status, 200)
   const after = await fetch(a.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 10, method: 'tools/list' }) })
   t.equal(after.status, 404, 'deleted through B, gone on A')
+})
+
+t.test('a DELETE through one instance while the other holds the standalone stream: the upstream ends that stream first, and it does not open the session again', async (t) => {
+  const { redis, keyPrefix } = testRedis(t)
+  const upstream = await RecordingMcpUpstream.start()
+  t.teardown(async () => await upstream.close())
+  upstream.deleteAnswerDelayMs = 300
+  const options: McpSseResilienceOptions = {
+    routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix }
+  }
+  const a = await startProxy(t, options)
+  const b = await startProxy(t, options)
+  const { sessionId, headers } = await openMcpSession(a.url('/mcp'))
+  await fetch(a.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
+  const standalone = await SseClient.open(a.url('/mcp'), { 'mcp-session-id': sessionId })
+  t.teardown(() => standalone.close())
+  await standalone.waitForEvents(1)
+
+  const deleted = await fetch(b.url('/mcp'), { method: 'DELETE', headers })
+  t.equal(deleted.status, 200)
+  await standalone.ended
+  t.equal(upstream.sessionIds.length, 1, 'no second upstream session')
+  t.equal(await redis.exists(sessionKey(keyPrefix, sessionId)), 0, 'the session record is gone from Redis')
+  for (const instance of [a, b]) {
+    const after = await fetch(instance.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) })
+    t.equal(after.status, 404, 'the session is gone on both instances')
+  }
 })
 
 t.test('Redis restarted without its data: streams are let go, and every old id gets an explicit unrecoverable answer', async (t) => {

@@ -25,7 +25,8 @@ interface JsonRpcMessage {
  *   - Streamable HTTP on /mcp: initialize answers JSON with an `upstream-session-*` id;
  *     any other request answers an SSE stream (a notification, then the response,
  *     both with upstream ids, echoing the request's params); GET opens a standalone
- *     stream; DELETE ends the session;
+ *     stream; DELETE ends the session: its GET streams first, then the answer, after
+ *     `deleteAnswerDelayMs` (as the MCP SDK's server closes its streams before it answers);
  *   - HTTP+SSE on /sse and /messages: the endpoint event, then one answer per POST;
  *   - plain SSE on /events.
  */
@@ -36,7 +37,10 @@ export class RecordingMcpUpstream {
   readonly streams = new Set<ServerResponse>()
   /** Added to every response the upstream sends. */
   responseHeaders: Record<string, string> = {}
-  readonly #sessions = new Set<string>()
+  deleteAnswerDelayMs = 0
+  initializeAnswerDelayMs = 0
+  /** Each open session's GET streams. */
+  readonly #sessions = new Map<string, Set<ServerResponse>>()
   readonly #legacyStreams = new Map<string, ServerResponse>()
 
   private constructor () {
@@ -60,6 +64,11 @@ export class RecordingMcpUpstream {
 
   get origin (): string {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
+  }
+
+  /** What a restart does to the sessions: every one is unknown from now on (their streams stay open). */
+  forgetSessions (): void {
+    this.#sessions.clear()
   }
 
   async close (): Promise<void> {
@@ -100,9 +109,10 @@ export class RecordingMcpUpstream {
     const message = parse(recorded.body)
     if (recorded.method === 'POST' && message?.method === 'initialize') {
       const newSession = `upstream-session-${randomUUID()}`
-      this.#sessions.add(newSession)
+      this.#sessions.set(newSession, new Set())
       this.sessionIds.push(newSession)
-      this.#json(response, 200, { jsonrpc: '2.0', id: message.id, result: { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'recording', version: '1' } } }, { 'mcp-session-id': newSession })
+      const result = { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'recording', version: '1' } }
+      setTimeout(() => this.#json(response, 200, { jsonrpc: '2.0', id: message.id, result }, { 'mcp-session-id': newSession }), this.initializeAnswerDelayMs)
       return
     }
     if (sessionId === undefined || !this.#sessions.has(sessionId)) {
@@ -110,12 +120,16 @@ export class RecordingMcpUpstream {
       return
     }
     if (recorded.method === 'DELETE') {
+      for (const stream of this.#sessions.get(sessionId) ?? []) stream.end()
       this.#sessions.delete(sessionId)
-      this.#send(response, 200, {}, '')
+      setTimeout(() => this.#send(response, 200, {}, ''), this.deleteAnswerDelayMs)
       return
     }
     if (recorded.method === 'GET') {
       this.#openStream(response)
+      const sessionStreams = this.#sessions.get(sessionId)
+      sessionStreams?.add(response)
+      response.once('close', () => sessionStreams?.delete(response))
       response.write('id: g-0\ndata: \n\n')
       return
     }
