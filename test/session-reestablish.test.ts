@@ -211,6 +211,7 @@ t.test('a DELETE ends the session for good: the standalone stream, which the ups
   await standalone.ended
   t.equal(upstream.sessionIds.length, 1, 'no second upstream session')
   t.equal(upstream.requests.filter((request) => request.body.includes('"initialize"')).length, 1, 'no initialize after the DELETE')
+  t.equal(upstream.requests.filter((request) => request.method === 'GET').length, 1, 'the stream the upstream ended is not reconnected')
   const after = await fetch(proxy.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) })
   t.equal(after.status, 404, 'the session is gone')
 })

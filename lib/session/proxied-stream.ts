@@ -506,6 +506,7 @@ export class ProxiedStream {
     let reason: string = drop
     let hintMs = this.#retryHintMs
     for (let attempt = 1; ; attempt++) {
+      if (this.#endedWithItsSession()) return
       if (policy.maxRetries > 0 && attempt > policy.maxRetries) {
         this.#giveUp(`${policy.maxRetries} attempts failed; last: ${reason}`)
         return
@@ -517,7 +518,7 @@ export class ProxiedStream {
         this.#wakeReconnect = resolve
         this.#reconnectTimer = setTimeout(resolve, delayMs)
       })
-      if (this.#stopped) return
+      if (this.#stopped || this.#endedWithItsSession()) return
       const result = await reconnect.connect(this.#lastUpstreamEventId)
       if (this.#stopped) {
         if (result.kind === 'connected') result.body.destroy()
@@ -541,6 +542,14 @@ export class ProxiedStream {
       reason = result.reason
       hintMs = result.retryAfterMs ?? this.#retryHintMs
     }
+  }
+
+  /** Its client sent DELETE: the upstream ends the session's streams, and that is their end, not a drop. */
+  #endedWithItsSession (): boolean {
+    if (this.session.endRequested !== true) return false
+    this.#env.log.info({ upstream: this.#env.upstreamUrl }, 'the upstream ended a stream of a session its client is ending; not reconnecting')
+    this.#finishUpstream()
+    return true
   }
 
   /** Loads what the history holds of the events a reconnect may send again. */
