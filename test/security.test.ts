@@ -6,7 +6,8 @@ import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { startProxy, type RunningProxy } from './helpers/proxy.js'
 import { RecordingMcpUpstream, proxyOnEveryRouteKind } from './helpers/recording-mcp-upstream.js'
-import { closedPort, metricsText, waitForMetric } from './helpers/hostile.js'
+import { freePort } from './helpers/free-port.js'
+import { metricsText, waitForMetric } from './helpers/hostile.js'
 
 const MCP_ACCEPT = 'application/json, text/event-stream'
 
@@ -138,7 +139,7 @@ t.test('errors name no upstream host, port or cause, and carry no stack: unreach
   const badStatus = await rawUpstream(t, (socket) => socket.end('HTTP/1.1 999 Whatever\r\nContent-Length: 2\r\n\r\nok'))
   const badHeader = await rawUpstream(t, (socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Bad: a\0b\r\n\r\n'))
   const cases = [
-    { name: 'unreachable', origin: `http://127.0.0.1:${await closedPort()}`, status: 502, code: 'FST_MCP_SSE_UPSTREAM_UNAVAILABLE' },
+    { name: 'unreachable', origin: `http://127.0.0.1:${await freePort()}`, status: 502, code: 'FST_MCP_SSE_UPSTREAM_UNAVAILABLE' },
     { name: 'an internal hostname that does not resolve', origin: 'http://mcp-backend.internal.invalid:8443', status: 502, code: 'FST_MCP_SSE_UPSTREAM_UNAVAILABLE' },
     { name: 'no headers within health.connectTimeoutMs', origin: silent.origin, status: 504, code: 'FST_MCP_SSE_UPSTREAM_TIMEOUT' },
     { name: 'not HTTP at all', origin: broken, status: 502, code: 'FST_MCP_SSE_UPSTREAM_UNAVAILABLE' },

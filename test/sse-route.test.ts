@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
+import { freePort } from './helpers/free-port.js'
 import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { startProxy } from './helpers/proxy.js'
@@ -142,7 +142,7 @@ t.test('a client that stops reading is cut after limits.clientStallSeconds, coun
 })
 
 t.test('an upstream that cannot be reached gives 502 with a JSON error that names no host', async (t) => {
-  const port = await closedPort()
+  const port = await freePort()
   const proxy = await startProxy(t, { routes: [{ kind: 'sse', path: '/events', upstream: `http://127.0.0.1:${port}/events` }] })
   const response = await fetch(proxy.url('/events'))
   t.equal(response.status, 502)
@@ -228,13 +228,4 @@ async function waitForMetric (url: string, pattern: RegExp): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   throw new Error(`metric ${String(pattern)} never appeared`)
-}
-
-async function closedPort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }

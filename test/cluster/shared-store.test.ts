@@ -39,6 +39,15 @@ async function instancesWithOneSecondGrace (test: Test, keyPrefix: string): Prom
   return { upstream, a: await startProxy(test, options), b: await startProxy(test, options) }
 }
 
+/** Two instances with one streamable-http route, /mcp, in front of `upstreamOrigin`. */
+async function mcpInstances (test: Test, upstreamOrigin: string, store: Store): Promise<{ a: RunningProxy, b: RunningProxy }> {
+  const options: McpSseResilienceOptions = {
+    routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstreamOrigin}/mcp` }],
+    store: { kind: 'redis', url: TEST_REDIS_URL, ...store }
+  }
+  return { a: await startProxy(test, options), b: await startProxy(test, options) }
+}
+
 async function metric (proxy: RunningProxy, name: string): Promise<number> {
   const text = await (await fetch(proxy.url('/metrics'))).text()
   const line = text.split('\n').find((candidate) => candidate.startsWith(name))
@@ -143,12 +152,7 @@ t.test('an MCP session works through either instance: POSTs, the standalone stre
   const { keyPrefix } = testRedis(t)
   const upstream = await startDemoUpstream()
   t.teardown(async () => await upstream.close())
-  const options: McpSseResilienceOptions = {
-    routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }],
-    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix }
-  }
-  const a = await startProxy(t, options)
-  const b = await startProxy(t, options)
+  const { a, b } = await mcpInstances(t, upstream.origin, { keyPrefix })
   const { sessionId, headers } = await openMcpSession(a.url('/mcp'))
   await fetch(b.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
   const subscribe = await fetch(b.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { text: 'via B' } } }) })
@@ -180,12 +184,7 @@ t.test('a DELETE through one instance while the other holds the standalone strea
   const upstream = await RecordingMcpUpstream.start()
   t.teardown(async () => await upstream.close())
   upstream.deleteAnswerDelayMs = 300
-  const options: McpSseResilienceOptions = {
-    routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }],
-    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix }
-  }
-  const a = await startProxy(t, options)
-  const b = await startProxy(t, options)
+  const { a, b } = await mcpInstances(t, upstream.origin, { keyPrefix })
   const { sessionId, headers } = await openMcpSession(a.url('/mcp'))
   await fetch(a.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
   const standalone = await SseClient.open(a.url('/mcp'), { 'mcp-session-id': sessionId })
@@ -373,12 +372,7 @@ t.test('an MCP standalone stream is taken over when its instance closes, with th
   const { keyPrefix } = testRedis(t)
   const upstream = await startDemoUpstream()
   t.teardown(async () => await upstream.close())
-  const options: McpSseResilienceOptions = {
-    routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }],
-    store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix, leaseTtlMs: 600 }
-  }
-  const a = await startProxy(t, options)
-  const b = await startProxy(t, options)
+  const { a, b } = await mcpInstances(t, upstream.origin, { keyPrefix, leaseTtlMs: 600 })
   const { sessionId, headers } = await openMcpSession(a.url('/mcp'))
   await fetch(a.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
   const standalone = await SseClient.open(a.url('/mcp'), { 'mcp-session-id': sessionId })

@@ -1,6 +1,5 @@
 import Fastify from 'fastify'
-import { once } from 'node:events'
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { mcpSseResilience, type McpSseResilienceOptions } from '../../lib/index.js'
 import type { RunningProxy } from './proxy.js'
@@ -90,16 +89,6 @@ export async function rawExchange (origin: string, text: string | Buffer, waitMs
     if (colon > 0) headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim())
   }
   return { head, status: Number(statusLine.split(' ')[1] ?? 0), headers, body: split === -1 ? '' : received.slice(split + 4) }
-}
-
-/** A port nothing listens on. */
-export async function closedPort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 export async function sleep (ms: number): Promise<void> {
