@@ -1,16 +1,12 @@
 import t, { type Test } from 'tap'
-import { createServer, type ServerResponse } from 'node:http'
-import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import { PassThrough } from 'node:stream'
-import type { FastifyBaseLogger, FastifyReply } from 'fastify'
-import { ClientSseStream } from '../lib/client/client-sse-stream.js'
+import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from '../lib/history/history-store.js'
 import { LocalHistoryStore } from '../lib/history/local-history-store.js'
 import { ProxyMetrics } from '../lib/metrics.js'
 import { ProxiedStream } from '../lib/session/proxied-stream.js'
 import type { ProxySession } from '../lib/session/session-registry.js'
-import { SseClient } from './helpers/sse-client.js'
+import { clientOverSocket } from './helpers/client-stream-server.js'
 
 /**
  * A store that answers later, as one over the network does (Redis, issue 7): the
@@ -71,21 +67,10 @@ async function relay (test: Test, store: LaterStore) {
     stallMs: 10_000,
     onForget: () => {}
   })
-  const server = createServer((_request, response: ServerResponse) => {
-    // ClientSseStream takes the reply over: hijack() and the raw response are all it uses.
-    const reply = { hijack () {}, raw: response } as unknown as FastifyReply
-    const output = new ClientSseStream(reply, {}, { heartbeatMs: 0, maxBufferedBytes: 1 << 20, onSlowConsumer: () => {} })
+  const client = await clientOverSocket(test, (output) => {
     stream.subscribe().start(output, [])
     stream.start(upstream)
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  test.teardown(() => {
-    stream.forget()
-    server.closeAllConnections()
-    server.close()
-  })
-  const client = await SseClient.open(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
+  }, () => stream.forget())
   return { stream, upstream, client, logged }
 }
 

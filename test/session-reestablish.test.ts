@@ -7,10 +7,9 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
 import { startDemoUpstream, type DemoUpstream } from '../examples/demo/mcp-server.js'
 import type { McpSseResilienceOptions } from '../lib/index.js'
-import { openMcpSession } from './helpers/numbered-events.js'
+import { openMcpSession, openMcpSessionWithStream } from './helpers/numbered-events.js'
 import { startProxy } from './helpers/proxy.js'
 import { RecordingMcpUpstream } from './helpers/recording-mcp-upstream.js'
-import { SseClient } from './helpers/sse-client.js'
 
 async function restartable (test: Test, extra: Omit<McpSseResilienceOptions, 'routes'>) {
   let upstream: DemoUpstream = await startDemoUpstream()
@@ -200,11 +199,7 @@ t.test('a DELETE ends the session for good: the standalone stream, which the ups
   t.teardown(async () => await upstream.close())
   upstream.deleteAnswerDelayMs = 300
   const proxy = await startProxy(t, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }] })
-  const { sessionId, headers } = await openMcpSession(proxy.url('/mcp'))
-  await fetch(proxy.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
-  const standalone = await SseClient.open(proxy.url('/mcp'), { 'mcp-session-id': sessionId })
-  t.teardown(() => standalone.close())
-  await standalone.waitForEvents(1)
+  const { headers, standalone } = await openMcpSessionWithStream(t, proxy.url('/mcp'))
 
   const deleted = await fetch(proxy.url('/mcp'), { method: 'DELETE', headers })
   t.equal(deleted.status, 200)

@@ -1,15 +1,10 @@
 import t, { type Test } from 'tap'
-import { createServer, type ServerResponse } from 'node:http'
-import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
-import type { FastifyReply } from 'fastify'
-import { ClientSseStream } from '../../lib/client/client-sse-stream.js'
 import { RemoteStream } from '../../lib/cluster/remote-stream.js'
 import type { HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from '../../lib/history/history-store.js'
 import { LocalHistoryStore } from '../../lib/history/local-history-store.js'
 import { StreamSubscriber } from '../../lib/session/stream-subscriber.js'
 import { exactSequence } from '../helpers/numbered-events.js'
-import { SseClient } from '../helpers/sse-client.js'
+import { clientOverSocket } from '../helpers/client-stream-server.js'
 
 /**
  * A history whose reads wait while `gate` is set, as a Redis read does while live
@@ -50,10 +45,7 @@ async function follower (test: Test, store: GatedStore) {
   let releaseFirstRead = (): void => {}
   store.gate = new Promise((resolve) => { releaseFirstRead = resolve })
   const remote = new RemoteStream({ sessionId: 'A', streamId: 's1', channel: 'live', onClose: () => {} }, store)
-  const server = createServer((_request, response: ServerResponse) => {
-    // ClientSseStream takes the reply over: hijack() and the raw response are all it uses.
-    const reply = { hijack () {}, raw: response } as unknown as FastifyReply
-    const output = new ClientSseStream(reply, {}, { heartbeatMs: 0, maxBufferedBytes: 1 << 20, onSlowConsumer: () => {} })
+  const client = await clientOverSocket(test, (output) => {
     // As remote-resume.ts does: read after listening, then replay what was read, then live.
     remote.readAfter(0).then((read) => {
       const replay = read.status === 'found' ? read.events : []
@@ -61,15 +53,7 @@ async function follower (test: Test, store: GatedStore) {
       subscriber.start(output, replay)
       remote.start(subscriber, replay.at(-1)?.seq ?? 0, false)
     })
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  test.teardown(() => {
-    remote.close()
-    server.closeAllConnections()
-    server.close()
-  })
-  const client = await SseClient.open(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
+  }, () => remote.close())
   return { remote, client, releaseFirstRead }
 }
 

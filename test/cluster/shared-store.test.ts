@@ -8,7 +8,7 @@ import { startProxy, type RunningProxy } from '../helpers/proxy.js'
 import { startRedisServer } from '../helpers/redis-process.js'
 import { RecordingMcpUpstream } from '../helpers/recording-mcp-upstream.js'
 import { SseClient } from '../helpers/sse-client.js'
-import { exactSequence, numbersOf, openMcpSession, waitForNumber } from '../helpers/numbered-events.js'
+import { exactSequence, numbersOf, openMcpSession, openMcpSessionWithStream, waitForNumber } from '../helpers/numbered-events.js'
 import { startTcpRelay } from '../helpers/tcp-relay.js'
 import { TEST_REDIS_URL, testRedis } from '../helpers/test-redis.js'
 
@@ -185,11 +185,7 @@ t.test('a DELETE through one instance while the other holds the standalone strea
   t.teardown(async () => await upstream.close())
   upstream.deleteAnswerDelayMs = 300
   const { a, b } = await mcpInstances(t, upstream.origin, { keyPrefix })
-  const { sessionId, headers } = await openMcpSession(a.url('/mcp'))
-  await fetch(a.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
-  const standalone = await SseClient.open(a.url('/mcp'), { 'mcp-session-id': sessionId })
-  t.teardown(() => standalone.close())
-  await standalone.waitForEvents(1)
+  const { sessionId, headers, standalone } = await openMcpSessionWithStream(t, a.url('/mcp'))
 
   const deleted = await fetch(b.url('/mcp'), { method: 'DELETE', headers })
   t.equal(deleted.status, 200)

@@ -1,4 +1,4 @@
-import type { SseClient } from './sse-client.js'
+import { SseClient } from './sse-client.js'
 
 /** The numbers a CountingUpstream sent, as a client received them. */
 export const numbersOf = (client: SseClient): number[] => client.events.map((event) => Number(event.data))
@@ -33,4 +33,17 @@ export async function openMcpSession (url: string): Promise<{ sessionId: string,
   const text = await initialized.text()
   const sessionId = initialized.headers.get('mcp-session-id') ?? ''
   return { sessionId, headers: { 'content-type': 'application/json', accept: MCP_ACCEPT, 'mcp-session-id': sessionId }, text }
+}
+
+/**
+ * An MCP session opened and initialized by hand through `url`, with its standalone
+ * stream open there (closed when the test ends) and its first event in.
+ */
+export async function openMcpSessionWithStream (test: { teardown: (fn: () => void) => void }, url: string): Promise<{ sessionId: string, headers: Record<string, string>, standalone: SseClient }> {
+  const { sessionId, headers } = await openMcpSession(url)
+  await fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
+  const standalone = await SseClient.open(url, { 'mcp-session-id': sessionId })
+  test.teardown(() => standalone.close())
+  await standalone.waitForEvents(1)
+  return { sessionId, headers, standalone }
 }
