@@ -1,5 +1,5 @@
 /**
- * What the Redis store costs in Redis memory (issue 7): bytes per recorded event,
+ * What the Redis store costs in Redis memory: bytes per recorded event,
  * and the fixed bytes of a stream. It drives the store's own code
  * (RedisStreamRegistry, RedisHistoryStore) against a real Redis, as one replica
  * does: each stream in its own session (as on an sse route), registered, leased,

@@ -9,7 +9,7 @@ import type { ProxySession } from '../lib/session/session-registry.js'
 import { clientOverSocket } from './helpers/client-stream-server.js'
 
 /**
- * A store that answers later, as one over the network does (Redis, issue 7): the
+ * A store that answers later, as one over the network does (Redis): the
  * memory store records synchronously, so only this exercises the ordered path.
  */
 class LaterStore implements HistoryStore {

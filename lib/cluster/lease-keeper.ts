@@ -11,7 +11,7 @@ export interface HeldLease {
 }
 
 /**
- * The leases of the upstream streams this replica reads (issue 7). Each is
+ * The leases of the upstream streams this replica reads. Each is
  * renewed every third of its TTL by a compare-and-extend script. A lease that
  * another replica holds now, or that could not be renewed for half its TTL (two
  * renewals in a row failed), is lost: the stream stops reading its upstream before the lease can run

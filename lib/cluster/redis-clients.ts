@@ -2,7 +2,7 @@ import { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 
 /**
- * The Redis connections of one replica, whatever the number of sessions (issue 7):
+ * The Redis connections of one replica, whatever the number of sessions:
  * one for commands, auto-pipelined, and one that only subscribes to live channels.
  * Nothing blocks on a read (live events come by pub/sub, history by XRANGE), so no
  * command can hang across a reconnect.

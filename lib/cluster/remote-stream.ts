@@ -15,7 +15,7 @@ const MAX_EARLY_EVENTS = 10_000
 
 /**
  * A stream another replica records, followed from Redis for one client: "replay,
- * then live" (issue 7). Listening starts before the history is read, so nothing
+ * then live". Listening starts before the history is read, so nothing
  * falls between the two; events are merged by seq, so nothing comes twice; and a
  * seq that skips ahead (pub/sub lost messages while Redis was away) is filled
  * from the history before anything after it goes out.

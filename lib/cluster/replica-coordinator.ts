@@ -40,7 +40,7 @@ const LOST_STREAM_RETRY_HINT_MS = 100
 const SWEEP_BATCH = 100
 
 /**
- * Several replicas, one Redis (issue 7): sessions, history and the ownership of
+ * Several replicas, one Redis: sessions, history and the ownership of
  * upstream streams are shared. This replica records the streams it leases, follows
  * the others' from Redis for the clients that resume here, and takes over the
  * streams whose owner stopped renewing its lease.

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { ProxySession } from '../session/session-registry.js'
 
-/** The part of a session that other replicas need to serve it (issue 7). */
+/** The part of a session that other replicas need to serve it (Redis store). */
 export interface SessionRecord {
   readonly routePath: string
   readonly endsWithItsStreams: boolean

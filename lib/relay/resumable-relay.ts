@@ -88,7 +88,7 @@ export async function resumeStream (route: StreamRoute, reply: FastifyReply, str
   const read = await stream.readAfter(afterSeq)
   const miss = missOf(read, context.options.history.replay)
   /* c8 ignore next 5 -- a newer connection can take the stream over during the read only with an
-     asynchronous store (Redis, issue 7); the local store's read completes in the same turn. */
+     asynchronous store (Redis); the local store's read completes in the same turn. */
   if (subscriber.closed) {
     openClientStream(route, reply, {}, undefined).end()
     return

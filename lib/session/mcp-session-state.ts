@@ -2,7 +2,7 @@ import { jsonRpcMessages } from '../wire/json-rpc.js'
 import type { ProxySession } from './session-registry.js'
 
 /**
- * Records what opening the session again upstream must send (issue 4, section 3):
+ * Records what opening the session again upstream must send:
  * the client's initialize, its notifications/initialized, and the resources it is
  * subscribed to, at most `maxSubscriptions` of them. True when the body changed any of it.
  */

@@ -38,7 +38,7 @@ export interface StreamEnvironment extends UpstreamReportContext {
   readonly reconnect?: UpstreamReconnect | undefined
   /** The store's epoch, which every event id carries. */
   readonly epoch: string
-  /** Set when the store is shared by several replicas (Redis, issue 7). */
+  /** Set when the store is shared by several replicas: Redis (docs/scaling.md). */
   readonly ownership?: StreamOwnership | undefined
 }
 

@@ -1,6 +1,6 @@
 /**
  * Which upstream ids a stream recorded lately, and under which seqs, to drop what
- * an upstream sends again after a reconnect (issue 4). While a connection runs it
+ * an upstream sends again after a reconnect. While a connection runs it
  * costs two array writes per event: nothing is hashed or looked up. Only after a
  * reconnect are the new connection's events compared with what earlier
  * connections recorded, within the last `window` events.

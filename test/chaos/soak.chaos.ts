@@ -15,7 +15,7 @@ import { activeResources, metric, processListeners, resourcesAbove, scrape, sett
 import { UpstreamProcess } from './upstream-process.js'
 
 /*
- * The chaos soak (issue 6, section 1). `npm run test:chaos` runs the short form;
+ * The chaos soak. `npm run test:chaos` runs the short form;
  * CHAOS_SECONDS=600 npm run test:chaos the long one. See docs/reliability.md.
  *
  * K clients on an sse route and on a streamable-http route, through the proxy

@@ -9,7 +9,7 @@ import { startReplica, type Replica } from '../helpers/replica-process.js'
 import { SseClient } from '../helpers/sse-client.js'
 import { exactSequence, numbersOf, waitForNumber } from '../helpers/numbered-events.js'
 
-// Several replicas, as separate processes, sharing the Redis on 127.0.0.1:6379 (issue 7).
+// Several replicas, as separate processes, sharing the Redis on 127.0.0.1:6379.
 const REDIS_URL = 'redis://127.0.0.1:6379'
 
 async function redisFor (test: Test, keyPrefix: string): Promise<Redis> {

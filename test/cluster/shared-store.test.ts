@@ -12,7 +12,7 @@ import { exactSequence, numbersOf, openMcpSession, openMcpSessionWithStream, wai
 import { startTcpRelay } from '../helpers/tcp-relay.js'
 import { TEST_REDIS_URL, testRedis } from '../helpers/test-redis.js'
 
-// Two plugin instances in this process sharing one Redis (issue 7): the same code paths as
+// Two plugin instances in this process sharing one Redis: the same code paths as
 // replicas in separate processes (test/cluster/replicas.test.ts), with coverage.
 
 type Store = NonNullable<McpSseResilienceOptions['store']>
