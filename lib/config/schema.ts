@@ -44,10 +44,16 @@ const RouteReconnectSchema = Type.Object(
   { ...strict, description: 'Overrides of the reconnect section for this route; keys left out keep the global value.' }
 )
 
+const UpstreamReplays = Type.Optional(Type.Boolean({
+  default: false,
+  description: 'Whether the upstream replays, from the `Last-Event-ID` the proxy sends when it reconnects, every event it sent after that id. false (the default): the proxy cannot tell what an upstream sent while it was disconnected, and most servers keep no event store (the MCP SDKs keep none unless given one), so after each upstream reconnect the client gets an in-band `resume-status` notice at the point of the gap, and on MCP session streams the `list_changed` and `resources/updated` notifications the server advertised. true: only reconnects that cannot be replayed (a new upstream session) get them.'
+}))
+
 export const StreamableHttpRouteSchema = Type.Object({
   kind: Type.Literal('streamable-http', { description: 'An MCP Streamable HTTP endpoint (POST, GET and DELETE on one path).' }),
   path: RoutePath,
   upstream: UpstreamUrl,
+  upstreamReplays: UpstreamReplays,
   reconnect: Type.Optional(RouteReconnectSchema)
 }, strict)
 
@@ -59,6 +65,7 @@ export const LegacySseRouteSchema = Type.Object({
     description: 'Path on the proxy that clients POST their messages to; the proxy announces it in the rewritten `endpoint` event.'
   }),
   upstream: UpstreamUrl,
+  upstreamReplays: UpstreamReplays,
   reconnect: Type.Optional(RouteReconnectSchema)
 }, strict)
 
@@ -66,6 +73,7 @@ export const SseRouteSchema = Type.Object({
   kind: Type.Literal('sse', { description: 'Any text/event-stream endpoint, proxied on GET.' }),
   path: RoutePath,
   upstream: UpstreamUrl,
+  upstreamReplays: UpstreamReplays,
   reconnect: Type.Optional(RouteReconnectSchema)
 }, strict)
 

@@ -3,6 +3,7 @@ import { RemoteStream } from '../cluster/remote-stream.js'
 import type { ReplicaCoordinator } from '../cluster/replica-coordinator.js'
 import { sendStoreUnavailable } from '../routes/json-rpc-errors.js'
 import { StreamSubscriber } from '../session/stream-subscriber.js'
+import { countGapNotices } from '../session/resume-status.js'
 import { missOf, openClientStream, recordMiss, resumeHeaders, type StreamRoute } from './resumable-relay.js'
 
 export interface RemoteResumeTarget {
@@ -38,7 +39,8 @@ export async function resumeRemoteStream (route: StreamRoute, reply: FastifyRepl
       stallMs: options.limits.clientStallSeconds * 1000
     })
     const miss = missOf(read, options.history.replay)
-    const output = openClientStream(route, reply, resumeHeaders(miss), miss)
+    const gaps = read.status === 'found' ? countGapNotices(read.events) : 0
+    const output = openClientStream(route, reply, resumeHeaders(miss, gaps), miss)
     if (read.status === 'found' && miss === undefined) {
       metrics.lastEventIdHits.inc(labels)
       metrics.eventsReplayed.inc(labels, read.events.length)

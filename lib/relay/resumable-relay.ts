@@ -10,16 +10,9 @@ import type { StreamDescriptor } from '../cluster/replica-coordinator.js'
 import type { ProxySession } from '../session/session-registry.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { serializeEvent } from '../wire/sse-serializer.js'
+import { countGapNotices, missNotice, RESUME_STATUS_HEADER, resumeStatusValue, type ResumeMiss } from '../session/resume-status.js'
 import { withoutHopByHop, type HeaderMap } from '../upstream/headers.js'
 import { connectEventStream } from '../upstream/upstream-connector.js'
-
-/** Why a Last-Event-ID could not be served. */
-export type ResumeMiss = 'evicted' | 'unknown' | 'malformed' | 'not-replayable' | 'store-reset'
-
-/** The response header that tells a resuming client whether it got everything it missed. */
-export const RESUME_STATUS_HEADER = 'x-resume-status'
-/** The in-band event that says the same; MCP clients and EventSource ignore unknown event types. */
-export const RESUME_STATUS_EVENT = 'resume-status'
 
 export interface StreamRoute {
   readonly context: ProxyContext
@@ -78,29 +71,36 @@ export function startResumableStream (
 /**
  * A client back with a Last-Event-ID of this stream: the events after it from
  * the history, then live, on the same connection. When the history cannot serve
- * them all, the client is told so and goes on live from now: never a silent gap.
+ * them all, or the id cannot be one of this stream's (`miss`), the client is told
+ * so and goes on live from now: never a silent gap.
  */
-export async function resumeStream (route: StreamRoute, reply: FastifyReply, stream: ProxiedStream, afterSeq: number): Promise<void> {
+export async function resumeStream (route: StreamRoute, reply: FastifyReply, stream: ProxiedStream, afterSeq: number, miss?: ResumeMiss): Promise<void> {
   const { context, labels } = route
   const { metrics } = context
   metrics.clientReconnections.inc(labels)
+  if (miss !== undefined) {
+    recordMiss(route, reply.log, miss)
+    joinStream(route, reply, stream, miss)
+    return
+  }
   const subscriber = stream.subscribe(afterSeq)
   const read = await stream.readAfter(afterSeq)
-  const miss = missOf(read, context.options.history.replay)
+  const readMiss = missOf(read, context.options.history.replay)
   /* c8 ignore next 5 -- a newer connection can take the stream over during the read only with an
      asynchronous store (Redis); the local store's read completes in the same turn. */
   if (subscriber.closed) {
     openClientStream(route, reply, {}, undefined).end()
     return
   }
-  const output = openClientStream(route, reply, resumeHeaders(miss), miss)
-  if (read.status === 'found' && miss === undefined) {
+  if (read.status === 'found' && readMiss === undefined) {
+    const output = openClientStream(route, reply, resumeHeaders(undefined, countGapNotices(read.events)), undefined)
     metrics.lastEventIdHits.inc(labels)
     metrics.eventsReplayed.inc(labels, read.events.length)
     subscriber.start(output, read.events)
     return
   }
-  recordMiss(route, reply.log, miss ?? 'unknown')
+  const output = openClientStream(route, reply, resumeHeaders(readMiss), readMiss)
+  recordMiss(route, reply.log, readMiss ?? 'unknown')
   subscriber.startLive(output)
 }
 
@@ -159,8 +159,8 @@ function streamEnvironment (route: StreamRoute, log: FastifyBaseLogger): Omit<St
   }
 }
 
-export function resumeHeaders (miss: ResumeMiss | undefined): HeaderMap {
-  return { [RESUME_STATUS_HEADER]: miss === undefined ? 'recovered' : `unrecoverable; reason=${miss}` }
+export function resumeHeaders (miss: ResumeMiss | undefined, upstreamGaps = 0): HeaderMap {
+  return { [RESUME_STATUS_HEADER]: resumeStatusValue(miss, upstreamGaps) }
 }
 
 /** The client's SSE response, with keep-alives and the slow-consumer limit. */
@@ -178,7 +178,7 @@ export function openClientStream (route: StreamRoute, reply: FastifyReply, heade
   metrics.streamsActive.inc(labels)
   output.onClose(() => metrics.streamsActive.dec(labels))
   if (miss !== undefined) {
-    output.write(serializeEvent({ event: RESUME_STATUS_EVENT, data: JSON.stringify({ recovered: false, reason: miss }) }))
+    output.write(serializeEvent(missNotice(miss)))
     output.flush()
   }
   return output

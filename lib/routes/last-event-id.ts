@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { ProxyContext } from '../proxy-context.js'
-import type { ResumeMiss } from '../relay/resumable-relay.js'
+import type { ResumeMiss } from '../session/resume-status.js'
 import { parseEventId } from '../session/event-id.js'
 import type { ProxiedStream } from '../session/proxied-stream.js'
 import type { StreamPosition } from '../store/redis/redis-stream-registry.js'
@@ -17,7 +17,8 @@ export interface StreamOwnerRef {
 
 export type ResumeTarget =
   | { readonly kind: 'none' }
-  | { readonly kind: 'stream', readonly stream: ProxiedStream, readonly afterSeq: number }
+  /** A stream here; `miss` when the id cannot be one it issued (another epoch), so it is joined live. */
+  | { readonly kind: 'stream', readonly stream: ProxiedStream, readonly afterSeq: number, readonly miss?: ResumeMiss }
   /** A stream another replica records (Redis store). */
   | { readonly kind: 'remote', readonly sessionId: string, readonly streamId: string, readonly position: StreamPosition, readonly afterSeq: number }
   | { readonly kind: 'miss', readonly miss: ResumeMiss }
@@ -43,7 +44,10 @@ export async function resolveLastEventId (
   if (stream !== undefined) {
     const { session } = stream
     const owned = owns({ sessionId: session.id, routePath: session.routePath, endsWithItsStreams: session.endsWithItsStreams })
-    return owned ? { kind: 'stream', stream, afterSeq: position.seq } : { kind: 'miss', miss: 'unknown' }
+    if (!owned) return { kind: 'miss', miss: 'unknown' }
+    // The stream lives on, but the id is from a store epoch it never recorded under.
+    if (position.epoch !== stream.epoch) return { kind: 'stream', stream, afterSeq: position.seq, miss: 'store-reset' }
+    return { kind: 'stream', stream, afterSeq: position.seq }
   }
   const { coordinator } = context
   if (coordinator?.available === false) return { kind: 'store-unavailable' }

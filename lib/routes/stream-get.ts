@@ -37,7 +37,7 @@ export async function serveStreamGet (
   const { sessions, metrics, coordinator } = context
   const target = await resolveLastEventId(request, context, (owner) => owner.routePath === route.path)
   if (target.kind === 'stream') {
-    await resumeStream(streamRoute, reply, target.stream, target.afterSeq)
+    await resumeStream(streamRoute, reply, target.stream, target.afterSeq, target.miss)
     return reply
   }
   if (target.kind === 'remote' && coordinator !== undefined) {

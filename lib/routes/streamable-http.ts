@@ -2,7 +2,8 @@ import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { reconnectPolicyFor, type StreamableHttpRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { joinStream, reconnectFromDescriptor, reconnectWith, recordMiss, resumeStream, reviveStream, startResumableStream, type ResumeMiss, type StreamRoute } from '../relay/resumable-relay.js'
+import { joinStream, reconnectFromDescriptor, reconnectWith, recordMiss, resumeStream, reviveStream, startResumableStream, type StreamRoute } from '../relay/resumable-relay.js'
+import type { ResumeMiss } from '../session/resume-status.js'
 import { resumeRemoteStream } from '../relay/remote-resume.js'
 import { relayEventStream } from '../relay/sse-relay.js'
 import type { UpstreamReconnect } from '../session/proxied-stream.js'
@@ -258,7 +259,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     const session = request.mcpSseSession
     const target = await resolveLastEventId(request, context, (owner) => owns(session, owner))
     if (target.kind === 'stream') {
-      await resumeStream(streamRoute, reply, target.stream, target.afterSeq)
+      await resumeStream(streamRoute, reply, target.stream, target.afterSeq, target.miss)
       return reply
     }
     if (target.kind === 'remote' && coordinator !== undefined) {

@@ -155,6 +155,11 @@ export class ProxiedStream {
     this.#forwardedCounter = env.metrics.eventsForwarded.labels(env.labels)
   }
 
+  /** The store epoch its event ids carry. */
+  get epoch (): string {
+    return this.#env.epoch
+  }
+
   get finished (): boolean {
     return this.#finished
   }

@@ -74,9 +74,13 @@ export class StreamSubscriber {
     this.#runCatchUp(output, replay)
   }
 
-  /** Starts the output live from the moment this client joined, skipping what it asked for. */
+  /**
+   * Starts the output live from the moment this client joined, whatever position it
+   * asked for: one the history cannot serve, or one the stream never reached (an id
+   * the proxy never issued), which must not hold back the events that come next.
+   */
   startLive (output: ClientSseStream): void {
-    this.#lastSentSeq = Math.max(this.#lastSentSeq, this.#joinedAtSeq)
+    this.#lastSentSeq = this.#joinedAtSeq
     this.start(output, [])
   }
 

@@ -39,6 +39,8 @@ export class RecordingMcpUpstream {
   responseHeaders: Record<string, string> = {}
   deleteAnswerDelayMs = 0
   initializeAnswerDelayMs = 0
+  /** What initialize answers with as the server's capabilities. */
+  capabilities: Record<string, unknown> = {}
   /** Each open session's GET streams. */
   readonly #sessions = new Map<string, Set<ServerResponse>>()
   readonly #legacyStreams = new Map<string, ServerResponse>()
@@ -69,6 +71,13 @@ export class RecordingMcpUpstream {
   /** What a restart does to the sessions: every one is unknown from now on (their streams stay open). */
   forgetSessions (): void {
     this.#sessions.clear()
+  }
+
+  /** Sends a JSON-RPC notification on every open session's standalone (GET) streams, with an upstream id. */
+  notifyStandaloneStreams (method: string, params?: unknown): void {
+    for (const streams of this.#sessions.values()) {
+      for (const stream of streams) stream.write(`id: n-${randomUUID()}\ndata: ${JSON.stringify({ jsonrpc: '2.0', method, params })}\n\n`)
+    }
   }
 
   async close (): Promise<void> {
@@ -111,7 +120,7 @@ export class RecordingMcpUpstream {
       const newSession = `upstream-session-${randomUUID()}`
       this.#sessions.set(newSession, new Set())
       this.sessionIds.push(newSession)
-      const result = { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'recording', version: '1' } }
+      const result = { protocolVersion: '2025-11-25', capabilities: this.capabilities, serverInfo: { name: 'recording', version: '1' } }
       setTimeout(() => this.#json(response, 200, { jsonrpc: '2.0', id: message.id, result }, { 'mcp-session-id': newSession }), this.initializeAnswerDelayMs)
       return
     }
