@@ -132,6 +132,13 @@ export class ProxyMetrics {
     registers: [this.registry]
   })
 
+  readonly upstreamGaps = new Counter({
+    name: 'sse_upstream_gaps_total',
+    help: 'Upstream reconnects after which the upstream may not have sent again what it sent meanwhile, each told to the client in the stream, by cause (ended, failed, stalled, takeover, session-reestablished).',
+    labelNames: [...ROUTE_LABELS, 'cause'],
+    registers: [this.registry]
+  })
+
   readonly eventsDeduplicated = new Counter({
     name: 'sse_events_deduplicated_total',
     help: 'Upstream events dropped because they were forwarded already (an upstream replaying after a reconnect).',

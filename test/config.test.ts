@@ -19,7 +19,7 @@ async function writeYaml (text: string): Promise<string> {
 t.test('defaults are applied to every section', async (t) => {
   const options = resolveOptions({ routes: [SSE_ROUTE] })
   t.same(options, {
-    routes: [SSE_ROUTE],
+    routes: [{ ...SSE_ROUTE, upstreamReplays: false }],
     metrics: { enabled: true, path: '/metrics' },
     upstream: { maxConnections: 0 },
     health: { connectTimeoutMs: 10000, idleTimeoutSeconds: 45, heartbeatSeconds: 15 },
@@ -76,7 +76,7 @@ t.test('one error lists every problem, each with its path', async (t) => {
 
 t.test('routes[].reconnect takes the reconnect keys, without defaults, checked like the global ones', async (t) => {
   const options = resolveOptions({ routes: [{ ...SSE_ROUTE, reconnect: { maxRetries: 0 } }] })
-  t.same(options.routes[0], { ...SSE_ROUTE, reconnect: { maxRetries: 0 } }, 'only what the route names')
+  t.same(options.routes[0], { ...SSE_ROUTE, upstreamReplays: false, reconnect: { maxRetries: 0 } }, 'only what the route names')
   t.throws(() => resolveOptions({ routes: [{ ...SSE_ROUTE, reconnect: { factor: 0.5, jitter: 2, retries: 1 } }] }), {
     message: 'Invalid fastify-mcp-sse-resilience options:\n' +
       '  - routes[0].reconnect.retries: unknown key\n' +

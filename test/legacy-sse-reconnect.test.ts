@@ -75,7 +75,7 @@ async function setup (test: Test, upstream: LegacyUpstream, extra: Extra = {}) {
   await upstream.start()
   test.teardown(async () => await upstream.upstream.close())
   const proxy = await startProxy(test, {
-    routes: [{ kind: 'legacy-sse', path: '/sse', messagesPath: '/messages', upstream: upstream.upstream.url('/sse') }],
+    routes: [{ kind: 'legacy-sse', path: '/sse', messagesPath: '/messages', upstream: upstream.upstream.url('/sse'), upstreamReplays: upstream.resumes }],
     reconnect: { baseDelayMs: 20 },
     ...extra
   })
@@ -133,7 +133,7 @@ t.test('a reconnect that lands on a new upstream session: the proxy replays the 
   await upstream.upstream.waitForRequests(2 + 3)
   const accepted = await post(endpoint, { id: 3, method: 'tools/list' })
   t.equal(accepted.status, 202)
-  await client.waitForEvents(4)
+  await client.waitForEvents(6)
   t.same(upstream.posts.map(({ session, body }) => [session, body.method, body.id]), [
     ['s1', 'initialize', 1],
     ['s1', 'notifications/initialized', undefined],
@@ -144,7 +144,8 @@ t.test('a reconnect that lands on a new upstream session: the proxy replays the 
     ['s2', 'tools/list', 3]
   ], 'the client\'s message went to the new session only once it was initialized again')
   await new Promise((resolve) => setTimeout(resolve, 50))
-  t.same(client.events.slice(1).map((event) => JSON.parse(event.data).id), [1, 2, 3], 'the answers to the proxy\'s own requests never reached the client')
+  t.same(client.events.slice(1).map((event) => JSON.parse(event.data).id ?? JSON.parse(event.data).reason ?? JSON.parse(event.data).method), [1, 2, 'upstream-gap', 'notifications/resources/updated', 3],
+    'the answers to the proxy\'s own requests never reached the client; the gap and the subscribed resource did')
   t.match(await (await fetch(proxy.url('/metrics'))).text(), /sse_sessions_reestablished_total\{route_kind="legacy-sse",route="\/sse"\} 1/)
 })
 
@@ -191,7 +192,8 @@ t.test('a POST that raced an upstream restart and got 404 is sent again to the n
   }
   const accepted = await post(endpoint, { id: 1, method: 'tools/list' })
   t.equal(accepted.status, 202, await accepted.text())
-  const [, answer] = await client.waitForEvents(2)
+  const [, gap, answer] = await client.waitForEvents(3)
+  t.equal(gap?.event, 'resume-status', 'the new session is a gap')
   t.same(JSON.parse(answer?.data ?? '{}'), { jsonrpc: '2.0', id: 1, result: { resent: true } })
   t.same(upstream.posts.map((message) => message.session), ['s1', 's2'])
 })

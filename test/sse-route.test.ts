@@ -5,10 +5,11 @@ import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { startProxy } from './helpers/proxy.js'
 
-async function setup (test: Test, upstream?: SseUpstream, extra: Record<string, unknown> = {}) {
+/** `upstreamReplays`: the test's upstream sends, after a reconnect, what follows the Last-Event-ID it got. */
+async function setup (test: Test, upstream?: SseUpstream, extra: Record<string, unknown> = {}, upstreamReplays = false) {
   const server = upstream ?? await SseUpstream.start()
   test.teardown(async () => await server.close())
-  const proxy = await startProxy(test, { routes: [{ kind: 'sse', path: '/events', upstream: server.url('/upstream-events') }], ...extra })
+  const proxy = await startProxy(test, { routes: [{ kind: 'sse', path: '/events', upstream: server.url('/upstream-events'), upstreamReplays }], ...extra })
   return { upstream: server, proxy }
 }
 
@@ -84,7 +85,7 @@ t.test('with sessions.detachGraceSeconds 0, a client disconnect closes the upstr
 })
 
 t.test('an upstream that ends its stream cleanly is reconnected at once with Last-Event-ID; the half event is dropped, the client stays', async (t) => {
-  const { upstream, proxy } = await setup(t)
+  const { upstream, proxy } = await setup(t, undefined, {}, true)
   const client = await SseClient.open(proxy.url('/events'))
   t.teardown(() => client.close())
   await upstream.waitForStreams(1)
@@ -98,7 +99,7 @@ t.test('an upstream that ends its stream cleanly is reconnected at once with Las
 })
 
 t.test('an upstream connection that breaks mid-event is reconnected; the half event is never forwarded', async (t) => {
-  const { upstream, proxy } = await setup(t, undefined, { reconnect: { baseDelayMs: 10 } })
+  const { upstream, proxy } = await setup(t, undefined, { reconnect: { baseDelayMs: 10 } }, true)
   const client = await SseClient.open(proxy.url('/events'))
   t.teardown(() => client.close())
   await upstream.waitForStreams(1)

@@ -56,15 +56,19 @@ async function oneEventThen (answer: (response: ServerResponse) => void): Promis
   return Object.assign(upstream, { answers: () => answers })
 }
 
-async function proxyFor (test: Test, url: string, extra: Extra = {}) {
-  return await startProxy(test, { routes: [{ kind: 'sse', path: '/events', upstream: url }], reconnect: { baseDelayMs: 100, jitter: 0.1 }, ...extra })
+/** `upstreamReplays`: whether the upstream honours Last-Event-ID; without it, each reconnect is a gap the client is told of. */
+async function proxyFor (test: Test, url: string, extra: Extra = {}, upstreamReplays = false) {
+  return await startProxy(test, { routes: [{ kind: 'sse', path: '/events', upstream: url, upstreamReplays }], reconnect: { baseDelayMs: 100, jitter: 0.1 }, ...extra })
 }
+
+/** What a client received, with each gap notice as `gap`. */
+const dataOf = (client: SseClient): string[] => client.events.map((event) => event.event === 'resume-status' ? 'gap' : event.data)
 
 /** The upstream started, the proxy in front of it, and one client whose upstream stream is open. */
 async function clientThroughProxy (test: Test, upstream: ReplayingUpstream, extra: Extra = {}) {
   await upstream.start()
   test.teardown(async () => await upstream.stop())
-  const proxy = await proxyFor(test, upstream.upstream.url(), extra)
+  const proxy = await proxyFor(test, upstream.upstream.url(), extra, upstream.honoursLastEventId)
   const client = await SseClient.open(proxy.url('/events'))
   test.teardown(() => client.close())
   await upstream.upstream.waitForStreams(1)
@@ -121,9 +125,9 @@ t.test('an upstream that replays from the start: what the client has is dropped,
   stream!.end()
   await upstream.upstream.waitForRequests(2)
   upstream.emit('e5')
-  await client.waitForEvents(5)
+  await client.waitForEvents(6)
   await new Promise((resolve) => setTimeout(resolve, 50))
-  t.same(client.events.map((event) => event.data), ['e1', 'e2', 'e3', 'e4', 'e5'])
+  t.same(dataOf(client), ['e1', 'e2', 'e3', 'e4', 'gap', 'e5'], 'it ignores Last-Event-ID: told as a gap, though nothing was lost here')
   await waitForMetric(proxy.url('/metrics'), /sse_events_deduplicated_total\{route_kind="sse",route="\/events"\} 4/)
 })
 
@@ -134,8 +138,8 @@ t.test('reconnect.dedupeWindow 0 turns dedupe off: what an upstream replays reac
   await client.waitForEvents(2)
   const [stream] = [...upstream.upstream.streams]
   stream!.end()
-  await client.waitForEvents(4)
-  t.same(client.events.map((event) => event.data), ['e1', 'e2', 'e1', 'e2'])
+  await client.waitForEvents(5)
+  t.same(dataOf(client), ['e1', 'e2', 'gap', 'e1', 'e2'])
   t.notMatch(await (await fetch(proxy.url('/metrics'))).text(), /sse_events_deduplicated_total\{[^}]*\} [1-9]/)
 })
 
@@ -150,8 +154,8 @@ t.test('an upstream that restarts and reuses its ids for new events: nothing new
   upstream.log.length = 0
   upstream.log.push('new-1', 'new-2', 'new-3')
   await upstream.start()
-  await client.waitForEvents(5, 15000)
-  t.same(client.events.map((event) => event.data), ['old-1', 'old-2', 'new-1', 'new-2', 'new-3'], 'ids 1 and 2 again, with new data: new events')
+  await client.waitForEvents(6, 15000)
+  t.same(dataOf(client), ['old-1', 'old-2', 'gap', 'new-1', 'new-2', 'new-3'], 'ids 1 and 2 again, with new data: new events')
 })
 
 t.test('retry delays follow the backoff, measured at the upstream; Retry-After wins', async (t) => {
@@ -176,7 +180,7 @@ t.test('retry delays follow the backoff, measured at the upstream; Retry-After w
   const proxy = await proxyFor(t, upstream.url())
   const client = await SseClient.open(proxy.url('/events'))
   t.teardown(() => client.close())
-  await client.waitForEvents(2, 15000)
+  await client.waitForEvents(3, 15000)
   const gaps = arrivals.slice(1).map((time, index) => time - (arrivals[index] as number))
   // Lower bounds are the jitter's; upper bounds add 100 ms for the round trip on a busy machine.
   t.ok(gaps[0]! < 100, `the first retry after a clean close is immediate (${gaps[0]} ms)`)
@@ -184,7 +188,7 @@ t.test('retry delays follow the backoff, measured at the upstream; Retry-After w
   t.ok(gaps[2]! >= 180 && gaps[2]! < 320, `then 200 ms +-10% (${gaps[2]} ms)`)
   t.ok(gaps[3]! >= 360 && gaps[3]! < 540, `then 400 ms +-10% (${gaps[3]} ms)`)
   t.ok(gaps[4]! >= 990, `then what Retry-After asked: 1 s (${gaps[4]} ms)`)
-  t.same(client.events.map((event) => event.data), ['first', 'second'])
+  t.same(dataOf(client), ['first', 'gap', 'second'])
 })
 
 t.test('a 4xx is not retried: the client stream closes cleanly, and the give-up is counted', async (t) => {
@@ -234,7 +238,7 @@ t.test('a reconnect answered 200 with another content type is not retried', asyn
 t.test('an upstream unreachable during the outage: network errors are retried until it is back', async (t) => {
   const upstream = new ReplayingUpstream(true)
   await upstream.start()
-  const proxy = await proxyFor(t, upstream.upstream.url(), { reconnect: { baseDelayMs: 50, maxRetries: 0 } })
+  const proxy = await proxyFor(t, upstream.upstream.url(), { reconnect: { baseDelayMs: 50, maxRetries: 0 } }, true)
   const client = await SseClient.open(proxy.url('/events'))
   t.teardown(() => client.close())
   await upstream.upstream.waitForStreams(1)
@@ -313,8 +317,8 @@ t.test('a stalled upstream (headers sent, then silence) is detected after health
   const proxy = await proxyFor(t, upstream.url(), { health: { idleTimeoutSeconds: 1 } })
   const client = await SseClient.open(proxy.url('/events'))
   t.teardown(() => client.close())
-  await client.waitForEvents(2, 10000)
-  t.same(client.events.map((event) => event.data), ['then silence', 'fresh'])
+  await client.waitForEvents(3, 10000)
+  t.same(dataOf(client), ['then silence', 'gap', 'fresh'])
   t.equal(upstream.requests[1]?.headers['last-event-id'], '1')
   await waitForMetric(proxy.url('/metrics'), /sse_upstream_stalls_total\{route_kind="sse",route="\/events"\} 1/)
 })
@@ -337,7 +341,7 @@ t.test('50 sessions reconnect at once after an upstream restart, each to a conti
   const upstream = new ReplayingUpstream(true)
   await upstream.start()
   t.teardown(async () => await upstream.stop())
-  const proxy = await proxyFor(t, upstream.upstream.url(), { reconnect: { baseDelayMs: 50, maxRetries: 0 } })
+  const proxy = await proxyFor(t, upstream.upstream.url(), { reconnect: { baseDelayMs: 50, maxRetries: 0 } }, true)
   const clients = await Promise.all(Array.from({ length: 50 }, async () => await SseClient.open(proxy.url('/events'))))
   t.teardown(() => { for (const client of clients) client.close() })
   await upstream.upstream.waitForStreams(50)

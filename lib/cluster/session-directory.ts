@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import type { ProxySession } from '../session/session-registry.js'
+import { isChangeableList, type ServerCapabilities } from '../wire/mcp-initialize.js'
 
 /** The part of a session that other replicas need to serve it (Redis store). */
 export interface SessionRecord {
@@ -10,6 +11,7 @@ export interface SessionRecord {
   readonly initializeRequest: Buffer | undefined
   readonly initializedNotification: Buffer | undefined
   readonly subscriptions: readonly string[]
+  readonly serverCapabilities: ServerCapabilities | undefined
 }
 
 export function sessionKey (keyPrefix: string, sessionId: string): string {
@@ -43,6 +45,7 @@ export class SessionDirectory {
     if (session.upstreamSessionId !== undefined) fields.up = session.upstreamSessionId
     if (session.initializeRequest !== undefined) fields.init = session.initializeRequest
     if (session.initializedNotification !== undefined) fields.inited = session.initializedNotification
+    if (session.serverCapabilities !== undefined) fields.caps = session.serverCapabilities.listChanged.join(',')
     await this.#redis.multi().hset(key, fields).pexpire(key, this.#idleTimeoutMs).exec()
   }
 
@@ -51,7 +54,7 @@ export class SessionDirectory {
     const key = sessionKey(this.#keyPrefix, sessionId)
     const [fields] = await Promise.all([this.#redis.hgetallBuffer(key), this.#redis.pexpire(key, this.#idleTimeoutMs)])
     // save() always writes route, ends and subs: a record without them is none.
-    const { route, ends, subs, up, init, inited, ending } = fields
+    const { route, ends, subs, up, init, inited, ending, caps } = fields
     if (route === undefined || ends === undefined || subs === undefined) return undefined
     return {
       routePath: route.toString(),
@@ -60,7 +63,8 @@ export class SessionDirectory {
       upstreamSessionId: up?.toString(),
       initializeRequest: init,
       initializedNotification: inited,
-      subscriptions: parseSubscriptions(subs.toString())
+      subscriptions: parseSubscriptions(subs.toString()),
+      serverCapabilities: caps === undefined ? undefined : { listChanged: caps.toString().split(',').filter(isChangeableList) }
     }
   }
 
@@ -86,6 +90,7 @@ export function applyRecord (session: ProxySession, record: SessionRecord): void
   if (record.upstreamSessionId !== undefined) session.upstreamSessionId = record.upstreamSessionId
   if (record.initializeRequest !== undefined) session.initializeRequest = record.initializeRequest
   if (record.initializedNotification !== undefined) session.initializedNotification = record.initializedNotification
+  if (record.serverCapabilities !== undefined) session.serverCapabilities = record.serverCapabilities
   session.subscriptions.clear()
   for (const uri of record.subscriptions) session.subscriptions.add(uri)
 }

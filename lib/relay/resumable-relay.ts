@@ -1,14 +1,13 @@
 import type { Readable } from 'node:stream'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { ClientSseStream } from '../client/client-sse-stream.js'
-import type { ReconnectPolicy } from '../config/schema.js'
+import { reconnectPolicyFor, type ReconnectPolicy, type RouteConfig } from '../config/schema.js'
 import type { RouteLabels } from '../metrics.js'
 import type { ProxyContext } from '../proxy-context.js'
 import { ProxiedStream, type StreamEnvironment, type StreamOrigin, type StreamOwnership, type UpstreamReconnect } from '../session/proxied-stream.js'
 import { mintStreamId } from '../session/event-id.js'
 import type { StreamDescriptor } from '../cluster/replica-coordinator.js'
-import type { ProxySession } from '../session/session-registry.js'
-import type { SseEvent } from '../wire/sse-event.js'
+import type { ProxySession, Reservation } from '../session/session-registry.js'
 import { serializeEvent } from '../wire/sse-serializer.js'
 import { countGapNotices, missNotice, RESUME_STATUS_HEADER, resumeStatusValue, type ResumeMiss } from '../session/resume-status.js'
 import { withoutHopByHop, type HeaderMap } from '../upstream/headers.js'
@@ -19,21 +18,36 @@ export interface StreamRoute {
   readonly labels: RouteLabels
   /** The route's reconnect policy: the global one with the route's overrides. */
   readonly reconnect: ReconnectPolicy
+  /** routes[].upstreamReplays */
+  readonly upstreamReplays: boolean
+}
+
+/** What the streams of one configured route share. */
+export function streamRouteOf (context: ProxyContext, route: RouteConfig): StreamRoute {
+  return {
+    context,
+    labels: { route_kind: route.kind, route: route.path },
+    reconnect: reconnectPolicyFor(context.options, route),
+    upstreamReplays: route.upstreamReplays
+  }
 }
 
 export interface NewStreamOptions {
   upstreamUrl: string
   /** A Last-Event-ID that could not be served before this fresh stream was opened. */
   miss?: ResumeMiss | undefined
-  rewriteEvent?: ((event: SseEvent) => SseEvent | undefined) | undefined
+  /** The place held for the stream in its session (sessions.maxStreamsPerSession). */
+  held?: Reservation | undefined
+  rewriteEvent?: StreamEnvironment['rewriteEvent']
+  gapNotifications?: StreamEnvironment['gapNotifications']
   /** How to reopen the upstream stream when it drops; without it, a drop ends the stream. */
   reconnect?: UpstreamReconnect | undefined
 }
 
 /**
  * Relays a new upstream event stream with proxy ids and history, for a client
- * that may leave and resume it. Routes check sessions.maxStreamsPerSession
- * (canAddStream) before they send the request upstream.
+ * that may leave and resume it. Routes hold its place in the session
+ * (reserveStream) before they send the request upstream.
  */
 export function startResumableStream (
   route: StreamRoute,
@@ -56,11 +70,12 @@ export function startResumableStream (
     ...streamEnvironment(route, request.log),
     upstreamUrl: options.upstreamUrl,
     rewriteEvent: options.rewriteEvent,
+    gapNotifications: options.gapNotifications,
     reconnect: options.reconnect,
     ownership: owned?.ownership
   }, { id, lastSeq: 0, lastUpstreamEventId: undefined })
   owned?.bind(stream)
-  context.sessions.addStream(stream)
+  context.sessions.addStream(stream, options.held)
   const subscriber = stream.subscribe()
   const headers = options.miss === undefined ? reply.getHeaders() : { ...reply.getHeaders(), ...resumeHeaders(options.miss) }
   subscriber.start(openClientStream(route, reply, headers, options.miss), [])
@@ -114,9 +129,10 @@ export function reviveStream (
   descriptor: StreamDescriptor,
   origin: StreamOrigin,
   ownership: StreamOwnership,
-  reconnect: UpstreamReconnect
+  reconnect: UpstreamReconnect,
+  gapNotifications?: StreamEnvironment['gapNotifications']
 ): ProxiedStream {
-  return new ProxiedStream(session, { ...streamEnvironment(route, route.context.log), reconnect, ownership, upstreamUrl: descriptor.upstreamUrl }, origin)
+  return new ProxiedStream(session, { ...streamEnvironment(route, route.context.log), reconnect, ownership, gapNotifications, upstreamUrl: descriptor.upstreamUrl }, origin)
 }
 
 /** A client joins a running stream live, from now: a GET for a session's standalone stream. */
@@ -198,6 +214,7 @@ export function reconnectWith (
   const headers = reconnectHeaders(request)
   return {
     policy: route.reconnect,
+    replays: route.upstreamReplays,
     needsUpstreamIds: options.needsUpstreamIds,
     answers: options.answers,
     connect: async (lastUpstreamEventId) => await connectEventStream(context.dispatcher, url, { ...headers, ...options.sessionHeaders?.() }, lastUpstreamEventId)
@@ -213,6 +230,7 @@ export function reconnectFromDescriptor (
   const { dispatcher } = route.context
   return {
     policy: route.reconnect,
+    replays: route.upstreamReplays,
     needsUpstreamIds: options.needsUpstreamIds,
     answers: descriptor.answers === undefined ? undefined : new Set(descriptor.answers),
     connect: async (lastUpstreamEventId) => await connectEventStream(dispatcher, descriptor.upstreamUrl, { ...descriptor.headers, ...options.sessionHeaders?.() }, lastUpstreamEventId)

@@ -1,11 +1,13 @@
 import type { Readable } from 'node:stream'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { reconnectPolicyFor, type LegacySseRouteConfig } from '../config/schema.js'
+import type { LegacySseRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { reconnectWith, type StreamRoute } from '../relay/resumable-relay.js'
+import { reconnectWith, streamRouteOf } from '../relay/resumable-relay.js'
 import { LegacyEndpoint } from '../session/legacy-endpoint.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
-import type { UpstreamReconnect } from '../session/proxied-stream.js'
+import type { GapReporter, UpstreamReconnect } from '../session/proxied-stream.js'
+import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
+import { serverCapabilitiesIn } from '../wire/mcp-initialize.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import type { HeaderMap } from '../upstream/headers.js'
@@ -31,7 +33,7 @@ const resentRequests = new WeakSet<FastifyRequest>()
  * recorded handshake (sessions.reestablish). Either way the client keeps its endpoint.
  */
 export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyContext, route: LegacySseRouteConfig): void {
-  const streamRoute: StreamRoute = { context, labels: { route_kind: route.kind, route: route.path }, reconnect: reconnectPolicyFor(context.options, route) }
+  const streamRoute = streamRouteOf(context, route)
   const { sessions, options } = context
   const messagesUrl = `${proxy.prefix}${route.messagesPath}`
 
@@ -39,14 +41,16 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
     rewriterFor: (session, upstreamUrl) => {
       const endpoint = new LegacyEndpoint()
       session.legacyEndpoint = endpoint
-      return (event) => rewriteEvent(event, {
+      return (event, gaps) => rewriteEvent(event, {
         request,
         session,
         endpoint,
+        gaps,
         upstreamUrl,
         proxyEndpoint: `${messagesUrl}?sessionId=${session.id}`
       })
     },
+    gapNotificationsFor: (session) => () => mcpGapNotifications(session),
     reconnectFor: (request, upstreamUrl) => legacyReconnect(request, upstreamUrl)
   }))
 
@@ -60,6 +64,7 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
     request: FastifyRequest
     session: ProxySession
     endpoint: LegacyEndpoint
+    gaps: GapReporter
     upstreamUrl: string
     proxyEndpoint: string
   }
@@ -67,10 +72,17 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
   /**
    * The first `endpoint` event becomes the proxy's, with the proxy session id; one
    * after a reconnect only moves where POSTs go. Answers to the proxy's own
-   * requests (a replayed handshake) are kept from the client.
+   * requests (a replayed handshake) are kept from the client. An initialize answer,
+   * the client's or the proxy's, tells which list changes the server announces.
    */
   function rewriteEvent (event: SseEvent, at: EndpointContext): SseEvent | undefined {
-    if (event.event !== ENDPOINT_EVENT) return isProxyResponse(event.data) ? undefined : event
+    if (event.event !== ENDPOINT_EVENT) {
+      const ownAnswer = isProxyResponse(event.data)
+      if (ownAnswer || at.session.serverCapabilities === undefined) {
+        at.session.serverCapabilities = serverCapabilitiesIn(event.data) ?? at.session.serverCapabilities
+      }
+      return ownAnswer ? undefined : event
+    }
     const url = new URL(event.data.trim(), at.upstreamUrl)
     // As the MCP SDK's client checks: messages, and the client's credentials with them, go to the upstream's own origin only.
     if (url.origin !== new URL(at.upstreamUrl).origin) {
@@ -88,7 +100,13 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
       endpoint.moveTo(url, Promise.resolve())
       return { ...event, data: at.proxyEndpoint }
     }
-    endpoint.moveTo(url, url === previous ? Promise.resolve() : reopenSession(at, url))
+    if (url === previous) {
+      endpoint.moveTo(url, Promise.resolve())
+      return undefined
+    }
+    // A new endpoint is a new upstream session: whatever the old one owed the client is lost.
+    at.gaps.noteGap('session-reestablished')
+    endpoint.moveTo(url, reopenSession(at, url))
     return undefined
   }
 

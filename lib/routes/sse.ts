@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
-import { reconnectPolicyFor, type SseRouteConfig } from '../config/schema.js'
+import type { SseRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { reconnectFromDescriptor, reconnectWith, reviveStream, type StreamRoute } from '../relay/resumable-relay.js'
+import { reconnectFromDescriptor, reconnectWith, reviveStream, streamRouteOf } from '../relay/resumable-relay.js'
 import { serveStreamGet } from './stream-get.js'
 
 /**
@@ -10,7 +10,7 @@ import { serveStreamGet } from './stream-get.js'
  * streams resumes it.
  */
 export function registerSseRoute (proxy: FastifyInstance, context: ProxyContext, route: SseRouteConfig): void {
-  const streamRoute: StreamRoute = { context, labels: { route_kind: route.kind, route: route.path }, reconnect: reconnectPolicyFor(context.options, route) }
+  const streamRoute = streamRouteOf(context, route)
   proxy.get(route.path, { config: { disableMetrics: true } }, async (request, reply) => await serveStreamGet(streamRoute, route, request, reply, {
     reconnectFor: (request, url) => reconnectWith(streamRoute, request, url, { needsUpstreamIds: false })
   }))

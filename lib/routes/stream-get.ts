@@ -1,10 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { recordMiss, resumeStream, startResumableStream, type StreamRoute } from '../relay/resumable-relay.js'
 import { resumeRemoteStream } from '../relay/remote-resume.js'
-import type { UpstreamReconnect } from '../session/proxied-stream.js'
+import type { StreamEnvironment, UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream } from '../upstream/forward.js'
-import type { SseEvent } from '../wire/sse-event.js'
 import { sendStoreUnavailable, sendTooManySessions } from './json-rpc-errors.js'
 import { resolveLastEventId } from './last-event-id.js'
 import { withClientQuery } from './upstream-url.js'
@@ -16,7 +15,9 @@ export interface StreamGetRoute {
 
 export interface StreamGetOptions {
   /** Lets a route rewrite the events of a stream it opens, knowing its session and upstream URL. */
-  rewriterFor?: (session: ProxySession, upstreamUrl: string) => (event: SseEvent) => SseEvent | undefined
+  rewriterFor?: (session: ProxySession, upstreamUrl: string) => StreamEnvironment['rewriteEvent']
+  /** What the route's protocol tells a client of a gap in its session's stream. */
+  gapNotificationsFor?: (session: ProxySession) => StreamEnvironment['gapNotifications']
   /** Lets a route reopen a stream that drops upstream; without it, a drop ends the stream. */
   reconnectFor?: (request: FastifyRequest, upstreamUrl: string) => UpstreamReconnect
 }
@@ -47,8 +48,11 @@ export async function serveStreamGet (
   if (target.kind === 'store-unavailable') return sendStoreUnavailable(reply)
   const miss = target.kind === 'miss' ? target.miss : undefined
   if (miss !== undefined) recordMiss(streamRoute, request.log, miss)
-  if (!sessions.hasCapacity()) return sendTooManySessions(reply)
   if (coordinator?.available === false) return sendStoreUnavailable(reply)
+  // Held across the upstream round trip: GETs that arrive together cannot all pass the limit.
+  const place = sessions.reserveSession()
+  if (place === undefined) return sendTooManySessions(reply)
+  reply.raw.once('close', () => place.release())
   const url = withClientQuery(route.upstream, request.url)
   forwardToUpstream(request, reply, {
     url,
@@ -57,12 +61,13 @@ export async function serveStreamGet (
     // The client's Last-Event-ID is a proxy id: it means nothing upstream.
     rewriteRequestHeaders: ({ 'last-event-id': _proxyId, ...headers }) => headers,
     onEventStream: (body) => {
-      const session = sessions.create({ routePath: route.path, endsWithItsStreams: true })
+      const session = sessions.create({ routePath: route.path, endsWithItsStreams: true }, place)
       request.mcpSseSession = session
       startResumableStream(streamRoute, request, reply, session, body, {
         upstreamUrl: url,
         miss,
         rewriteEvent: options.rewriterFor?.(session, url),
+        gapNotifications: options.gapNotificationsFor?.(session),
         reconnect: options.reconnectFor?.(request, url)
       })
     }

@@ -1,13 +1,13 @@
 import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { reconnectPolicyFor, type StreamableHttpRouteConfig } from '../config/schema.js'
+import type { StreamableHttpRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { joinStream, reconnectFromDescriptor, reconnectWith, recordMiss, resumeStream, reviveStream, startResumableStream, type StreamRoute } from '../relay/resumable-relay.js'
+import { joinStream, reconnectFromDescriptor, reconnectWith, recordMiss, resumeStream, reviveStream, startResumableStream, streamRouteOf } from '../relay/resumable-relay.js'
 import type { ResumeMiss } from '../session/resume-status.js'
 import { resumeRemoteStream } from '../relay/remote-resume.js'
 import { relayEventStream } from '../relay/sse-relay.js'
 import type { UpstreamReconnect } from '../session/proxied-stream.js'
-import type { ProxySession } from '../session/session-registry.js'
+import type { ProxySession, Reservation } from '../session/session-registry.js'
 import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
 import { endUpstreamSession, reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
@@ -17,6 +17,9 @@ import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
 import { isInitialize, jsonRpcRequestIds } from '../wire/json-rpc.js'
+import { serverCapabilitiesIn, serverCapabilitiesInBody } from '../wire/mcp-initialize.js'
+import type { SseEvent } from '../wire/sse-event.js'
+import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
 
 const SESSION_HEADER = 'mcp-session-id'
 
@@ -24,6 +27,11 @@ const SESSION_HEADER = 'mcp-session-id'
 const reestablishedRequests = new WeakSet<FastifyRequest>()
 // The upstream session id each request was last sent with: a 404 is about that one.
 const sentUpstreamSession = new WeakMap<FastifyRequest, string | undefined>()
+// Initialize requests, told apart once: their answers carry the server's capabilities.
+const initializeRequests = new WeakSet<FastifyRequest>()
+// The places held for what a request may open: a session (initialize), or a stream of its session.
+const heldSessions = new WeakMap<FastifyRequest, Reservation>()
+const heldStreams = new WeakMap<FastifyRequest, Reservation>()
 // Sessions being opened again upstream: one handshake, however many requests found them lost.
 const reopenings = new WeakMap<ProxySession, Promise<boolean>>()
 
@@ -36,7 +44,7 @@ const reopenings = new WeakMap<ProxySession, Promise<boolean>>()
  * are, and closing their stream cancels them.
  */
 export function registerStreamableHttpRoute (proxy: FastifyInstance, context: ProxyContext, route: StreamableHttpRouteConfig): void {
-  const streamRoute: StreamRoute = { context, labels: { route_kind: route.kind, route: route.path }, reconnect: reconnectPolicyFor(context.options, route) }
+  const streamRoute = streamRouteOf(context, route)
   const { sessions, coordinator } = context
 
   /** With a Redis store, the session may have been opened, or changed, through another replica. */
@@ -68,8 +76,9 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       needsUpstreamIds: descriptor.answers !== undefined,
       sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
     })
-    const stream = reviveStream(streamRoute, session, descriptor, origin, ownership, reconnect)
-    if (descriptor.answers === undefined) session.standaloneStream = stream
+    const standalone = descriptor.answers === undefined
+    const stream = reviveStream(streamRoute, session, descriptor, origin, ownership, reconnect, standalone ? () => mcpGapNotifications(session) : undefined)
+    if (standalone) session.standaloneStream = stream
     return stream
   })
 
@@ -83,8 +92,18 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       rewriteRequestHeaders: (headers) => toUpstreamHeaders(request, headers),
       takeOver: (head, body) => reestablishOnLostSession(request, reply, head, body, url),
       onResponseHead: (head, reply) => mapResponseSession(request, head, reply),
-      onEventStream: (body) => relay(request, reply, body, url, miss)
+      onEventStream: (body) => relay(request, reply, body, url, miss),
+      observeBody: initializeRequests.has(request) ? { maxBytes: context.options.limits.maxEventBytes, onBody: (body, head) => noteCapabilities(request, body, head) } : undefined
     })
+  }
+
+  /** The capabilities the upstream announced in its initialize answer: what its gaps must be told in terms of. */
+  function noteCapabilities (request: FastifyRequest, body: Buffer, head: UpstreamResponseHead): void {
+    const session = request.mcpSseSession
+    const capabilities = serverCapabilitiesInBody(body, firstHeaderValue(head.headers['content-type']), context.options.limits.maxEventBytes)
+    if (session === null || capabilities === undefined) return
+    session.serverCapabilities = capabilities
+    coordinator?.saveSession(session)
   }
 
   function relay (request: FastifyRequest, reply: FastifyReply, body: Readable, url: string, miss: ResumeMiss | undefined): void {
@@ -102,10 +121,15 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       answers: request.method === 'POST' ? jsonRpcRequestIds(request.body) : undefined,
       sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
     })
+    const standalone = request.method === 'GET'
     const stream = startResumableStream(streamRoute, request, reply, session, body, {
       upstreamUrl: url,
       miss,
-      reconnect: request.method === 'GET' ? reconnectReopening(request, session, url, reconnect) : reconnect
+      held: heldStreams.get(request),
+      reconnect: standalone ? reconnectReopening(request, session, url, reconnect) : reconnect,
+      // Notifications unrelated to a request go on the standalone stream: so does what replaces those lost.
+      gapNotifications: standalone ? () => mcpGapNotifications(session) : undefined,
+      rewriteEvent: initializeRequests.has(request) ? (event) => noteCapabilitiesIn(session, event) : undefined
     })
     if (request.method === 'GET') session.standaloneStream = stream
   }
@@ -132,6 +156,15 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     }).catch(/* c8 ignore next -- the steps above answer every failure themselves; this only keeps an
        unforeseen rejection from going unhandled, and answers it with the error handler's 500. */ (error: unknown) => reply.send(error))
     return true
+  }
+
+  function noteCapabilitiesIn (session: ProxySession, event: SseEvent): SseEvent {
+    const capabilities = session.serverCapabilities === undefined ? serverCapabilitiesIn(event.data) : undefined
+    if (capabilities !== undefined) {
+      session.serverCapabilities = capabilities
+      coordinator?.saveSession(session)
+    }
+    return event
   }
 
   function canReestablish (session: ProxySession): boolean {
@@ -171,14 +204,16 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       return false
     }
     try {
-      const upstreamSessionId = await reestablishUpstreamSession(context.dispatcher, url, session, request.headers as HeaderMap)
-      if (upstreamSessionId === undefined) throw new Error('the upstream did not open a new session')
+      const reopened = await reestablishUpstreamSession(context.dispatcher, url, session, request.headers as HeaderMap, context.options.limits.maxEventBytes)
+      if (reopened === undefined) throw new Error('the upstream did not open a new session')
+      const { upstreamSessionId, capabilities } = reopened
       if (session.endRequested === true) {
         // A DELETE came during the handshake: it wins, and the new upstream session goes too.
         await endUpstreamSession(context.dispatcher, url, upstreamSessionId, request.headers as HeaderMap)
         return false
       }
       session.upstreamSessionId = upstreamSessionId
+      session.serverCapabilities = capabilities ?? session.serverCapabilities
       coordinator?.saveSession(session)
       context.metrics.sessionsReestablished.inc(streamRoute.labels)
       request.log.info({ upstream: url, lostUpstreamSession }, 'upstream lost the MCP session; opened a new one')
@@ -189,16 +224,27 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     }
   }
 
-  /** A GET stream reconnecting into a lost session opens it again, then starts afresh in it. */
+  /**
+   * A GET stream reconnecting into a lost session opens it again, then starts afresh
+   * in it. A stream that comes back in another upstream session than its last one
+   * (this or another request opened it) is fresh: nothing of the old one is replayed.
+   */
   function reconnectReopening (request: FastifyRequest, session: ProxySession, url: string, reconnect: UpstreamReconnect): UpstreamReconnect {
+    let connectedIn = session.upstreamSessionId
     return {
       ...reconnect,
       connect: async (lastUpstreamEventId) => {
         const sentUpstreamSessionId = session.upstreamSessionId
-        const result = await reconnect.connect(lastUpstreamEventId)
-        if (result.kind !== 'give-up' || result.statusCode !== 404 || !canReestablish(session)) return result
         // The new upstream session never saw the old one's ids.
-        return await reopenUpstreamSession(request, session, url, sentUpstreamSessionId) ? await reconnect.connect(undefined) : result
+        let result = await reconnect.connect(sentUpstreamSessionId === connectedIn ? lastUpstreamEventId : undefined)
+        if (result.kind === 'give-up' && result.statusCode === 404 && canReestablish(session) &&
+            await reopenUpstreamSession(request, session, url, sentUpstreamSessionId)) {
+          result = await reconnect.connect(undefined)
+        }
+        if (result.kind !== 'connected') return result
+        const fresh = session.upstreamSessionId !== connectedIn
+        connectedIn = session.upstreamSessionId
+        return fresh ? { ...result, freshSession: true } : result
       }
     }
   }
@@ -213,7 +259,13 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     }
     if (upstreamSessionId === undefined) return undefined
     if (session === null) {
-      const created = sessions.create({ routePath: route.path, endsWithItsStreams: false, upstreamSessionId })
+      const held = heldSessions.get(request)
+      if (held === undefined && !sessions.hasCapacity()) {
+        // Not an initialize, and no place left: the upstream's id must not reach the client as it is.
+        reply.removeHeader(SESSION_HEADER)
+        return undefined
+      }
+      const created = sessions.create({ routePath: route.path, endsWithItsStreams: false, upstreamSessionId }, held)
       recordSessionState(created, request.body, context.options.sessions.maxSubscriptionsPerSession)
       request.mcpSseSession = created
       coordinator?.saveSession(created)
@@ -234,16 +286,27 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     config: { disableMetrics: true }
   }
 
+  /** Holds `place` in `held` until the request's response is over: used by then, or given back. */
+  function holdFor (request: FastifyRequest, reply: FastifyReply, held: WeakMap<FastifyRequest, Reservation>, place: Reservation): void {
+    held.set(request, place)
+    reply.raw.once('close', () => place.release())
+  }
+
   proxy.post(route.path, routeOptions, (request, reply) => {
     const session = request.mcpSseSession
-    if (session === null && !sessions.hasCapacity() && isInitialize(request.body)) {
-      return sendTooManySessions(reply)
+    if (session === null && isInitialize(request.body)) {
+      if (coordinator?.available === false) return sendStoreUnavailable(reply)
+      const place = sessions.reserveSession()
+      if (place === undefined) return sendTooManySessions(reply)
+      holdFor(request, reply, heldSessions, place)
+      initializeRequests.add(request)
     }
-    if (session === null && coordinator?.available === false && isInitialize(request.body)) {
-      return sendStoreUnavailable(reply)
+    if (session !== null) {
+      // Refused before the upstream sees it, so that a refused tools/call never runs.
+      const place = sessions.reserveStream(session)
+      if (place === undefined) return sendTooManyStreams(reply)
+      holdFor(request, reply, heldStreams, place)
     }
-    // Refused before the upstream sees it, so that a refused tools/call never runs.
-    if (session !== null && !sessions.canAddStream(session)) return sendTooManyStreams(reply)
     if (session !== null && recordSessionState(session, request.body, context.options.sessions.maxSubscriptionsPerSession)) {
       coordinator?.saveSession(session)
     }
@@ -278,7 +341,11 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       joinStream(streamRoute, reply, standalone, miss)
       return reply
     }
-    if (session !== null && !sessions.canAddStream(session)) return sendTooManyStreams(reply)
+    if (session !== null) {
+      const place = sessions.reserveStream(session)
+      if (place === undefined) return sendTooManyStreams(reply)
+      holdFor(request, reply, heldStreams, place)
+    }
     forward(request, reply, miss)
     return reply
   })

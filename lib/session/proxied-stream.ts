@@ -13,6 +13,7 @@ import { eventIdPrefix, mintStreamId } from './event-id.js'
 import type { ProxySession } from './session-registry.js'
 import { StreamSubscriber, type StreamItem } from './stream-subscriber.js'
 import { answeredIds } from '../wire/json-rpc.js'
+import { gapNotice, type GapCause } from './resume-status.js'
 
 /** What a stream needs besides what reporting its upstream's trouble needs (idleTimeoutMs: 0 for never). */
 export interface StreamEnvironment extends UpstreamReportContext {
@@ -31,9 +32,16 @@ export interface StreamEnvironment extends UpstreamReportContext {
   readonly onForget: (stream: ProxiedStream) => void
   /**
    * Lets a route change an event before it gets its id and is recorded (legacy-sse's
-   * `endpoint`), or keep it from the client altogether (undefined).
+   * `endpoint`), or keep it from the client altogether (undefined). What it learns
+   * from the event may tell it of a gap (a new upstream session), which it notes.
    */
-  readonly rewriteEvent?: ((event: SseEvent) => SseEvent | undefined) | undefined
+  readonly rewriteEvent?: ((event: SseEvent, gaps: GapReporter) => SseEvent | undefined) | undefined
+  /**
+   * What a client of this stream would otherwise never learn of a gap, in its
+   * protocol's own terms (an MCP session's list_changed notifications): recorded
+   * after the gap notice.
+   */
+  readonly gapNotifications?: (() => readonly SseEvent[]) | undefined
   /** How to open the upstream stream again when it drops; without it, a drop ends the stream. */
   readonly reconnect?: UpstreamReconnect | undefined
   /** The store's epoch, which every event id carries. */
@@ -57,6 +65,11 @@ export interface StreamOwnership {
   readonly followedElsewhere: () => Promise<boolean>
 }
 
+/** Where a route notes that the upstream lost what the client was owed. */
+export interface GapReporter {
+  noteGap: (cause: GapCause) => void
+}
+
 /** A stream this replica takes over from another one: its id, last seq and upstream cursor. */
 export interface StreamOrigin {
   readonly id: string
@@ -77,6 +90,8 @@ interface WaitingAppend {
 
 export interface UpstreamReconnect {
   readonly policy: ReconnectPolicy
+  /** The upstream sends again, after the Last-Event-ID of a reconnect, what it sent meanwhile (routes[].upstreamReplays). */
+  readonly replays: boolean
   /** Opens the upstream stream again, resuming after the upstream's own last event id. */
   readonly connect: (lastUpstreamEventId: string | undefined) => Promise<ConnectResult>
   /** A stream the upstream resumes only by its ids (an MCP POST stream): none seen, no reconnect. */
@@ -96,7 +111,7 @@ export interface UpstreamReconnect {
  * moment, if any. The client may leave and come back; the upstream keeps running,
  * and recording, for the grace period.
  */
-export class ProxiedStream {
+export class ProxiedStream implements GapReporter {
   readonly id: string
   readonly session: ProxySession
   readonly #env: StreamEnvironment
@@ -139,6 +154,10 @@ export class ProxiedStream {
   #waitingAppend: WaitingAppend | undefined
   /** Set when this replica closes: the stream is not over, another replica goes on with it. */
   #handingOver = false
+  /** Set while the upstream of a stream taken over from another replica is opened again. */
+  #takingOver = false
+  /** A gap is noted at most once per upstream connection. */
+  #gapNoted = false
 
   constructor (session: ProxySession, env: StreamEnvironment, origin?: StreamOrigin) {
     this.session = session
@@ -270,6 +289,7 @@ export class ProxiedStream {
       return
     }
     this.#connectedAt = performance.now()
+    this.#takingOver = true
     this.#upstreamEnded('ended')
     if (this.#subscriber === undefined) this.#awaitClient()
   }
@@ -324,13 +344,33 @@ export class ProxiedStream {
     if (this.#unanswered !== undefined && this.#unanswered.size > 0) {
       for (const id of answeredIds(upstreamEvent.data)) this.#unanswered.delete(id)
     }
-    const event = this.#env.rewriteEvent === undefined ? upstreamEvent : this.#env.rewriteEvent(upstreamEvent)
+    const event = this.#env.rewriteEvent === undefined ? upstreamEvent : this.#env.rewriteEvent(upstreamEvent, this)
     if (event === undefined) return
+    const seq = this.#recordAs(event, upstreamEvent.id)
+    if (upstreamId !== undefined && upstreamId !== '') this.#dedupe?.remember(upstreamId, seq)
+  }
+
+  #recordAs (event: SseEvent, upstreamId: string | undefined): number {
     const seq = ++this.#seq
-    const recorded: RecordedEvent = { seq, upstreamId: upstreamEvent.id, text: serializeWithProxyId(this.#idPrefix + seq, event) }
+    const recorded: RecordedEvent = { seq, upstreamId, text: serializeWithProxyId(this.#idPrefix + seq, event) }
     this.#batch.push(recorded)
     this.#recorded.push(recorded)
-    if (upstreamId !== undefined && upstreamId !== '') this.#dedupe?.remember(upstreamId, seq)
+    return seq
+  }
+
+  /**
+   * The upstream may have sent events that never reached the proxy: a notice goes into
+   * the stream at this point, recorded like any event, so that a resume from before it
+   * replays it too; then what the route's protocol can say of it. Never a silent gap.
+   */
+  noteGap (cause: GapCause): void {
+    if (this.#gapNoted) return
+    this.#gapNoted = true
+    const { metrics, labels, log, upstreamUrl } = this.#env
+    metrics.upstreamGaps.inc({ ...labels, cause })
+    log.info({ upstream: upstreamUrl, streamId: this.id, cause }, 'the upstream may have sent events the proxy never got; the client is told in the stream')
+    this.#recordAs(gapNotice(cause), undefined)
+    for (const notification of this.#env.gapNotifications?.() ?? []) this.#recordAs(notification, undefined)
   }
 
   /**
@@ -504,10 +544,12 @@ export class ProxiedStream {
   }
 
   /** Reconnects after a drop, with backoff, until it works or the policy gives up. */
-  async #reconnect (reconnect: UpstreamReconnect, drop: UpstreamEndReason): Promise<void> {
+  async #reconnect (reconnect: UpstreamReconnect, drop: Extract<GapCause, UpstreamEndReason>): Promise<void> {
     const { metrics, labels, log, upstreamUrl } = this.#env
     const { policy } = reconnect
     const cleanClose = drop === 'ended'
+    const gapCause: GapCause = this.#takingOver ? 'takeover' : drop
+    this.#takingOver = false
     let reason: string = drop
     let hintMs = this.#retryHintMs
     for (let attempt = 1; ; attempt++) {
@@ -532,11 +574,22 @@ export class ProxiedStream {
       if (result.kind === 'connected') {
         metrics.reconnectionSuccesses.inc(labels)
         log.info({ upstream: upstreamUrl, attempt }, 'reconnected to the upstream')
-        if (this.#dedupe !== undefined) await this.#prepareDedupe(this.#dedupe)
+        if (result.freshSession === true) {
+          this.#dedupe?.forget()
+        } else if (this.#dedupe !== undefined) {
+          await this.#prepareDedupe(this.#dedupe)
+        }
         if (this.#stopped) {
           result.body.destroy()
           return
         }
+        this.#gapNoted = false
+        if (result.freshSession === true) {
+          this.noteGap('session-reestablished')
+        } else if (!reconnect.replays) {
+          this.noteGap(gapCause)
+        }
+        this.#commit()
         this.start(result.body)
         return
       }

@@ -1,6 +1,7 @@
 import type { ProxiedStream } from './proxied-stream.js'
 import type { LegacyEndpoint } from './legacy-endpoint.js'
 import { mintSessionId } from './session-id.js'
+import type { ServerCapabilities } from '../wire/mcp-initialize.js'
 
 /** What the proxy knows of one client-facing session. */
 export interface ProxySession {
@@ -26,6 +27,8 @@ export interface ProxySession {
    * when a stream of it finds it gone before the DELETE is answered.
    */
   endRequested?: boolean
+  /** What the upstream's initialize result announced: which list changes it notifies of. */
+  serverCapabilities?: ServerCapabilities
   /** The resource URIs the client subscribed to, to subscribe again. */
   readonly subscriptions: Set<string>
   /** streamable-http: the standalone stream a GET opens (one per session, as the SDK allows). */
@@ -44,12 +47,35 @@ export interface SessionRegistryOptions {
 
 export type NewSession = Pick<ProxySession, 'routePath' | 'endsWithItsStreams' | 'upstreamSessionId'>
 
+/**
+ * A place held for a session, or for a stream of a session, across the upstream
+ * round trip that may lead to it: requests that arrive together cannot all pass
+ * a check made before the wait and then all be admitted after it.
+ */
+export interface Reservation {
+  /** Gives the place back; a no-op once it was given back or used. */
+  release: () => void
+}
+
+function reservation (onRelease: () => void): Reservation {
+  let held = true
+  return {
+    release: () => {
+      if (!held) return
+      held = false
+      onRelease()
+    }
+  }
+}
+
 /** The proxy's sessions and their streams, bounded in number and forgotten when idle. */
 export class SessionRegistry {
   readonly #sessions = new Map<string, ProxySession>()
   readonly #streams = new Map<string, ProxiedStream>()
   readonly #options: SessionRegistryOptions
   readonly #sweepTimer: NodeJS.Timeout
+  #reservedSessions = 0
+  readonly #reservedStreams = new WeakMap<ProxySession, number>()
 
   constructor (options: SessionRegistryOptions) {
     this.#options = options
@@ -57,12 +83,24 @@ export class SessionRegistry {
     this.#sweepTimer = setInterval(() => this.sweepIdle(Date.now()), sweepEveryMs).unref()
   }
 
+  /** Whether one more session fits now, counting the places held for sessions on their way. */
   hasCapacity (): boolean {
-    return this.#sessions.size < this.#options.maxSessions
+    return this.#sessions.size + this.#reservedSessions < this.#options.maxSessions
   }
 
-  /** Callers check hasCapacity() before the upstream round trip that leads here. */
-  create (fields: NewSession): ProxySession {
+  /** Holds a place for a session before the upstream round trip that may open it; undefined when none is left. */
+  reserveSession (): Reservation | undefined {
+    if (!this.hasCapacity()) return undefined
+    this.#reservedSessions++
+    return reservation(() => { this.#reservedSessions-- })
+  }
+
+  /**
+   * A new session, in the place `held` for it, or in one callers found free with
+   * hasCapacity() in the same turn.
+   */
+  create (fields: NewSession, held?: Reservation): ProxySession {
+    held?.release()
     const session = this.restore({ ...fields, id: mintSessionId() })
     if (fields.upstreamSessionId !== undefined) session.upstreamSessionId = fields.upstreamSessionId
     return session
@@ -92,15 +130,25 @@ export class SessionRegistry {
     return this.#streams.get(streamId)
   }
 
-  /** Whether the session may hold one more stream, after forgetting its oldest finished one if need be. */
-  canAddStream (session: ProxySession): boolean {
-    if (session.streams.size < this.#options.maxStreamsPerSession) return true
-    const kept = [...session.streams.values()].find((stream) => !stream.isLive)
-    kept?.forget()
-    return kept !== undefined
+  /**
+   * Holds a place for one more stream of the session, after forgetting its oldest
+   * finished one if need be; undefined when every place is taken by a live stream
+   * or held for one on its way.
+   */
+  reserveStream (session: ProxySession): Reservation | undefined {
+    const reserved = this.#reservedStreams.get(session) ?? 0
+    while (session.streams.size + reserved >= this.#options.maxStreamsPerSession) {
+      const kept = [...session.streams.values()].find((stream) => !stream.isLive)
+      if (kept === undefined) return undefined
+      kept.forget()
+    }
+    this.#reservedStreams.set(session, reserved + 1)
+    return reservation(() => { this.#reservedStreams.set(session, (this.#reservedStreams.get(session) ?? 1) - 1) })
   }
 
-  addStream (stream: ProxiedStream): void {
+  /** Adds a stream in the place `held` for it (a session's first stream needs none). */
+  addStream (stream: ProxiedStream, held?: Reservation): void {
+    held?.release()
     stream.session.streams.set(stream.id, stream)
     this.#streams.set(stream.id, stream)
   }

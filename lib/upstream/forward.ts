@@ -1,9 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Readable } from 'node:stream'
+import { pipeline, Transform, type Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { UpstreamTimeoutError, UpstreamUnavailableError } from '../errors.js'
 import type { ProxyMetrics, RouteLabels } from '../metrics.js'
 import { withoutHopByHop, type HeaderMap } from './headers.js'
+import { isEventStream } from '../wire/content-type.js'
 
 export interface UpstreamResponseHead {
   statusCode: number
@@ -27,6 +28,8 @@ export interface ForwardOptions {
   takeOver?: (head: UpstreamResponseHead, body: Readable) => boolean
   /** Takes over a `200 text/event-stream` response; without it, and for every other response, the body passes through as it is. */
   onEventStream?: (body: Readable) => void
+  /** Is given a copy of a body that passes through, once it has ended, when it is at most `maxBytes`. */
+  observeBody?: { readonly maxBytes: number, readonly onBody: (body: Buffer, head: UpstreamResponseHead) => void } | undefined
 }
 
 /**
@@ -59,7 +62,7 @@ export function forwardToUpstream (request: FastifyRequest, reply: FastifyReply,
         if (options.onEventStream !== undefined && head.statusCode === 200 && isEventStream(head.headers['content-type'])) {
           options.onEventStream(response.stream)
         } else {
-          reply.send(response.stream)
+          reply.send(options.observeBody === undefined ? response.stream : observed(response.stream, head, options.observeBody))
         }
       }
       const headHandled = options.onResponseHead?.(head, reply)
@@ -83,8 +86,27 @@ export function forwardToUpstream (request: FastifyRequest, reply: FastifyReply,
   })
 }
 
-export function isEventStream (contentType: string | undefined): boolean {
-  return contentType !== undefined && contentType.trimStart().toLowerCase().startsWith('text/event-stream')
+/**
+ * The body, as it passes through to the client, copied up to a bound (past it, the
+ * copy is dropped). A transform, not a second reader: nothing flows before the
+ * reply reads it.
+ */
+function observed (body: Readable, head: UpstreamResponseHead, observer: NonNullable<ForwardOptions['observeBody']>): Readable {
+  let chunks: Buffer[] | undefined = []
+  let bytes = 0
+  const copy = new Transform({
+    transform (chunk: Buffer, _encoding, done) {
+      bytes += chunk.length
+      if (bytes > observer.maxBytes) chunks = undefined
+      chunks?.push(chunk)
+      done(null, chunk)
+    },
+    flush (done) {
+      if (chunks !== undefined) observer.onBody(Buffer.concat(chunks), head)
+      done()
+    }
+  })
+  return pipeline(body, copy, () => {})
 }
 
 function rootCause (error: Error): Error {

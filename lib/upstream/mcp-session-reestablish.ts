@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici'
 import type { ProxySession } from '../session/session-registry.js'
 import { answeredIds } from '../wire/json-rpc.js'
+import { serverCapabilitiesInBody, type ServerCapabilities } from '../wire/mcp-initialize.js'
 import type { HeaderMap } from './headers.js'
 
 const SESSION_HEADER = 'mcp-session-id'
@@ -16,28 +17,36 @@ interface Handshake {
   readonly followUps: readonly Buffer[]
 }
 
+export interface ReopenedSession {
+  readonly upstreamSessionId: string
+  /** What the new session's initialize answer announced, when it could be read. */
+  readonly capabilities: ServerCapabilities | undefined
+}
+
 /**
  * Opens a new upstream MCP session for a proxy session whose upstream session
  * was lost (the upstream answered 404, MCP 2025-03-26 to 2025-11-25): the client's
  * own initialize and notifications/initialized again, then its resource
- * subscriptions. Returns the new upstream session id, or undefined when the
- * upstream would not open one.
+ * subscriptions. Undefined when the upstream would not open one.
  */
 export async function reestablishUpstreamSession (
   dispatcher: Dispatcher,
   url: string,
   session: ProxySession,
-  clientHeaders: HeaderMap
-): Promise<string | undefined> {
+  clientHeaders: HeaderMap,
+  maxAnswerBytes: number
+): Promise<ReopenedSession | undefined> {
   const handshake = handshakeOf(session)
   if (handshake === undefined) return undefined
   const headers = { accept: 'application/json, text/event-stream', ...handshakeHeaders(clientHeaders) }
-  const opened = await send(dispatcher, 'POST', url, headers, handshake.initialize)
+  const opened = await send(dispatcher, 'POST', url, headers, handshake.initialize, maxAnswerBytes)
   const upstreamSessionId = opened.headers[SESSION_HEADER]
   if (opened.statusCode !== 200 || typeof upstreamSessionId !== 'string') return undefined
   const inSession = { ...headers, [SESSION_HEADER]: upstreamSessionId }
   for (const message of handshake.followUps) await send(dispatcher, 'POST', url, inSession, message)
-  return upstreamSessionId
+  const contentType = opened.headers['content-type']
+  const capabilities = opened.body === undefined ? undefined : serverCapabilitiesInBody(opened.body, typeof contentType === 'string' ? contentType : undefined, maxAnswerBytes)
+  return { upstreamSessionId, capabilities }
 }
 
 /** Ends an upstream session the proxy opened but no client will use (MCP: DELETE with its id). */
@@ -96,10 +105,39 @@ function handshakeHeaders (clientHeaders: HeaderMap): Record<string, string> {
   return headers
 }
 
-async function send (dispatcher: Dispatcher, method: 'POST' | 'DELETE', url: string, headers: Record<string, string>, body?: Buffer): Promise<{ statusCode: number, headers: Record<string, string | string[] | undefined> }> {
+interface Answer {
+  readonly statusCode: number
+  readonly headers: Record<string, string | string[] | undefined>
+  /** Read when asked for, and at most that many bytes long. */
+  readonly body?: Buffer | undefined
+}
+
+/**
+ * The answers (the acknowledgements, the initialize result) are not the client's: they
+ * are dropped, or, up to `keepBytes`, read for what the proxy needs to know of them.
+ */
+async function send (dispatcher: Dispatcher, method: 'POST' | 'DELETE', url: string, headers: Record<string, string>, body?: Buffer, keepBytes = 0): Promise<Answer> {
   const target = new URL(url)
   const response = await dispatcher.request({ origin: target.origin, path: `${target.pathname}${target.search}`, method, headers, body })
-  // The answers themselves (the initialize result, the acknowledgements) are not the client's.
-  await response.body.dump()
-  return { statusCode: response.statusCode, headers: response.headers }
+  const answer = { statusCode: response.statusCode, headers: response.headers }
+  if (keepBytes === 0) {
+    await response.body.dump()
+    return answer
+  }
+  return { ...answer, body: await readAtMost(response.body, keepBytes) }
+}
+
+/** The body, or undefined once it grows past `maxBytes` (the rest is then dropped). */
+async function readAtMost (body: AsyncIterable<Buffer> & { dump: () => Promise<void> }, maxBytes: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = []
+  let bytes = 0
+  for await (const chunk of body) {
+    bytes += chunk.length
+    if (bytes > maxBytes) {
+      await body.dump()
+      return undefined
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
 }

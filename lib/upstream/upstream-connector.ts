@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { parseRetryAfter } from './backoff.js'
-import { isEventStream } from './forward.js'
+import { isEventStream } from '../wire/content-type.js'
 import type { HeaderMap } from './headers.js'
 
 export type ConnectResult =
-  | { readonly kind: 'connected', readonly body: Readable }
+  /** `freshSession`: the upstream session is a new one, which cannot have kept what the old one sent. */
+  | { readonly kind: 'connected', readonly body: Readable, readonly freshSession?: boolean }
   | { readonly kind: 'retry', readonly reason: string, readonly retryAfterMs?: number | undefined }
   | { readonly kind: 'give-up', readonly reason: string, readonly statusCode?: number | undefined }
 

@@ -27,7 +27,8 @@ export function answeredIds (data: string): string[] {
     .map((message) => JSON.stringify(message.id))
 }
 
-function parseMessages (text: string): JsonRpcMessage[] {
+/** The JSON-RPC messages of a text, one or a batch; none when it is not JSON. */
+export function parseMessages (text: string): JsonRpcMessage[] {
   try {
     const parsed: unknown = JSON.parse(text)
     return (Array.isArray(parsed) ? parsed : [parsed]).filter((item): item is JsonRpcMessage => typeof item === 'object' && item !== null)

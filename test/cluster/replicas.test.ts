@@ -22,9 +22,9 @@ async function redisFor (test: Test, keyPrefix: string): Promise<Redis> {
   return redis
 }
 
-function replicaOptions (keyPrefix: string, upstreamUrl: string, leaseTtlMs = 1000): unknown {
+function replicaOptions (keyPrefix: string, upstream: CountingUpstream, leaseTtlMs = 1000): unknown {
   return {
-    routes: [{ kind: 'sse', path: '/events', upstream: upstreamUrl, reconnect: { baseDelayMs: 50, maxRetries: 0 } }],
+    routes: [{ kind: 'sse', path: '/events', upstream: upstream.url(), upstreamReplays: upstream.replays, reconnect: { baseDelayMs: 50, maxRetries: 0 } }],
     store: { kind: 'redis', url: REDIS_URL, keyPrefix, leaseTtlMs },
     metrics: { enabled: false }
   }
@@ -39,7 +39,7 @@ t.test('a client streams through replica A, then resumes on replica B: nothing m
   await redisFor(t, keyPrefix)
   const upstream = await CountingUpstream.start({ replays: false, intervalMs: 10 })
   t.teardown(async () => await upstream.close())
-  const [a, b] = await replicas(t, 2, replicaOptions(keyPrefix, upstream.url())) as [Replica, Replica]
+  const [a, b] = await replicas(t, 2, replicaOptions(keyPrefix, upstream)) as [Replica, Replica]
 
   const onA = await SseClient.open(`${a.url}/events`)
   await waitForNumber(onA, 20)
@@ -67,7 +67,7 @@ t.test('the owner replica is SIGKILLed mid-stream: another takes the upstream ov
   const leaseTtlMs = 1000
   const upstream = await CountingUpstream.start({ replays: true, intervalMs: 10 })
   t.teardown(async () => await upstream.close())
-  const [a, b] = await replicas(t, 2, replicaOptions(keyPrefix, upstream.url(), leaseTtlMs)) as [Replica, Replica]
+  const [a, b] = await replicas(t, 2, replicaOptions(keyPrefix, upstream, leaseTtlMs)) as [Replica, Replica]
 
   const onA = await SseClient.open(`${a.url}/events`)
   await waitForNumber(onA, 30)
@@ -91,13 +91,36 @@ t.test('the owner replica is SIGKILLed mid-stream: another takes the upstream ov
   t.ok(exactSequence(seen), `1..${seen.length}, each once, across the kill`)
 })
 
+t.test('the owner replica is SIGKILLed in front of an upstream that cannot replay: the client on another replica gets an explicit gap where events were lost, never recovered-and-silent', async (t) => {
+  const keyPrefix = `test:${randomUUID()}:`
+  await redisFor(t, keyPrefix)
+  const upstream = await CountingUpstream.start({ replays: false, intervalMs: 10 })
+  t.teardown(async () => await upstream.close())
+  const [a, b] = await replicas(t, 2, replicaOptions(keyPrefix, upstream, 1000)) as [Replica, Replica]
+  const onA = await SseClient.open(`${a.url}/events`)
+  await waitForNumber(onA, 30)
+  await a.kill('SIGKILL')
+  const onB = await SseClient.open(`${b.url}/events`, { 'last-event-id': onA.events.at(-1)?.id ?? '' })
+  t.teardown(() => onB.close())
+  await upstream.waitForConnections(2, 6000)
+  await onB.waitForEvents(onB.events.findIndex((event) => event.event === 'resume-status') + 30, 10000).catch(() => {})
+  const gapAt = onB.events.findIndex((event) => event.event === 'resume-status')
+  t.ok(gapAt >= 0, 'the gap is told in the stream')
+  t.match(JSON.parse(onB.events[gapAt]?.data ?? '{}'), { reason: 'upstream-gap', cause: 'takeover' })
+  const before = [...numbersOf(onA), ...onB.events.slice(0, gapAt).map((event) => Number(event.data))]
+  const after = onB.events.slice(gapAt + 1).map((event) => Number(event.data))
+  t.ok(exactSequence(before), `1..${before.length}, once each, up to the gap`)
+  t.ok(after.length > 0 && after.every((n, index) => n === (after[0] ?? 0) + index), `then contiguous from ${after[0] ?? '?'}`)
+  t.ok((after[0] ?? 0) > before.length + 1, `the numbers the upstream sent while no replica read it (${before.length + 1}..${(after[0] ?? 0) - 1}) are lost, and only there`)
+})
+
 t.test('a stopped owner (SIGSTOP past its lease) is fenced when it wakes: its late events are refused, and it stops reading', async (t) => {
   const keyPrefix = `test:${randomUUID()}:`
   await redisFor(t, keyPrefix)
   const leaseTtlMs = 1000
   const upstream = await CountingUpstream.start({ replays: true, intervalMs: 10 })
   t.teardown(async () => await upstream.close())
-  const [a, b] = await replicas(t, 2, replicaOptions(keyPrefix, upstream.url(), leaseTtlMs)) as [Replica, Replica]
+  const [a, b] = await replicas(t, 2, replicaOptions(keyPrefix, upstream, leaseTtlMs)) as [Replica, Replica]
 
   const onA = await SseClient.open(`${a.url}/events`)
   await waitForNumber(onA, 20)

@@ -17,9 +17,9 @@ import { TEST_REDIS_URL, testRedis } from '../helpers/test-redis.js'
 
 type Store = NonNullable<McpSseResilienceOptions['store']>
 
-async function sseReplicas (test: Test, upstreamUrl: string, store: Store, count = 2): Promise<RunningProxy[]> {
+async function sseReplicas (test: Test, upstream: CountingUpstream, store: Store, count = 2): Promise<RunningProxy[]> {
   const options: McpSseResilienceOptions = {
-    routes: [{ kind: 'sse', path: '/events', upstream: upstreamUrl, reconnect: { baseDelayMs: 20, maxRetries: 0 } }],
+    routes: [{ kind: 'sse', path: '/events', upstream: upstream.url(), upstreamReplays: upstream.replays, reconnect: { baseDelayMs: 20, maxRetries: 0 } }],
     store: { kind: 'redis', url: TEST_REDIS_URL, leaseTtlMs: 600, ...store }
   }
   const proxies: RunningProxy[] = []
@@ -66,7 +66,7 @@ t.test('resume on the other instance: replay from Redis, then live, exact; the o
   const { keyPrefix } = testRedis(t)
   const upstream = await CountingUpstream.start({ replays: false })
   t.teardown(async () => await upstream.close())
-  const [a, b] = await sseReplicas(t, upstream.url(), { keyPrefix }) as [RunningProxy, RunningProxy]
+  const [a, b] = await sseReplicas(t, upstream, { keyPrefix }) as [RunningProxy, RunningProxy]
   const onA = await SseClient.open(a.url('/events'))
   await waitForNumber(onA, 15)
   onA.close()
@@ -86,7 +86,7 @@ t.test('an id of another route, or a stream Redis never had, is unknown on the o
   const { keyPrefix } = testRedis(t)
   const upstream = await CountingUpstream.start({ replays: false })
   t.teardown(async () => await upstream.close())
-  const [a] = await sseReplicas(t, upstream.url(), { keyPrefix }) as [RunningProxy]
+  const [a] = await sseReplicas(t, upstream, { keyPrefix }) as [RunningProxy]
   const other = await startProxy(t, {
     routes: [{ kind: 'sse', path: '/other', upstream: upstream.url() }],
     store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix }
@@ -107,7 +107,7 @@ t.test('an instance that closes hands its streams over at once: the other one ta
   const { redis, keyPrefix } = testRedis(t)
   const upstream = await CountingUpstream.start({ replays: true })
   t.teardown(async () => await upstream.close())
-  const [a, b] = await sseReplicas(t, upstream.url(), { keyPrefix }) as [RunningProxy, RunningProxy]
+  const [a, b] = await sseReplicas(t, upstream, { keyPrefix }) as [RunningProxy, RunningProxy]
   const onA = await SseClient.open(a.url('/events'))
   await waitForNumber(onA, 10)
   const lastSeen = onA.events.at(-1)?.id ?? ''
@@ -127,11 +127,38 @@ t.test('an instance that closes hands its streams over at once: the other one ta
   t.ok(exactSequence([...numbersOf(onA), ...numbersOf(onB)]))
 })
 
+t.test('a takeover from an upstream that cannot replay: the client resuming on the new owner is told where the gap is, never a silent one', async (t) => {
+  const { redis, keyPrefix } = testRedis(t)
+  const upstream = await CountingUpstream.start({ replays: false })
+  t.teardown(async () => await upstream.close())
+  const [a, b] = await sseReplicas(t, upstream, { keyPrefix }) as [RunningProxy, RunningProxy]
+  const onA = await SseClient.open(a.url('/events'))
+  await waitForNumber(onA, 10)
+  const lastSeen = onA.events.at(-1)?.id ?? ''
+  await a.app.close()
+  await upstream.waitForConnections(2, 3000)
+  const streamId = lastSeen.split('.')[0] ?? ''
+  const sessionId = await redis.get(`${keyPrefix}{${streamId}}:sid`) ?? ''
+  await until(async () => Number(await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'last')) > 30, 5000, 'the new owner to record')
+  const onB = await SseClient.open(b.url('/events'), { 'last-event-id': lastSeen })
+  t.teardown(() => onB.close())
+  t.match(onB.headers['x-resume-status'], /^recovered; upstream-gaps=1$/, 'recovered, and one gap in what is replayed')
+  await onB.waitForEvents(20)
+  const [gap, ...after] = onB.events.slice(onB.events.findIndex((event) => event.event === 'resume-status'))
+  t.match(JSON.parse(gap?.data ?? '{}'), { reason: 'upstream-gap', cause: 'takeover' })
+  const before = numbersOf(onA).concat(onB.events.slice(0, onB.events.indexOf(gap!)).map((event) => Number(event.data)))
+  t.ok(exactSequence(before), 'every event recorded before the takeover, once')
+  const resumedAt = Number(after[0]?.data)
+  t.ok(resumedAt > (before.at(-1) ?? 0), `the upstream went on from its own position (${resumedAt}), not from the cursor: what it sent meanwhile is gone, and the notice says so`)
+  t.ok(after.every((event, index) => Number(event.data) === resumedAt + index), 'contiguous again after the gap')
+  t.equal(await metric(b, 'sse_upstream_gaps_total{route_kind="sse",route="/events",cause="takeover"}'), 1)
+})
+
 t.test('a stream whose lease another replica took is fenced: its owner stops reading and sends its client away', async (t) => {
   const { redis, keyPrefix } = testRedis(t)
   const upstream = await CountingUpstream.start({ replays: true })
   t.teardown(async () => await upstream.close())
-  const [a] = await sseReplicas(t, upstream.url(), { keyPrefix }, 1) as [RunningProxy]
+  const [a] = await sseReplicas(t, upstream, { keyPrefix }, 1) as [RunningProxy]
   const onA = await SseClient.open(a.url('/events'))
   await waitForNumber(onA, 5)
   const streamId = (onA.events.at(-1)?.id ?? '').split('.')[0] ?? ''
@@ -202,7 +229,7 @@ t.test('Redis restarted without its data: streams are let go, and every old id g
   const server = await startRedisServer(t)
   const upstream = await CountingUpstream.start({ replays: true })
   t.teardown(async () => await upstream.close())
-  const [a] = await sseReplicas(t, upstream.url(), { url: server.url, keyPrefix: 'restart:' }, 1) as [RunningProxy]
+  const [a] = await sseReplicas(t, upstream, { url: server.url, keyPrefix: 'restart:' }, 1) as [RunningProxy]
   const onA = await SseClient.open(a.url('/events'))
   await waitForNumber(onA, 10)
   await server.restart()
@@ -224,7 +251,7 @@ t.test('the connection to Redis is cut: owner and follower both recover, with no
   const relay = await startTcpRelay(t, Number(new URL(TEST_REDIS_URL).port || 6379))
   const upstream = await CountingUpstream.start({ replays: false })
   t.teardown(async () => await upstream.close())
-  const [a, b] = await sseReplicas(t, upstream.url(), { url: `redis://127.0.0.1:${relay.port}`, keyPrefix, leaseTtlMs: 3000 }) as [RunningProxy, RunningProxy]
+  const [a, b] = await sseReplicas(t, upstream, { url: `redis://127.0.0.1:${relay.port}`, keyPrefix, leaseTtlMs: 3000 }) as [RunningProxy, RunningProxy]
   const onA = await SseClient.open(a.url('/events'))
   await waitForNumber(onA, 5)
   const follower = await SseClient.open(b.url('/events'), { 'last-event-id': onA.events.at(-1)?.id ?? '' })
@@ -250,7 +277,7 @@ t.test('Redis unreachable: a new stream gets 503 with Retry-After; once it is ba
   const relay = await startTcpRelay(t, Number(new URL(TEST_REDIS_URL).port || 6379))
   const upstream = await CountingUpstream.start({ replays: false })
   t.teardown(async () => await upstream.close())
-  const [a] = await sseReplicas(t, upstream.url(), { url: `redis://127.0.0.1:${relay.port}`, keyPrefix }, 1) as [RunningProxy]
+  const [a] = await sseReplicas(t, upstream, { url: `redis://127.0.0.1:${relay.port}`, keyPrefix }, 1) as [RunningProxy]
   relay.pause()
   await until(async () => (await fetch(a.url('/events'))).status === 503, 5000, 'a 503')
   const refused = await fetch(a.url('/events'))
@@ -271,7 +298,7 @@ t.test('a replica\'s Redis connections stay the same as its sessions grow from 1
   const server = await startRedisServer(t)
   const upstream = await CountingUpstream.start({ replays: false, intervalMs: 1000 })
   t.teardown(async () => await upstream.close())
-  const [a] = await sseReplicas(t, upstream.url(), { url: server.url, keyPrefix: 'conn:', leaseTtlMs: 5000 }, 1) as [RunningProxy]
+  const [a] = await sseReplicas(t, upstream, { url: server.url, keyPrefix: 'conn:', leaseTtlMs: 5000 }, 1) as [RunningProxy]
   const { Redis: RedisClient } = await import('ioredis')
   const probe: Redis = new RedisClient(server.url)
   t.teardown(async () => await probe.quit())
@@ -379,10 +406,12 @@ t.test('an MCP standalone stream is taken over when its instance closes, with th
   await until(async () => await metric(b, 'sse_upstream_takeovers_total') === 1, 5000, 'B to take the standalone stream over')
   const resumed = await SseClient.open(b.url('/mcp'), { 'mcp-session-id': sessionId, 'last-event-id': first?.id ?? '' })
   t.teardown(() => resumed.close())
-  t.equal(resumed.headers['x-resume-status'], 'recovered')
+  t.equal(resumed.headers['x-resume-status'], 'recovered; upstream-gaps=1')
   await fetch(b.url('/mcp'), { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'announce', arguments: {} } }) }).then(async (response) => await response.text())
-  const [next] = await resumed.waitForEvents(1)
-  t.match(JSON.parse(next?.data ?? '{}'), { method: 'notifications/tools/list_changed' }, 'the taken-over standalone stream carries the upstream session\'s notifications')
+  const events = await resumed.waitForEvents(3)
+  t.match(JSON.parse(events[0]?.data ?? '{}'), { reason: 'upstream-gap', cause: 'takeover' }, 'the demo server keeps no event store: the takeover is a gap, told in place')
+  t.match(JSON.parse(events[1]?.data ?? '{}'), { method: 'notifications/tools/list_changed' }, 'and in MCP terms')
+  t.match(JSON.parse(events[2]?.data ?? '{}'), { method: 'notifications/tools/list_changed' }, 'the taken-over standalone stream carries the upstream session\'s notifications')
   t.equal(upstream.sessionIds.length, 1, 'in the same upstream session')
 })
 
@@ -435,7 +464,7 @@ t.test('an owner cut off from Redis past its lease stops reading; another instan
   const relay = await startTcpRelay(t, Number(new URL(TEST_REDIS_URL).port || 6379))
   const upstream = await CountingUpstream.start({ replays: true })
   t.teardown(async () => await upstream.close())
-  const route = { kind: 'sse' as const, path: '/events', upstream: upstream.url(), reconnect: { baseDelayMs: 20, maxRetries: 0 } }
+  const route = { kind: 'sse' as const, path: '/events', upstream: upstream.url(), upstreamReplays: true, reconnect: { baseDelayMs: 20, maxRetries: 0 } }
   const a = await startProxy(t, { routes: [route], store: { kind: 'redis', url: `redis://127.0.0.1:${relay.port}`, keyPrefix, leaseTtlMs: 600 } })
   const b = await startProxy(t, { routes: [route], store: { kind: 'redis', url: TEST_REDIS_URL, keyPrefix, leaseTtlMs: 600 } })
   const onA = await SseClient.open(a.url('/events'))
@@ -463,7 +492,7 @@ t.test('a Redis that hangs with its connections open: requests that need it get 
   const server = await startRedisServer(t)
   const upstream = await CountingUpstream.start({ replays: true })
   t.teardown(async () => await upstream.close())
-  const [a, b] = await sseReplicas(t, upstream.url(), { url: server.url, keyPrefix: 'frozen:', requestTimeoutMs: 300 }) as [RunningProxy, RunningProxy]
+  const [a, b] = await sseReplicas(t, upstream, { url: server.url, keyPrefix: 'frozen:', requestTimeoutMs: 300 }) as [RunningProxy, RunningProxy]
   const onA = await SseClient.open(a.url('/events'))
   await waitForNumber(onA, 10)
   server.freeze()
@@ -533,7 +562,7 @@ t.test('an instance that starts while Redis is away answers 503, and serves once
   await server.kill()
   const upstream = await CountingUpstream.start({ replays: false })
   t.teardown(async () => await upstream.close())
-  const [a] = await sseReplicas(t, upstream.url(), { url: server.url, keyPrefix: 'late:' }, 1) as [RunningProxy]
+  const [a] = await sseReplicas(t, upstream, { url: server.url, keyPrefix: 'late:' }, 1) as [RunningProxy]
   const refused = await fetch(a.url('/events'))
   t.equal(refused.status, 503)
   await server.start()

@@ -35,6 +35,11 @@ export class CountingUpstream {
     return upstream
   }
 
+  /** Whether it honours Last-Event-ID: what a route in front of it says with upstreamReplays. */
+  get replays (): boolean {
+    return this.#replays
+  }
+
   url (path = '/events'): string {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${path}`
   }

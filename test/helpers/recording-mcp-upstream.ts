@@ -103,7 +103,8 @@ export class RecordingMcpUpstream {
       }
       const message = parse(recorded.body)
       this.#send(response, 202, {}, 'Accepted')
-      if (message?.id !== undefined) stream.write(`id: l-${String(message.id)}\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { echo: message.params } })}\n\n`)
+      const result = message?.method === 'initialize' ? this.#initializeResult() : { echo: message?.params }
+      if (message?.id !== undefined) stream.write(`id: l-${String(message.id)}\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result })}\n\n`)
     } else if (url.pathname === '/events' && recorded.method === 'GET') {
       this.#openStream(response)
       response.write('id: e-1\ndata: hello\n\n')
@@ -120,7 +121,7 @@ export class RecordingMcpUpstream {
       const newSession = `upstream-session-${randomUUID()}`
       this.#sessions.set(newSession, new Set())
       this.sessionIds.push(newSession)
-      const result = { protocolVersion: '2025-11-25', capabilities: this.capabilities, serverInfo: { name: 'recording', version: '1' } }
+      const result = this.#initializeResult()
       setTimeout(() => this.#json(response, 200, { jsonrpc: '2.0', id: message.id, result }, { 'mcp-session-id': newSession }), this.initializeAnswerDelayMs)
       return
     }
@@ -149,6 +150,10 @@ export class RecordingMcpUpstream {
     this.#openStream(response)
     response.write(`id: p-1\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: message.params } })}\n\n`)
     response.end(`id: p-2\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { echo: message.params } })}\n\n`)
+  }
+
+  #initializeResult (): unknown {
+    return { protocolVersion: '2025-11-25', capabilities: this.capabilities, serverInfo: { name: 'recording', version: '1' } }
   }
 
   #openStream (response: ServerResponse): void {
