@@ -5,6 +5,7 @@ import type { StreamEnvironment, UpstreamReconnect } from '../session/proxied-st
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream } from '../upstream/forward.js'
 import { sendStoreUnavailable, sendTooManySessions } from './json-rpc-errors.js'
+import { holdUntilAnswered } from './held-place.js'
 import { resolveLastEventId } from './last-event-id.js'
 import { withClientQuery } from './upstream-url.js'
 
@@ -52,7 +53,7 @@ export async function serveStreamGet (
   // Held across the upstream round trip: GETs that arrive together cannot all pass the limit.
   const place = sessions.reserveSession()
   if (place === undefined) return sendTooManySessions(reply)
-  reply.raw.once('close', () => place.release())
+  holdUntilAnswered(reply, place)
   const url = withClientQuery(route.upstream, request.url)
   forwardToUpstream(request, reply, {
     url,

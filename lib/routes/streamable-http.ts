@@ -13,6 +13,7 @@ import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
 import { endUpstreamSession, reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
 import { sendSessionNotFound, sendStandaloneStreamTaken, sendStoreUnavailable, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
 import { resolveLastEventId, type StreamOwnerRef } from './last-event-id.js'
+import { holdUntilAnswered } from './held-place.js'
 import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
@@ -286,26 +287,20 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     config: { disableMetrics: true }
   }
 
-  /** Holds `place` in `held` until the request's response is over: used by then, or given back. */
-  function holdFor (request: FastifyRequest, reply: FastifyReply, held: WeakMap<FastifyRequest, Reservation>, place: Reservation): void {
-    held.set(request, place)
-    reply.raw.once('close', () => place.release())
-  }
-
   proxy.post(route.path, routeOptions, (request, reply) => {
     const session = request.mcpSseSession
     if (session === null && isInitialize(request.body)) {
       if (coordinator?.available === false) return sendStoreUnavailable(reply)
       const place = sessions.reserveSession()
       if (place === undefined) return sendTooManySessions(reply)
-      holdFor(request, reply, heldSessions, place)
+      heldSessions.set(request, holdUntilAnswered(reply, place))
       initializeRequests.add(request)
     }
     if (session !== null) {
       // Refused before the upstream sees it, so that a refused tools/call never runs.
       const place = sessions.reserveStream(session)
       if (place === undefined) return sendTooManyStreams(reply)
-      holdFor(request, reply, heldStreams, place)
+      heldStreams.set(request, holdUntilAnswered(reply, place))
     }
     if (session !== null && recordSessionState(session, request.body, context.options.sessions.maxSubscriptionsPerSession)) {
       coordinator?.saveSession(session)
@@ -344,7 +339,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     if (session !== null) {
       const place = sessions.reserveStream(session)
       if (place === undefined) return sendTooManyStreams(reply)
-      holdFor(request, reply, heldStreams, place)
+      heldStreams.set(request, holdUntilAnswered(reply, place))
     }
     forward(request, reply, miss)
     return reply
