@@ -112,3 +112,23 @@ t.test('sessions.maxStreamsPerSession: 30 calls at once in one session get at mo
   t.equal(calls.length, 5, 'the refused calls never ran upstream')
   for (const response of held) response.end()
 })
+
+t.test('an upstream that opens a session for a request that is not an initialize: a proxy id when there is room, never the upstream\'s', async (t) => {
+  let opened = 0
+  const upstream = await SseUpstream.start((request, response) => {
+    request.resume()
+    opened++
+    response.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': `upstream-secret-${opened}` }).end('{"jsonrpc":"2.0","id":1,"result":{}}')
+  })
+  t.teardown(async () => await upstream.close())
+  const proxy = await startProxy(t, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: upstream.url('/mcp') }], sessions: { maxSessions: 1 } })
+  const call = async (): Promise<string | null> => {
+    const response = await fetch(proxy.url('/mcp'), { method: 'POST', headers: MCP_HEADERS, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' })
+    await response.text()
+    return response.headers.get('mcp-session-id')
+  }
+  const first = await call()
+  t.ok(first !== null && !first.startsWith('upstream-'), 'a session of the proxy\'s, in the one place left')
+  t.equal(await call(), null, 'no place left: no session, and the upstream\'s id does not leak')
+  t.equal(await sessionsActive(proxy.url('/metrics')), 1)
+})

@@ -574,11 +574,7 @@ export class ProxiedStream implements GapReporter {
       if (result.kind === 'connected') {
         metrics.reconnectionSuccesses.inc(labels)
         log.info({ upstream: upstreamUrl, attempt }, 'reconnected to the upstream')
-        if (result.freshSession === true) {
-          this.#dedupe?.forget()
-        } else if (this.#dedupe !== undefined) {
-          await this.#prepareDedupe(this.#dedupe)
-        }
+        if (this.#dedupe !== undefined) await this.#prepareDedupe(this.#dedupe)
         if (this.#stopped) {
           result.body.destroy()
           return

@@ -41,12 +41,6 @@ export class UpstreamDedupe {
     this.#earlier = earlier
   }
 
-  /** The upstream stream was opened in a new upstream session, whose ids have nothing to do with the old one's. */
-  forget (): void {
-    this.#next = 0
-    this.#earlier = undefined
-  }
-
   /** The oldest seq a reconnect may be compared against; 0 when none. */
   get oldestRememberedSeq (): number {
     return this.#next === 0 ? 0 : this.#seqs[Math.max(0, this.#next - this.#window) % this.#window] as number

@@ -54,7 +54,7 @@ const OVERLAP_AFTER_WAKE_MS = 2000
 /** The replicas' options: a short lease, a grace and a history far longer than any fault. */
 function replicaOptions (keyPrefix: string, upstreamUrl: string): unknown {
   return {
-    routes: [{ kind: 'sse', path: '/events', upstream: upstreamUrl }],
+    routes: [{ kind: 'sse', path: '/events', upstream: upstreamUrl, upstreamReplays: true }],
     store: { kind: 'redis', url: REDIS_URL, keyPrefix, leaseTtlMs: LEASE_TTL_MS },
     reconnect: { baseDelayMs: 50, maxDelayMs: 500, maxRetries: 0 },
     sessions: { detachGraceSeconds: GRACE_SECONDS },

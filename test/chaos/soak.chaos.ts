@@ -114,8 +114,9 @@ t.test('chaos soak: upstream kills, client cuts (mid-event too) and a slow reade
   await Promise.all([sseUpstream.start(), mcpUpstream.start()])
   await app.register(mcpSseResilience, {
     routes: [
-      { kind: 'sse', path: '/events', upstream: `${sseUpstream.origin()}/events` },
-      { kind: 'streamable-http', path: '/mcp', upstream: `${mcpUpstream.origin()}/mcp` }
+      // Both keep a log that survives their restarts, and go on after the Last-Event-ID they get.
+      { kind: 'sse', path: '/events', upstream: `${sseUpstream.origin()}/events`, upstreamReplays: true },
+      { kind: 'streamable-http', path: '/mcp', upstream: `${mcpUpstream.origin()}/mcp`, upstreamReplays: true }
     ],
     ...PROXY_OPTIONS
   })
