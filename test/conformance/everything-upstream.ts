@@ -15,7 +15,8 @@ import { createEverythingServer } from './everything-server.js'
  *   resume a stream (GET with Last-Event-ID), and the priming events carry `retry:`.
  * - DNS rebinding (spec: basic/security_best_practices): a Host or Origin that is not a
  *   loopback name gets 403, whatever the port; the proxy in front of it sends its own.
- * - At most `maxSessions` sessions: one more initialize gets 503. A DELETE ends one.
+ * - At most `maxSessions` sessions: one more initialize gets 503. A DELETE ends one, and
+ *   so do `sessionIdleMs` without a request (not every scenario deletes its session).
  *
  * Runnable on its own: `node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs
  * test/conformance/everything-upstream.ts [port]` prints its URL.
@@ -25,6 +26,7 @@ export interface EverythingUpstreamOptions {
   port: number
   host: string
   maxSessions: number
+  sessionIdleMs: number
   maxEventsPerSession: number
   maxSubscriptions: number
   /** The `retry:` of every priming event, in ms: how soon a client should come back. */
@@ -43,6 +45,7 @@ const DEFAULTS: EverythingUpstreamOptions = {
   port: 0,
   host: '127.0.0.1',
   maxSessions: 64,
+  sessionIdleMs: 300_000,
   maxEventsPerSession: 1000,
   maxSubscriptions: 16,
   retryIntervalMs: 500,
@@ -53,7 +56,7 @@ const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]'])
 
 export async function startEverythingUpstream (overrides: Partial<EverythingUpstreamOptions> = {}): Promise<EverythingUpstream> {
   const options = { ...DEFAULTS, ...overrides }
-  const sessions = new Map<string, StreamableHTTPServerTransport>()
+  const sessions = new Map<string, { transport: StreamableHTTPServerTransport, idle: NodeJS.Timeout }>()
 
   async function openSession (request: IncomingMessage, response: ServerResponse): Promise<void> {
     if (sessions.size >= options.maxSessions) {
@@ -64,11 +67,18 @@ export async function startEverythingUpstream (overrides: Partial<EverythingUpst
       sessionIdGenerator: randomUUID,
       eventStore: new BoundedEventStore(options.maxEventsPerSession),
       retryInterval: options.retryIntervalMs,
-      onsessioninitialized: (id) => { sessions.set(id, transport) }
+      onsessioninitialized: (id) => {
+        const idle = setTimeout(() => { transport.close().catch(() => {}) }, options.sessionIdleMs).unref()
+        sessions.set(id, { transport, idle })
+      }
     })
     const server = createEverythingServer(options)
-    // Ends with the transport: a DELETE, or close() below.
-    server.server.onclose = () => { sessions.delete(transport.sessionId ?? '') }
+    // Ends with the transport: a DELETE, the idle timer, or close() below.
+    server.server.onclose = () => {
+      const id = transport.sessionId ?? ''
+      clearTimeout(sessions.get(id)?.idle)
+      sessions.delete(id)
+    }
     await server.connect(transport)
     // Anything but an initialize is refused by the transport (400), and no session is kept.
     await transport.handleRequest(request, response)
@@ -86,9 +96,13 @@ export async function startEverythingUpstream (overrides: Partial<EverythingUpst
     }
     const sessionId = request.headers['mcp-session-id']
     if (typeof sessionId === 'string') {
-      const transport = sessions.get(sessionId)
-      if (transport === undefined) refuse(response, 404, -32001, 'Session not found')
-      else await transport.handleRequest(request, response)
+      const session = sessions.get(sessionId)
+      if (session === undefined) {
+        refuse(response, 404, -32001, 'Session not found')
+      } else {
+        session.idle.refresh()
+        await session.transport.handleRequest(request, response)
+      }
     } else if (request.method === 'POST') {
       await openSession(request, response)
     } else {
@@ -109,7 +123,7 @@ export async function startEverythingUpstream (overrides: Partial<EverythingUpst
     url: `http://${options.host}:${port}/mcp`,
     get sessionCount () { return sessions.size },
     async close () {
-      await Promise.all([...sessions.values()].map(async (transport) => await transport.close()))
+      await Promise.all([...sessions.values()].map(async ({ transport }) => await transport.close()))
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }
