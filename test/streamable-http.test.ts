@@ -278,3 +278,41 @@ t.test('limits.maxBodyBytes: a larger POST body gets 413 and never reaches the u
   t.equal(response.status, 413)
   t.equal(upstream.sessionIds.length, 0)
 })
+
+t.test('a POST stream ends once its response is sent, even when the upstream keeps it open (MCP: the server SHOULD close it)', async (t) => {
+  let upstreamClosed = false
+  const upstream = createServer((request, response) => {
+    request.resume()
+    request.once('end', () => {
+      if (request.headers['mcp-session-id'] === undefined) {
+        response.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'up-1' }).end('{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"u","version":"1"}}}')
+        return
+      }
+      response.writeHead(200, { 'content-type': 'text/event-stream' })
+      response.write('id: 1\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n\n')
+      response.write('id: 2\ndata: {"jsonrpc":"2.0","id":2,"result":{"content":[]}}\n\n')
+      response.once('close', () => { upstreamClosed = true })
+    })
+  })
+  upstream.listen(0, '127.0.0.1')
+  await once(upstream, 'listening')
+  t.teardown(async () => {
+    upstream.closeAllConnections()
+    await new Promise((resolve) => upstream.close(resolve))
+  })
+  const proxy = await startProxy(t, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp` }] })
+  const init = await fetch(proxy.url('/mcp'), { method: 'POST', headers: { 'content-type': 'application/json', accept: MCP_ACCEPT }, body: INITIALIZE })
+  await init.text()
+  const started = Date.now()
+  const call = await fetch(proxy.url('/mcp'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: MCP_ACCEPT, 'mcp-session-id': init.headers.get('mcp-session-id') ?? '' },
+    body: '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x"}}',
+    signal: AbortSignal.timeout(5000)
+  })
+  const text = await call.text()
+  t.match(text, /"id":2,"result"/)
+  t.ok(Date.now() - started < 2000, `the client's response ended with the result (${Date.now() - started} ms)`)
+  for (let waited = 0; !upstreamClosed && waited < 2000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.ok(upstreamClosed, 'and the upstream stream was closed')
+})

@@ -140,6 +140,8 @@ export class ProxiedStream implements GapReporter {
   #wakeReconnect: (() => void) | undefined
   /** JSON-RPC request ids still waiting for their response on this stream. */
   readonly #unanswered: Set<string> | undefined
+  /** Every request of the stream has its response: the stream is over once they are sent. */
+  #answered = false
   /** Set when the stream must not reconnect any more: grace over, or forgotten. */
   #stopped = false
   #connectedAt = 0
@@ -343,6 +345,7 @@ export class ProxiedStream implements GapReporter {
     if (upstreamId !== undefined) this.#lastUpstreamEventId = upstreamId === '' ? undefined : upstreamId
     if (this.#unanswered !== undefined && this.#unanswered.size > 0) {
       for (const id of answeredIds(upstreamEvent.data)) this.#unanswered.delete(id)
+      this.#answered = this.#unanswered.size === 0
     }
     const event = this.#env.rewriteEvent === undefined ? upstreamEvent : this.#env.rewriteEvent(upstreamEvent, this)
     if (event === undefined) return
@@ -395,6 +398,13 @@ export class ProxiedStream implements GapReporter {
     if (batch.length === 0) return
     this.#batch = []
     this.#recorded = []
+    this.#store(batch, recorded)
+    // "After the JSON-RPC response has been sent, the server SHOULD close the SSE stream"
+    // (MCP Streamable HTTP): an upstream that keeps a resumed stream open does not hold the client's.
+    if (this.#answered && !this.#stopped) this.#stopUpstream()
+  }
+
+  #store (batch: StreamItem[], recorded: RecordedEvent[]): void {
     if (this.#queuedSteps > 0) {
       this.#appendInTurn(batch, recorded)
       return
