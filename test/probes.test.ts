@@ -4,8 +4,8 @@ import Fastify from 'fastify'
 import { mcpSseResilience, resolveOptions, type McpSseResilienceOptions } from '../lib/index.js'
 import { startProxy, type RunningProxy } from './helpers/proxy.js'
 import { startRedisServer } from './helpers/redis-process.js'
-import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
+import { openStuckClient } from './helpers/stuck-client.js'
 
 const SSE_ROUTE = { kind: 'sse', path: '/events', upstream: 'http://127.0.0.1:9/events' } as const
 
@@ -113,20 +113,8 @@ async function closingWithAStuckClient (t: Test): Promise<{ origin: string, clos
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => await app.close())
   const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  const first = await SseClient.open(`${origin}/events`)
-  await upstream.waitForStreams(1)
-  upstream.broadcast('data: first\n\n')
-  const [one] = await first.waitForEvents(1)
-  first.close()
-  await first.ended
-  // 20 MB recorded while no client is attached: more than the sockets hold.
-  const payload = 'z'.repeat(1000)
-  for (let i = 0; i < 20000; i++) upstream.broadcast(`data: ${i} ${payload}\n\n`)
-  await until('the history to hold the events', 10000, async () => /sse_history_events 20001/.test(await (await fetch(`${origin}/metrics`)).text()))
-  const stuck = await SseClient.open(`${origin}/events`, { 'last-event-id': one?.id ?? '' })
+  const stuck = await openStuckClient(upstream, origin)
   t.teardown(() => stuck.close())
-  stuck.pause()
-  await new Promise((resolve) => setTimeout(resolve, 200))
   let closedFlag = false
   const closed = app.close().then(() => { closedFlag = true })
   return { origin, closed, isClosed: () => closedFlag }
