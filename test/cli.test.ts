@@ -9,8 +9,26 @@ import { freePort } from './helpers/free-port.js'
 import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { BIN, NOISE, PACKAGE_ROOT, startStandalone, writeConfig } from './helpers/standalone-process.js'
+import { openStuckClient } from './helpers/stuck-client.js'
+import { CliUsageError, parseCliArgs } from '../lib/standalone/cli-args.js'
+import { isConfigError } from '../lib/standalone/config-errors.js'
+import { InvalidConfigError } from '../lib/errors.js'
 
 const SSE_CONFIG = 'routes:\n  - kind: sse\n    path: /events\n    upstream: http://127.0.0.1:9/events\n'
+
+t.test('the command line, read: defaults, short and long forms, and every problem at once', async (t) => {
+  t.same(parseCliArgs([]), { kind: 'start', configFile: undefined, port: 8080, host: '127.0.0.1', logLevel: 'info' })
+  t.same(parseCliArgs(['-c', 'a.yaml', '-p', '0', '-H', '::1', '-l', 'silent']), { kind: 'start', configFile: 'a.yaml', port: 0, host: '::1', logLevel: 'silent' })
+  t.same(parseCliArgs(['--config=b.yaml', '--port=65535']), { kind: 'start', configFile: 'b.yaml', port: 65535, host: '127.0.0.1', logLevel: 'info' })
+  t.same(parseCliArgs(['-h', '--port', 'x']), { kind: 'help' }, 'help wins over the values')
+  t.throws(() => parseCliArgs(['x', '--what', '--port', '1e3', '--log-level=loud', '--host']), new CliUsageError(
+    'unexpected argument "x"; unknown option --what; --host needs a value; --port must be a whole number from 0 to 65535, not "1e3"; ' +
+    '--log-level must be one of fatal, error, warn, info, debug, trace, silent, not "loud"'))
+  t.throws(() => parseCliArgs(['--host', '--port=80']), { message: '--host needs a value' }, 'an option is not taken for the value of another')
+  t.throws(() => parseCliArgs(['--help', 'now']), { message: 'unexpected argument "now"' }, 'help with a problem is a problem')
+  t.ok(isConfigError(new InvalidConfigError('x', 'y')))
+  t.notOk(isConfigError(new Error('x')))
+})
 
 t.test('--help prints the usage and exits 0', async (t) => {
   const cli = startStandalone(t, [...BIN, '--help'])
@@ -66,6 +84,25 @@ t.test('without --config it reads the file MCP_SSE_RESILIENCE_CONFIG names; SIGI
   t.notMatch(cli.stdout(), /"level":30/, '--log-level warn: no INFO line, not even "Server listening"')
   cli.child.kill('SIGINT')
   t.equal(await cli.exited, 0)
+})
+
+t.test('a second signal while it drains its streams ends it at once, with exit code 1', async (t) => {
+  const upstream = await SseUpstream.start()
+  t.teardown(async () => await upstream.close())
+  const config = await writeConfig(`routes:\n  - kind: sse\n    path: /events\n    upstream: ${upstream.url()}\n` +
+    'history:\n  maxEvents: 30000\n  maxBytes: 67108864\nlimits:\n  clientStallSeconds: 60\nshutdown:\n  drainTimeoutMs: 30000\n')
+  const port = await freePort()
+  const cli = startStandalone(t, [...BIN, '--config', config, '--port', String(port)])
+  await cli.waitForStdout('Server listening')
+  const stuck = await openStuckClient(upstream, `http://127.0.0.1:${port}`)
+  t.teardown(() => stuck.close())
+  cli.child.kill('SIGTERM')
+  await cli.waitForStdout('closing: client streams get a retry hint and end')
+  const started = Date.now()
+  cli.child.kill('SIGTERM')
+  t.equal(await cli.exited, 1)
+  t.ok(Date.now() - started < 5000, 'at once, not after the 30 s drain')
+  t.match(cli.stdout(), '"msg":"second signal while closing: exiting at once"')
 })
 
 t.test('without either, it runs the package\'s config/default.yaml', async (t) => {

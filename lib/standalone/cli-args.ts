@@ -49,8 +49,11 @@ export function parseCliArgs (argv: readonly string[]): CliCommand {
       problems.push(`unexpected argument "${token.value}"`)
     } else if (token.kind === 'option' && !(token.name in OPTIONS)) {
       problems.push(`unknown option ${token.rawName}`)
-    } else if (token.kind === 'option' && (token.name === 'help') !== (token.value === undefined)) {
-      problems.push(token.name === 'help' ? `${token.rawName} takes no value` : `${token.rawName} needs a value`)
+    } else if (token.kind === 'option' && token.name === 'help') {
+      if (token.value !== undefined) problems.push(`${token.rawName} takes no value`)
+    } else if (token.kind === 'option' && (token.value === undefined || (token.inlineValue !== true && token.value.startsWith('-')))) {
+      // `--host --port 80` would read "--port" as the host.
+      problems.push(`${token.rawName} needs a value`)
     }
   }
   if (values.help === true && problems.length === 0) return { kind: 'help' }

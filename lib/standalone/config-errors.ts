@@ -11,6 +11,7 @@ export function isConfigError (error: unknown): error is Error {
  * Any other error goes on as it is, stack and all.
  */
 export function exitOnConfigError (error: unknown): never {
+  /* c8 ignore next -- loadConfigFile wraps every failure in a config error; anything else is a bug, and keeps its stack */
   if (!isConfigError(error)) throw error
   process.stderr.write(`${error.message}\n`)
   process.exit(1)
