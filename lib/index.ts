@@ -17,6 +17,7 @@ import { DisabledHistoryStore } from './history/disabled-history-store.js'
 import { scheduleHistoryExpiry } from './history/history-expiry.js'
 import { ReplicaCoordinator } from './cluster/replica-coordinator.js'
 import { mintEpoch } from './session/event-id.js'
+import { registerHealthProbes } from './probes/health-probes.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -58,6 +59,7 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = asyn
 
   fastify.decorateRequest('mcpSseSession', null)
   if (options.metrics.enabled) await exposeMetrics(fastify, metrics, options.metrics)
+  if (options.probes.enabled) registerHealthProbes(fastify, options.probes, () => coordinator?.available ?? true)
 
   // Encapsulated, so that reply-from and the raw-body parsers stay out of the host application.
   await fastify.register(async (proxy) => {

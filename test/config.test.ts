@@ -21,6 +21,7 @@ t.test('defaults are applied to every section', async (t) => {
   t.same(options, {
     routes: [{ ...SSE_ROUTE, upstreamReplays: false }],
     metrics: { enabled: true, path: '/metrics' },
+    probes: { enabled: true, livenessPath: '/healthz', readinessPath: '/readyz' },
     upstream: { maxConnections: 0 },
     health: { connectTimeoutMs: 10000, idleTimeoutSeconds: 45, heartbeatSeconds: 15 },
     reconnect: { baseDelayMs: 1000, maxDelayMs: 30000, factor: 2, jitter: 0.1, maxRetries: 10, maxHintDelayMs: 300000, dedupeWindow: 1000 },

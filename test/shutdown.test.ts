@@ -10,14 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { startProxy } from './helpers/proxy.js'
-
-async function waitForMetric (url: string, pattern: RegExp): Promise<void> {
-  for (let attempt = 0; attempt < 500; attempt++) {
-    if (pattern.test(await (await fetch(url)).text())) return
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error(`metric ${String(pattern)} never appeared`)
-}
+import { openStuckClient } from './helpers/stuck-client.js'
 
 t.test('fastify.close() ends every client stream cleanly with a retry: hint, and closes the upstream streams', async (t) => {
   const upstream = await SseUpstream.start()
@@ -51,19 +44,7 @@ t.test('a client that takes nothing in does not hold the shutdown past shutdown.
     history: { maxEvents: 30000, maxBytes: 64 * 1024 * 1024 },
     shutdown: { drainTimeoutMs: 300 }
   })
-  const first = await SseClient.open(proxy.url('/events'))
-  await upstream.waitForStreams(1)
-  upstream.broadcast('data: first\n\n')
-  const [one] = await first.waitForEvents(1)
-  first.close()
-  await first.ended
-  // 20 MB recorded while no client is attached: more than the sockets hold.
-  const payload = 'z'.repeat(1000)
-  for (let i = 0; i < 20000; i++) upstream.broadcast(`data: ${i} ${payload}\n\n`)
-  await waitForMetric(proxy.url('/metrics'), /sse_history_events 20001/)
-  const stuck = await SseClient.open(proxy.url('/events'), { 'last-event-id': one?.id ?? '' })
-  stuck.pause()
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  const stuck = await openStuckClient(upstream, proxy.origin)
   const started = Date.now()
   await proxy.app.close()
   t.ok(Date.now() - started < 4000, 'closed within the drain bound, well before the 60 s stall limit')

@@ -5,13 +5,15 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { z } from 'zod'
+import { serveCountingStream } from './counting-stream.js'
 
 /**
  * An example MCP server built with the official TypeScript SDK. It keeps no
  * event store, like most MCP servers: it cannot replay anything itself.
- * It serves both transports:
+ * It serves both transports, and a plain SSE stream:
  *   - Streamable HTTP on /mcp (with sessions)
  *   - HTTP+SSE (2024-11-05) on /sse, with messages POSTed to /messages
+ *   - a counting SSE stream on /events
  */
 export function createDemoMcpServer (): McpServer {
   const server = new McpServer({ name: 'fastify-mcp-sse-resilience-demo', version: '1.0.0' })
@@ -57,7 +59,7 @@ export interface DemoUpstream {
   close: () => Promise<void>
 }
 
-export async function startDemoUpstream (port = 0, host = '127.0.0.1'): Promise<DemoUpstream> {
+export async function startDemoUpstream (port = 0, host = '127.0.0.1', eventIntervalMs = 200): Promise<DemoUpstream> {
   const streamable = new Map<string, StreamableHTTPServerTransport>()
   const legacy = new Map<string, SSEServerTransport>()
   const sessionIds: string[] = []
@@ -105,6 +107,10 @@ export async function startDemoUpstream (port = 0, host = '127.0.0.1'): Promise<
 
   const server = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://upstream')
+    if (url.pathname === '/events' && request.method === 'GET') {
+      serveCountingStream(request, response, eventIntervalMs)
+      return
+    }
     if (url.pathname !== '/mcp' && url.pathname !== '/sse' && url.pathname !== '/messages') {
       response.writeHead(404).end()
       return
@@ -115,7 +121,10 @@ export async function startDemoUpstream (port = 0, host = '127.0.0.1'): Promise<
       response.end(String(error))
     })
   })
-  await new Promise<void>((resolve) => server.listen(port, host, resolve))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, resolve)
+  })
   const address = server.address() as AddressInfo
   return {
     server,

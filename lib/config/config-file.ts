@@ -14,7 +14,7 @@ export async function loadConfigFile (path: string): Promise<ResolvedOptions> {
   }
   const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
   if (document.errors.length > 0) {
-    throw new ConfigFileError(path, `invalid YAML:\n${document.errors.map((error) => `  - ${error.message}`).join('\n')}`)
+    throw new ConfigFileError(path, `invalid YAML:\n${document.errors.map((error) => `  - ${asListItem(error.message)}`).join('\n')}`)
   }
   let data: unknown
   try {
@@ -24,4 +24,9 @@ export async function loadConfigFile (path: string): Promise<ResolvedOptions> {
     throw new ConfigFileError(path, (error as Error).message)
   }
   return resolveOptions(data, `config file ${path}`)
+}
+
+/** A yaml error, its code frame under its bullet: blank lines dropped, the rest indented alike, so the caret still points. */
+function asListItem (message: string): string {
+  return message.split('\n').filter((line) => line.trim() !== '').join('\n    ')
 }

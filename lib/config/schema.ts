@@ -13,8 +13,10 @@ function isHttpUrl (value: string): boolean {
   return protocol === 'http:' || protocol === 'https:'
 }
 
+const PATH_PATTERN = '^/[^?#\\s]*$'
+
 const RoutePath = Type.String({
-  pattern: '^/[^?#\\s]*$',
+  pattern: PATH_PATTERN,
   description: 'URL path on the proxy, starting with "/".'
 })
 
@@ -26,7 +28,7 @@ const UpstreamUrl = Type.String({
 const strict = { additionalProperties: false } as const
 
 const ReconnectSchema = Type.Object({
-  baseDelayMs: Type.Optional(Type.Integer({ default: 1000, minimum: 0, description: 'Delay before the second reconnection attempt of an outage; each further one grows by `factor`. The first attempt after a clean close is immediate.' })),
+  baseDelayMs: Type.Optional(Type.Integer({ default: 1000, minimum: 0, description: 'Delay before the first reconnection attempt after an upstream stream fails (its connection cut or reset, or stalled); each further attempt of the same outage waits `factor` times longer. After a clean close (the upstream ended its response) the first attempt is immediate, and this is the delay of the second.' })),
   maxDelayMs: Type.Optional(Type.Integer({ default: 30000, minimum: 0, description: 'Longest delay between two attempts, before jitter.' })),
   factor: Type.Optional(Type.Number({ default: 2, minimum: 1, description: 'Growth of the delay from one attempt to the next.' })),
   jitter: Type.Optional(Type.Number({ default: 0.1, minimum: 0, maximum: 1, description: 'Random spread of each delay: 0.1 is +-10%.' })),
@@ -84,6 +86,12 @@ export const RouteSchema = Type.Union([...ROUTE_SCHEMAS])
 const MetricsSchema = Type.Object({
   enabled: Type.Optional(Type.Boolean({ default: true, description: 'Serve Prometheus metrics through fastify-metrics.' })),
   path: Type.Optional(Type.String({ default: '/metrics', pattern: '^/[^?#\\s]*$', description: 'Path of the Prometheus endpoint.' }))
+}, { ...strict, default: {} })
+
+const ProbesSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ default: true, description: 'Serve a liveness and a readiness probe, for orchestrators and load balancers (docs/operations.md). Both are left out of the request metrics.' })),
+  livenessPath: Type.Optional(Type.String({ default: '/healthz', pattern: PATH_PATTERN, description: 'GET: `200` while the process serves requests. It looks at nothing else, so that a Redis outage never gets the proxy restarted.' })),
+  readinessPath: Type.Optional(Type.String({ default: '/readyz', pattern: PATH_PATTERN, description: 'GET: `200` when the proxy takes new clients; `503` with the reason while it shuts down, and, with the Redis store, until it has reached Redis and while Redis is unreachable.' }))
 }, { ...strict, default: {} })
 
 const UpstreamSchema = Type.Object({
@@ -255,6 +263,7 @@ export const OptionsSchema = Type.Object({
     description: 'The proxied endpoints. Each entry is one of the route kinds, chosen by `kind`.'
   }),
   metrics: Type.Optional(MetricsSchema),
+  probes: Type.Optional(ProbesSchema),
   upstream: Type.Optional(UpstreamSchema),
   health: Type.Optional(HealthSchema),
   reconnect: Type.Optional(ReconnectSchema),

@@ -133,5 +133,9 @@ function findConflicts (options: ResolvedOptions): string[] {
     if (route.kind === 'legacy-sse') claim(route.messagesPath, `routes[${index}].messagesPath`)
   })
   if (options.metrics.enabled) claim(options.metrics.path, 'metrics.path')
+  if (options.probes.enabled) {
+    claim(options.probes.livenessPath, 'probes.livenessPath')
+    claim(options.probes.readinessPath, 'probes.readinessPath')
+  }
   return problems
 }

@@ -25,9 +25,39 @@ export function reportUpstreamEnd (report: UpstreamReportContext, reason: Upstre
     metrics.upstreamMalformed.inc({ ...labels, reason })
     log.warn({ upstream: upstreamUrl, maxEventBytes: report.maxEventBytes }, 'upstream event exceeds limits.maxEventBytes; closing the stream')
   } else if (reason === 'failed') {
-    log.info({ upstream: upstreamUrl, err: error }, 'upstream stream failed')
+    reportFailure(report, error)
   } else if (reason === 'stalled') {
     metrics.upstreamStalls.inc(labels)
     log.info({ upstream: upstreamUrl, idleTimeoutMs: report.idleTimeoutMs }, 'upstream stream stalled: nothing within health.idleTimeoutSeconds')
   }
+}
+
+/**
+ * An upstream that restarts or drops its connections is what the proxy is for: one
+ * line with the root cause, such as `UND_ERR_SOCKET: other side closed`. An error with
+ * no code anywhere in its chain came from no socket: it is unexpected, and keeps its stack.
+ */
+function reportFailure (report: UpstreamReportContext, error: Error | undefined): void {
+  const { log, upstreamUrl } = report
+  const cause = error === undefined ? 'closed before its end' : codedCause(error)
+  if (cause === undefined) {
+    log.warn({ upstream: upstreamUrl, err: error }, 'upstream stream failed')
+  } else {
+    log.info({ upstream: upstreamUrl, cause }, 'upstream stream failed')
+  }
+}
+
+// Deep enough for undici's wrappers (TypeError "terminated" around a SocketError); bounds a chain that loops.
+const MAX_CAUSE_DEPTH = 8
+
+/** `code: message` of the innermost error in the cause chain that has a code. */
+function codedCause (error: Error): string | undefined {
+  let found: string | undefined
+  let current: unknown = error
+  for (let depth = 0; depth < MAX_CAUSE_DEPTH && current instanceof Error; depth++) {
+    const { code } = current as NodeJS.ErrnoException
+    if (typeof code === 'string') found = `${code}: ${current.message}`
+    current = current.cause
+  }
+  return found
 }
