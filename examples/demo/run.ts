@@ -48,6 +48,8 @@ writeFileSync(configFile, `routes:
   - kind: sse
     path: /events
     upstream: ${upstreamUrl}/events
+    # The counting stream goes on after the Last-Event-ID it gets: nothing to tell the client of.
+    upstreamReplays: true
 reconnect:
   baseDelayMs: 100
   maxDelayMs: 1000
@@ -77,6 +79,7 @@ const client = new SequenceClient(`http://127.0.0.1:${relay.port}/events`, clien
   onNumber: (n) => printer.word(String(n)),
   onBreak: (expected, got) => printer.word(got > expected ? `[GAP: ${expected} to ${got - 1} lost]` : `[DUPLICATE: ${got}]`),
   onResumed: (status) => printer.word(`[resumed: ${status}]`),
+  onNotice: (data) => printer.word(`[proxy: ${data}]`),
   onError: (message) => printer.word(`[${message}]`)
 })
 let faultTimer: NodeJS.Timeout | undefined

@@ -8,6 +8,8 @@ export interface SequenceClientEvents {
   readonly onBreak: (expected: number, got: number) => void
   /** A resume was answered; `status` is the proxy's X-Resume-Status. */
   readonly onResumed: (status: string) => void
+  /** The proxy's own `resume-status` event: where the upstream may have lost events (routes[].upstreamReplays: false). */
+  readonly onNotice: (data: string) => void
   readonly onError: (message: string) => void
 }
 
@@ -73,6 +75,10 @@ export class SequenceClient {
     const parser = createParser({
       onEvent: (event) => {
         this.#lastEventId = event.id
+        if (event.event === 'resume-status') {
+          this.#on.onNotice(event.data)
+          return
+        }
         this.#count(Number(event.data))
       }
     })
