@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { UpstreamTimeoutError, UpstreamUnavailableError } from '../errors.js'
 import type { ProxyMetrics, RouteLabels } from '../metrics.js'
-import { withoutHopByHop, type HeaderMap } from './headers.js'
+import { upstreamHeadersForClient, withoutHopByHop, type HeaderMap } from './headers.js'
 
 export interface UpstreamResponseHead {
   statusCode: number
@@ -49,7 +49,7 @@ export function forwardToUpstream (request: FastifyRequest, reply: FastifyReply,
       forwarded['accept-encoding'] = 'identity'
       return (options.rewriteRequestHeaders?.(forwarded) ?? forwarded) as IncomingHttpHeaders
     },
-    rewriteHeaders: (headers) => withoutHopByHop(headers as HeaderMap) as IncomingHttpHeaders,
+    rewriteHeaders: (headers) => upstreamHeadersForClient(headers as HeaderMap) as IncomingHttpHeaders,
     onResponse: (_request, _reply, typedResponse) => {
       // reply-from types this as a ServerResponse; at run time it is { statusCode, headers, stream }.
       const response = typedResponse as unknown as UpstreamResponseHead & { stream: Readable }
