@@ -24,6 +24,14 @@ const PREFLIGHT_MAX_AGE_SECONDS = 7200
  * Origin check has refused them (403, without CORS headers).
  */
 export async function answerPreflights (proxy: FastifyInstance, routes: readonly RouteConfig[], allowed: OriginPolicy): Promise<void> {
+  // An application that registered @fastify/cors around the plugin answers every
+  // preflight itself, the proxy's too: its hook runs first. A second @fastify/cors
+  // could not even start (it decorates the request again).
+  if (!proxy.hasPlugin('@fastify/cors')) await registerCors(proxy, routes, allowed)
+  mirrorOnRawResponse(proxy)
+}
+
+async function registerCors (proxy: FastifyInstance, routes: readonly RouteConfig[], allowed: OriginPolicy): Promise<void> {
   const [first, ...others] = routes.flatMap((route) => route.kind === 'legacy-sse' ? [route.path, route.messagesPath] : [route.path])
   // @fastify/cors routes every preflight through an `OPTIONS *` route: in the host
   // application, that would answer for all of its paths, and clash with its own
@@ -40,9 +48,15 @@ export async function answerPreflights (proxy: FastifyInstance, routes: readonly
     exposedHeaders: EXPOSED_HEADERS,
     maxAge: PREFLIGHT_MAX_AGE_SECONDS
   })
-  // An event stream writes its own head (a resume, a client joining a stream), and a
-  // request sent again after an upstream restart clears the reply's headers: on the
-  // raw response, @fastify/cors's answer is part of whatever head goes out.
+  // Reached only by an OPTIONS that is no preflight of an allowed origin, as @fastify/cors's own route.
+  for (const path of others) proxy.options(path, { config: { disableMetrics: true } }, async (_request, reply) => { reply.callNotFound() })
+}
+
+/**
+ * An event stream writes its own head (a resume, a client joining a stream):
+ * on the raw response, the CORS answer is part of whatever head goes out.
+ */
+function mirrorOnRawResponse (proxy: FastifyInstance): void {
   proxy.addHook('onRequest', (_request, reply, done) => {
     for (const name of RESPONSE_HEADERS) {
       const value = reply.getHeader(name)
@@ -50,6 +64,4 @@ export async function answerPreflights (proxy: FastifyInstance, routes: readonly
     }
     done()
   })
-  // Reached only by an OPTIONS that is no preflight of an allowed origin, as @fastify/cors's own route.
-  for (const path of others) proxy.options(path, { config: { disableMetrics: true } }, async (_request, reply) => { reply.callNotFound() })
 }

@@ -7,7 +7,7 @@ import { LegacyEndpoint } from '../session/legacy-endpoint.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
 import type { UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession } from '../session/session-registry.js'
-import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
+import { dropUpstreamHead, forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import type { HeaderMap } from '../upstream/headers.js'
 import { isProxyResponse, reestablishLegacySession } from '../upstream/mcp-session-reestablish.js'
 import type { SseEvent } from '../wire/sse-event.js'
@@ -143,7 +143,7 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
     resentRequests.add(request)
     body.destroy()
     endpoint.whenReady(options.health.connectTimeoutMs).then(async (url) => {
-      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+      dropUpstreamHead(reply, head)
       if (url === undefined || url === sentTo) {
         sendSessionNotFound(reply)
         return

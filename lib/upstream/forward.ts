@@ -97,3 +97,11 @@ function isTimeout (error: Error): boolean {
   const code = (rootCause(error) as NodeJS.ErrnoException).code
   return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT'
 }
+
+/**
+ * Takes an upstream answer's headers off the reply, when the request goes upstream
+ * again instead: the reply keeps the proxy's own (its CORS answer).
+ */
+export function dropUpstreamHead (reply: FastifyReply, head: UpstreamResponseHead): void {
+  for (const name of Object.keys(upstreamHeadersForClient(head.headers))) reply.removeHeader(name)
+}
