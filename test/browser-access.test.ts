@@ -1,14 +1,13 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { mcpSseResilience, resolveOptions, type McpSseResilienceOptions } from '../lib/index.js'
+import { mcpSseResilience, resolveOptions } from '../lib/index.js'
 import { exchange, MCP_ACCEPT, walkEveryRoute, type Exchange } from './helpers/exchange.js'
-import { RecordingMcpUpstream, proxyOnEveryRouteKind } from './helpers/recording-mcp-upstream.js'
+import { RecordingMcpUpstream, everyRouteKind, proxyOnEveryRouteKind } from './helpers/recording-mcp-upstream.js'
 import { rawExchange } from './helpers/hostile.js'
 import type { RunningProxy } from './helpers/proxy.js'
 
@@ -25,29 +24,6 @@ const EVERY_ROUTE_KIND = [
   ['GET', '/mcp'],
   ['DELETE', '/mcp']
 ] as const
-
-/** The plugin with one route of every kind in front of a RecordingMcpUpstream, listening on `host`. */
-async function proxyListeningOn (t: Test, host: string, extra: Omit<McpSseResilienceOptions, 'routes'> = {}): Promise<{ upstream: RecordingMcpUpstream, proxy: RunningProxy }> {
-  const upstream = await RecordingMcpUpstream.start()
-  t.teardown(async () => await upstream.close())
-  const app = Fastify({ forceCloseConnections: true })
-  await app.register(mcpSseResilience, { ...everyRouteKind(upstream), ...extra })
-  await app.listen({ port: 0, host })
-  t.teardown(async () => await app.close())
-  const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  return { upstream, proxy: { app, origin, url: (path) => `${origin}${path}` } }
-}
-
-function everyRouteKind (upstream: RecordingMcpUpstream): McpSseResilienceOptions {
-  return {
-    routes: [
-      { kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` },
-      { kind: 'legacy-sse', path: '/sse', messagesPath: '/messages', upstream: `${upstream.origin}/sse` },
-      { kind: 'sse', path: '/events', upstream: `${upstream.origin}/events` }
-    ],
-    health: { heartbeatSeconds: 0 }
-  }
-}
 
 /** A GET of the plain SSE route with these Host and Origin headers (undefined: none). */
 async function streamWith (proxy: RunningProxy, host: string, origin?: string): Promise<Exchange> {
@@ -115,12 +91,12 @@ t.test('the conformance suite\'s dns-rebinding-protection check: initialize and 
 })
 
 t.test('on a bind that is not loopback (0.0.0.0, as behind a load balancer), Host is not checked and localhost origins are not let in on their own; lists are checked whatever the bind', async (t) => {
-  const open = await proxyListeningOn(t, '0.0.0.0', { security: { allowedOrigins: [PAGE] } })
+  const open = await proxyOnEveryRouteKind(t, { security: { allowedOrigins: [PAGE] } }, '0.0.0.0')
   t.equal((await streamWith(open.proxy, 'mcp.example.com')).status, 200, 'any Host: a load balancer\'s name passes')
   t.equal((await streamWith(open.proxy, 'mcp.example.com', PAGE)).status, 200, 'a listed origin passes')
   t.equal(refusedWith(await streamWith(open.proxy, 'mcp.example.com', 'http://localhost:5173')), 'FST_MCP_SSE_ORIGIN_NOT_ALLOWED', 'a localhost page is a page like any other')
 
-  const listed = await proxyListeningOn(t, '0.0.0.0', { security: { allowedHosts: ['MCP.example.com', '[::1]'], localhostOrigins: true } })
+  const listed = await proxyOnEveryRouteKind(t, { security: { allowedHosts: ['MCP.example.com', '[::1]'], localhostOrigins: true } }, '0.0.0.0')
   t.equal((await streamWith(listed.proxy, 'mcp.EXAMPLE.com:8443')).status, 200, 'a listed name passes, in any case and on any port')
   t.equal((await streamWith(listed.proxy, '[::1]:80')).status, 200, 'an IPv6 name passes')
   t.equal(refusedWith(await streamWith(listed.proxy, 'evil.example')), 'FST_MCP_SSE_HOST_NOT_ALLOWED', 'another name is refused, whatever the bind')
@@ -129,14 +105,12 @@ t.test('on a bind that is not loopback (0.0.0.0, as behind a load balancer), Hos
 })
 
 t.test('[::1] is a loopback bind; localhostOrigins false and allowedHosts ["*"] turn each default off', async (t) => {
-  const ipv6 = await proxyListeningOn(t, '::1', { security: { localhostOrigins: false } })
-  const url = (path: string): string => `http://[::1]:${(ipv6.proxy.app.server.address() as AddressInfo).port}${path}`
-  const on = { ...ipv6.proxy, url }
+  const { proxy: on } = await proxyOnEveryRouteKind(t, { security: { localhostOrigins: false } }, '::1')
   t.equal(refusedWith(await streamWith(on, 'evil.example')), 'FST_MCP_SSE_HOST_NOT_ALLOWED', '[::1]: the Host is checked')
   t.equal((await streamWith(on, '[::1]')).status, 200)
   t.equal(refusedWith(await streamWith(on, '[::1]', 'http://localhost:5173')), 'FST_MCP_SSE_ORIGIN_NOT_ALLOWED', 'localhostOrigins: false refuses localhost pages')
 
-  const anyHost = await proxyListeningOn(t, '127.0.0.1', { security: { allowedHosts: ['*'] } })
+  const anyHost = await proxyOnEveryRouteKind(t, { security: { allowedHosts: ['*'] } })
   t.equal((await streamWith(anyHost.proxy, 'evil.example')).status, 200, 'allowedHosts ["*"]: no Host check')
   t.equal((await streamWith(anyHost.proxy, 'evil.example', 'http://localhost:5173')).status, 200, 'localhost pages still pass on loopback')
 })

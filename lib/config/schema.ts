@@ -206,7 +206,7 @@ const SecuritySchema = Type.Object({
   })),
   localhostOrigins: Type.Optional(Type.Union([Type.Literal('auto'), Type.Boolean()], {
     default: 'auto',
-    description: 'Whether pages served from this machine (`http(s)://` `localhost`, `127.0.0.1` or `[::1]`, any port) may call the proxy, as the MCP SDK allows them. `"auto"`: when the proxy listens on loopback addresses only, where only this machine reaches it and the Host check stops rebound names. `true`: always. `false`: only `allowedOrigins`.'
+    description: 'Whether pages served from this machine (origins `http(s)://` `localhost`, `127.0.0.1` or `[::1]`, any port) may call the proxy. `"auto"`: yes when the proxy listens on loopback addresses only, where only this machine reaches it and the Host check stops rebound names. `true`: always. `false`: only `allowedOrigins`.'
   })),
   allowedHosts: Type.Optional(Type.Union([
     Type.Literal('auto'),
