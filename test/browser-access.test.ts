@@ -161,9 +161,11 @@ t.test('CORS: a preflight from an allowed origin gets 204 with the MCP methods a
   t.equal(upstream.requests.length, 0, 'the upstream saw no preflight')
   const notPreflight = await exchange('OPTIONS /mcp', proxy.url('/mcp'), 'OPTIONS', { origin: PAGE })
   t.equal(notPreflight.status, 400, 'an OPTIONS without Access-Control-Request-Method is no preflight')
-  const withoutOrigin = await exchange('OPTIONS /mcp', proxy.url('/mcp'), 'OPTIONS', {})
-  t.equal(withoutOrigin.status, 404, 'nor is one without Origin: not found, as before')
-  t.same(corsHeaders(withoutOrigin.headers), {})
+  for (const path of ['/mcp', '/events']) {
+    const withoutOrigin = await exchange(`OPTIONS ${path}`, proxy.url(path), 'OPTIONS', {})
+    t.equal(withoutOrigin.status, 404, `OPTIONS ${path}: nor is one without Origin: not found, as before`)
+    t.same(corsHeaders(withoutOrigin.headers), {})
+  }
 
   for (const response of await walkEveryRoute(proxy, { origin: PAGE })) {
     t.ok(response.status < 300, `${response.label}: ${response.status}`)
