@@ -64,6 +64,12 @@ export const OriginNotAllowedError = defineClientError(
   403
 )
 
+export const HostNotAllowedError = defineClientError(
+  'FST_MCP_SSE_HOST_NOT_ALLOWED',
+  'Host not allowed',
+  403
+)
+
 export const StandaloneStreamTakenError = defineClientError(
   'FST_MCP_SSE_STANDALONE_STREAM_TAKEN',
   'Conflict: this session\'s standalone stream is already open',

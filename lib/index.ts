@@ -7,7 +7,7 @@ import { exposeMetrics, ProxyMetrics } from './metrics.js'
 import type { ProxyContext } from './proxy-context.js'
 import { registerLegacySseRoute } from './routes/legacy-sse.js'
 import { registerSseRoute } from './routes/sse.js'
-import { checkOrigins } from './routes/origin-check.js'
+import { guardBrowserAccess } from './routes/browser-access.js'
 import { registerStreamableHttpRoute } from './routes/streamable-http.js'
 import { SessionRegistry, type ProxySession } from './session/session-registry.js'
 import { createUpstreamDispatcher } from './upstream/dispatcher.js'
@@ -65,7 +65,7 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = asyn
   await fastify.register(async (proxy) => {
     await proxy.register(replyFrom, { undici: dispatcher, disableCache: true, disableRequestLogging: true })
     registerRawBodyParsers(proxy, options)
-    checkOrigins(proxy, options.security.allowedOrigins)
+    await guardBrowserAccess(proxy, options)
     for (const route of options.routes) registerRoute(proxy, context, route)
   })
 

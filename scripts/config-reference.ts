@@ -45,7 +45,7 @@ function table (properties: Record<string, TSchema>, prefix: string, skip: strin
 }
 
 function typeOf (schema: TSchema): string {
-  if (Array.isArray(schema.anyOf)) return (schema.anyOf as TSchema[]).map((choice) => `\`${JSON.stringify(choice.const)}\``).join(' or ')
+  if (Array.isArray(schema.anyOf)) return (schema.anyOf as TSchema[]).map((choice) => choice.const === undefined ? typeOf(choice) : `\`${JSON.stringify(choice.const)}\``).join(' or ')
   const bounds = [
     schema.minimum === undefined ? '' : `>= ${String(schema.minimum)}`,
     schema.format === undefined ? '' : 'http(s) URL',

@@ -28,7 +28,7 @@ t.test('defaults are applied to every section', async (t) => {
     history: { enabled: true, maxEvents: 1000, maxBytes: 1048576, ttlSeconds: 300, replay: true },
     sessions: { maxSessions: 10000, idleTimeoutSeconds: 3600, detachGraceSeconds: 60, reestablish: true, maxSubscriptionsPerSession: 1000, maxStreamsPerSession: 100 },
     limits: { maxEventBytes: 1048576, maxBodyBytes: 4194304, clientBufferBytes: 1048576, clientStallSeconds: 30 },
-    security: { allowedOrigins: [] },
+    security: { allowedOrigins: [], localhostOrigins: 'auto', allowedHosts: 'auto' },
     shutdown: { retryHintMs: 1000, drainTimeoutMs: 5000 },
     store: { kind: 'memory', url: 'redis://127.0.0.1:6379', keyPrefix: 'mcp-sse:', leaseTtlMs: 5000, requestTimeoutMs: 2000, maxAppendBytes: 65536, durable: false }
   })

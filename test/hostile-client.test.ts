@@ -31,7 +31,7 @@ t.test('Last-Event-ID with a raw CR, LF, line folding or NUL (CRLF injection) ge
   const values = ['abc\rX-Injected: yes', 'abc\nX-Injected: yes', 'abc\r\n X-Injected: yes', 'abc\0X-Injected: yes']
   for (const path of ['/events', '/sse', '/mcp']) {
     for (const value of values) {
-      const response = await rawExchange(proxy.origin, `GET ${path} HTTP/1.1\r\nHost: proxy\r\nAccept: text/event-stream\r\nLast-Event-ID: ${value}\r\n\r\n`)
+      const response = await rawExchange(proxy.origin, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nLast-Event-ID: ${value}\r\n\r\n`)
       t.equal(response.status, 400, `${path} ${JSON.stringify(value)}: 400`)
       t.notOk(response.headers.has('x-injected'), 'no injected header')
       t.notMatch(response.body, /X-Injected|\bat\s+\S+:\d+/, 'the body names nothing of it, and carries no stack')
@@ -53,7 +53,7 @@ t.test('a Last-Event-ID that smuggles an encoded CRLF is malformed on every rout
   const routes = [['/events', ''], ['/sse', ''], ['/mcp', `Mcp-Session-Id: ${sessionId}\r\n`]]
   for (const [path, extraHeaders] of routes) {
     for (const value of values) {
-      const response = await rawExchange(proxy.origin, `GET ${path ?? ''} HTTP/1.1\r\nHost: proxy\r\nAccept: text/event-stream\r\n${extraHeaders ?? ''}Last-Event-ID: ${value}\r\n\r\n`, 2000, (received) => received.includes('"reason":"malformed"}\n\n'))
+      const response = await rawExchange(proxy.origin, `GET ${path ?? ''} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n${extraHeaders ?? ''}Last-Event-ID: ${value}\r\n\r\n`, 2000, (received) => received.includes('"reason":"malformed"}\n\n'))
       t.equal(response.status, 200, `${path ?? ''} ${JSON.stringify(value)}: a fresh or live stream`)
       t.equal(response.headers.get('x-resume-status'), 'unrecoverable; reason=malformed')
       t.notOk(response.headers.has('x-injected'), 'no injected header')
@@ -86,7 +86,7 @@ t.test('a garbage or 10 KB Last-Event-ID on streamable-http and legacy-sse is ma
 
 t.test('a Last-Event-ID past the HTTP server\'s header limit gets 431, and the proxy goes on', async (t) => {
   const { upstream, proxy } = await setup(t)
-  const response = await rawExchange(proxy.origin, `GET /events HTTP/1.1\r\nHost: proxy\r\nLast-Event-ID: ${'x'.repeat(20 * 1024)}\r\n\r\n`)
+  const response = await rawExchange(proxy.origin, `GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: ${'x'.repeat(20 * 1024)}\r\n\r\n`)
   t.equal(response.status, 431)
   t.equal(upstream.requests.length, 0)
   t.ok(await proxyStillServes(proxy))

@@ -102,7 +102,7 @@ t.test('a disconnect in the middle of a write: the client resumes after the last
   // A raw socket, so that the test can cut it after half an event has arrived.
   const socket = connect(Number(port), '127.0.0.1')
   await once(socket, 'connect')
-  socket.write('GET /events HTTP/1.1\r\nHost: proxy\r\nAccept: text/event-stream\r\n\r\n')
+  socket.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n')
   await upstream.waitForStreams(1)
   let raw = ''
   socket.setEncoding('utf8')

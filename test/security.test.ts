@@ -1,77 +1,15 @@
 import t, { type Test } from 'tap'
-import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http'
 import { createServer as createNetServer, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
-import { startProxy, type RunningProxy } from './helpers/proxy.js'
+import { startProxy } from './helpers/proxy.js'
 import { RecordingMcpUpstream, proxyOnEveryRouteKind } from './helpers/recording-mcp-upstream.js'
 import { freePort } from './helpers/free-port.js'
+import { exchange, MCP_ACCEPT, walkEveryRoute } from './helpers/exchange.js'
 import { metricsText, waitForMetric } from './helpers/hostile.js'
 
-const MCP_ACCEPT = 'application/json, text/event-stream'
-
-interface Exchange {
-  label: string
-  status: number
-  headers: IncomingHttpHeaders
-  body: string
-}
-
-/**
- * One request over its own socket. The body is read to its end, or, for an event
- * stream that stays open, up to its first chunk.
- */
-async function exchange (label: string, url: string, method: string, headers: OutgoingHttpHeaders, body?: string): Promise<Exchange> {
-  // Node's client sends Trailer only with a chunked body.
-  const { trailer, ...withoutTrailer } = headers
-  const sent = body === undefined ? withoutTrailer : headers
-  return await new Promise<Exchange>((resolve, reject) => {
-    const request = httpRequest(url, { method, agent: false, headers: sent }, (response) => {
-      let text = ''
-      const done = (): void => resolve({ label, status: response.statusCode ?? 0, headers: response.headers, body: text })
-      response.setEncoding('utf8')
-      response.on('data', (chunk: string) => {
-        text += chunk
-        if (String(response.headers['content-type']).startsWith('text/event-stream') && /\n\n/.test(text)) {
-          response.destroy()
-          done()
-        }
-      })
-      response.once('end', done)
-    })
-    request.once('error', reject)
-    // Sent chunked: the proxy must not pass the client's framing on.
-    if (body !== undefined) {
-      request.write(body.slice(0, 10))
-      request.write(body.slice(10))
-    }
-    request.end()
-  })
-}
-
 const setupRecording = proxyOnEveryRouteKind
-
-/** A whole session on every route kind, every request with `headers`: what the client got back. */
-async function walkEveryRoute (proxy: RunningProxy, headers: OutgoingHttpHeaders): Promise<Exchange[]> {
-  const json = { ...headers, 'content-type': 'application/json', accept: MCP_ACCEPT }
-  const exchanges: Exchange[] = []
-  exchanges.push(await exchange('sse GET', proxy.url('/events'), 'GET', { ...headers, accept: 'text/event-stream' }))
-  const initialize = await exchange('streamable-http initialize', proxy.url('/mcp'), 'POST', json,
-    JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'security', version: '1' } } }))
-  exchanges.push(initialize)
-  const sessionId = String(initialize.headers['mcp-session-id'])
-  exchanges.push(await exchange('streamable-http POST stream', proxy.url('/mcp'), 'POST', { ...json, 'mcp-session-id': sessionId },
-    JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'anything' } })))
-  exchanges.push(await exchange('streamable-http GET stream', proxy.url('/mcp'), 'GET', { ...headers, accept: 'text/event-stream', 'mcp-session-id': sessionId }))
-  exchanges.push(await exchange('streamable-http DELETE', proxy.url('/mcp'), 'DELETE', { ...headers, 'mcp-session-id': sessionId }))
-  const legacy = await exchange('legacy-sse GET', proxy.url('/sse'), 'GET', { ...headers, accept: 'text/event-stream' })
-  exchanges.push(legacy)
-  const endpoint = /^data: (.+)$/m.exec(legacy.body)?.[1] ?? ''
-  exchanges.push(await exchange('legacy-sse POST', proxy.url(endpoint), 'POST', { ...headers, 'content-type': 'application/json' },
-    JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' })))
-  return exchanges
-}
 
 t.test('hop-by-hop headers are dropped in both directions, on every route kind; end-to-end headers pass', async (t) => {
   const { upstream, proxy } = await setupRecording(t)
@@ -272,7 +210,7 @@ t.test('a legacy endpoint event that names another origin is not followed: the c
   t.same(elsewhere.requests.map((request) => `${request.method} ${request.url} ${String(request.headers.authorization)}`), [], 'the other origin got nothing')
 })
 
-t.test('security.allowedOrigins: by default a request with any Origin gets 403 on every route kind, before the upstream sees it; one without Origin passes', async (t) => {
+t.test('security.allowedOrigins: by default a request with a foreign Origin gets 403 on every route kind, before the upstream sees it; one without Origin passes', async (t) => {
   const { upstream, proxy } = await setupRecording(t)
   const requests = [
     ['GET', '/events'],
@@ -280,17 +218,19 @@ t.test('security.allowedOrigins: by default a request with any Origin gets 403 o
     ['POST', '/messages?sessionId=x'],
     ['POST', '/mcp'],
     ['GET', '/mcp'],
-    ['DELETE', '/mcp']
+    ['DELETE', '/mcp'],
+    ['OPTIONS', '/mcp']
   ] as const
-  // A page on a name that was rebound to this host (DNS rebinding) sends its own origin, and its own Host.
-  const origins = ['http://evil.example', `http://evil.example:${new URL(proxy.origin).port}`, 'null', proxy.origin]
+  // A page on another site that calls the proxy by its address: a cross-site request with the
+  // proxy's own Host. (A rebound name, with the page's own Host, is in browser-access.test.ts.)
+  const origins = ['http://evil.example', `http://evil.example:${new URL(proxy.origin).port}`, 'null', 'http://127.0.0.1.evil.example']
   for (const origin of origins) {
     for (const [method, path] of requests) {
-      const host = new URL(origin === 'null' ? proxy.origin : origin).host
-      const response = await exchange(`${method} ${path}`, proxy.url(path), method, { origin, host, 'content-type': 'application/json', accept: MCP_ACCEPT },
+      const response = await exchange(`${method} ${path}`, proxy.url(path), method, { origin, 'content-type': 'application/json', accept: MCP_ACCEPT, 'access-control-request-method': 'POST' },
         method === 'POST' ? '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}' : undefined)
       t.equal(response.status, 403, `${origin} ${method} ${path}: 403`)
       t.match(JSON.parse(response.body), { jsonrpc: '2.0', error: { data: { code: 'FST_MCP_SSE_ORIGIN_NOT_ALLOWED' } } })
+      t.same(Object.keys(response.headers).filter((name) => name.startsWith('access-control-')), [], `${origin} ${method} ${path}: no CORS header`)
     }
   }
   t.equal(upstream.requests.length, 0, 'the upstream saw none of them')

@@ -4,8 +4,16 @@ import { FormatRegistry, Type, type Static } from '@sinclair/typebox'
 // which is what ResolvedOptions describes.
 
 export const HTTP_URL_FORMAT = 'mcp-sse-http-url'
+export const HOST_NAME_FORMAT = 'mcp-sse-host-name'
 
 FormatRegistry.Set(HTTP_URL_FORMAT, isHttpUrl)
+FormatRegistry.Set(HOST_NAME_FORMAT, isHostName)
+
+/** What each format asks for, in the words of an error message and of the reference. */
+export const FORMAT_NAMES: Readonly<Record<string, string>> = {
+  [HTTP_URL_FORMAT]: 'an http(s) URL',
+  [HOST_NAME_FORMAT]: 'a host name without scheme or port ("localhost", "[::1]", "mcp.example.com"), or "*"'
+}
 
 function isHttpUrl (value: string): boolean {
   if (!URL.canParse(value)) return false
@@ -14,6 +22,12 @@ function isHttpUrl (value: string): boolean {
 }
 
 const PATH_PATTERN = '^/[^?#\\s]*$'
+
+/** A name as `URL` spells the hostname of `http://<name>/`, nothing more, in any case; or `*`. */
+function isHostName (value: string): boolean {
+  if (value === '*') return true
+  return URL.canParse(`http://${value}`) && new URL(`http://${value}`).hostname === value.toLowerCase()
+}
 
 const RoutePath = Type.String({
   pattern: PATH_PATTERN,
@@ -204,7 +218,18 @@ const LimitsSchema = Type.Object({
 const SecuritySchema = Type.Object({
   allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1 }), {
     default: [],
-    description: 'Browser origins (`scheme://host[:port]`) allowed to call the proxy routes. A request whose `Origin` header is present and not listed gets 403, against DNS rebinding (MCP spec, "Security Warning"). Requests without `Origin` (SDK clients, curl) are not affected. `"*"` allows any origin. The default, [], refuses every browser origin.'
+    description: 'Browser origins (`scheme://host[:port]`) allowed to call the proxy routes, besides the localhost origins that `localhostOrigins` allows. A request whose `Origin` header is present and allowed by neither gets 403, against DNS rebinding (MCP spec, "Security Warning"); so does its CORS preflight. Allowed origins get CORS answers. Requests without `Origin` (SDK clients, curl) are not affected. `"*"` allows any origin. The default, [], lists none.'
+  })),
+  localhostOrigins: Type.Optional(Type.Union([Type.Literal('auto'), Type.Boolean()], {
+    default: 'auto',
+    description: 'Whether pages served from this machine (origins `http(s)://` `localhost`, `127.0.0.1` or `[::1]`, any port) may call the proxy. `"auto"`: yes when the proxy listens on loopback addresses only, where only this machine reaches it and the Host check stops rebound names. `true`: always. `false`: only `allowedOrigins`.'
+  })),
+  allowedHosts: Type.Optional(Type.Union([
+    Type.Literal('auto'),
+    Type.Array(Type.String({ format: HOST_NAME_FORMAT }), { minItems: 1 })
+  ], {
+    default: 'auto',
+    description: 'Host names (no scheme or port; IPv6 in brackets) that a request\'s `Host` header must name, or it gets 403: a DNS-rebinding page sends its own name. `"auto"`, as the MCP SDK: `localhost`, `127.0.0.1` and `[::1]` when the proxy listens on loopback addresses only; not checked otherwise, so that a proxy on 0.0.0.0 behind a load balancer serves whatever name it is reached by. A list is checked whatever the bind; `["*"]` checks nothing.'
   }))
 }, { ...strict, default: {} })
 

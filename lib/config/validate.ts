@@ -1,7 +1,7 @@
 import { Value } from '@sinclair/typebox/value'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import type { TSchema } from '@sinclair/typebox'
-import { OptionsSchema, ROUTE_SCHEMAS, type ResolvedOptions } from './schema.js'
+import { FORMAT_NAMES, OptionsSchema, ROUTE_SCHEMAS, RouteSchema, type ResolvedOptions } from './schema.js'
 import { InvalidConfigError } from '../errors.js'
 
 const ROUTE_KINDS = ROUTE_SCHEMAS.map((schema) => schema.properties.kind.const)
@@ -64,7 +64,7 @@ function * describeErrors (schema: TSchema, value: unknown, prefix: string): Gen
     if (reported.has(path)) continue
     reported.add(path)
     if (error.type === ValueErrorType.Union) {
-      yield * describeRouteErrors(path, error.value)
+      yield * (error.schema === RouteSchema ? describeRouteErrors(path, error.value) : describeChoiceErrors(path, error.schema, error.value))
     } else {
       yield `${formatPath(path)}: ${describe(error)}`
     }
@@ -82,6 +82,32 @@ function * describeRouteErrors (path: string, route: unknown): Generator<string>
   yield * describeErrors(variant, route, path)
 }
 
+/**
+ * Any other union is a few choices, such as `"auto"` or a list. A value of one
+ * choice's kind is told what is wrong inside it (the bad entry of a list); any
+ * other value, which choices there are.
+ */
+function * describeChoiceErrors (path: string, union: TSchema, value: unknown): Generator<string> {
+  const choices = union.anyOf as TSchema[]
+  const sameKind = choices.find((choice) => choice.const === undefined && choice.type === jsonKind(value))
+  if (sameKind !== undefined) {
+    yield * describeErrors(sameKind, value, path)
+    return
+  }
+  const names = choices.flatMap(nameChoice)
+  yield `${formatPath(path)}: must be ${names.slice(0, -1).join(', ')} or ${String(names.at(-1))}`
+}
+
+function jsonKind (value: unknown): string {
+  return Array.isArray(value) ? 'array' : typeof value
+}
+
+/** The schema's choices are literals, booleans and lists. */
+function nameChoice (choice: TSchema): string[] {
+  if (choice.const !== undefined) return [JSON.stringify(choice.const)]
+  return choice.type === 'boolean' ? ['true', 'false'] : ['a list']
+}
+
 function describe (error: ValueError): string {
   switch (error.type) {
     case ValueErrorType.ObjectAdditionalProperties:
@@ -89,10 +115,9 @@ function describe (error: ValueError): string {
     case ValueErrorType.ObjectRequiredProperty:
       return 'is required'
     case ValueErrorType.StringFormat:
-      // The schema's only format.
-      return 'must be an http(s) URL'
+      return `must be ${String(FORMAT_NAMES[String(error.schema.format)])}`
     case ValueErrorType.StringPattern:
-      return 'must be a path starting with "/" (no query, fragment or spaces)'
+      return String(error.schema.pattern).startsWith('^/') ? 'must be a path starting with "/" (no query, fragment or spaces)' : `must match ${String(error.schema.pattern)}`
     case ValueErrorType.Integer:
       return 'must be an integer'
     case ValueErrorType.NumberMinimum:

@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify'
-import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError, TooManyStreamsError, UpstreamReconnectingError, OriginNotAllowedError, StandaloneStreamTakenError, StoreUnavailableError, type ProxyError } from '../errors.js'
+import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError, TooManyStreamsError, UpstreamReconnectingError, OriginNotAllowedError, HostNotAllowedError, StandaloneStreamTakenError, StoreUnavailableError, type ProxyError } from '../errors.js'
 
 // JSON-RPC "server error" codes, as the MCP TypeScript SDK's servers answer them.
 const SESSION_NOT_FOUND = -32001
@@ -48,9 +48,14 @@ export function sendStandaloneStreamTaken (reply: FastifyReply): FastifyReply {
   return sendJsonRpcError(reply, new StandaloneStreamTakenError(), SERVER_ERROR)
 }
 
-/** A browser origin that security.allowedOrigins does not list. */
+/** A browser origin that security.allowedOrigins and security.localhostOrigins do not allow. */
 export function sendOriginNotAllowed (reply: FastifyReply): FastifyReply {
   return sendJsonRpcError(reply, new OriginNotAllowedError(), SERVER_ERROR)
+}
+
+/** A Host header that security.allowedHosts does not allow. */
+export function sendHostNotAllowed (reply: FastifyReply): FastifyReply {
+  return sendJsonRpcError(reply, new HostNotAllowedError(), SERVER_ERROR)
 }
 
 /** A legacy-sse POST whose upstream endpoint did not come back within health.connectTimeoutMs. */

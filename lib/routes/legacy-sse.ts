@@ -9,7 +9,7 @@ import type { GapReporter, UpstreamReconnect } from '../session/proxied-stream.j
 import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
 import { serverCapabilitiesIn } from '../wire/mcp-initialize.js'
 import type { ProxySession } from '../session/session-registry.js'
-import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
+import { dropUpstreamHead, forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import type { HeaderMap } from '../upstream/headers.js'
 import { isProxyResponse, reestablishLegacySession } from '../upstream/mcp-session-reestablish.js'
 import type { SseEvent } from '../wire/sse-event.js'
@@ -161,7 +161,7 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
     resentRequests.add(request)
     body.destroy()
     endpoint.whenReady(options.health.connectTimeoutMs).then(async (url) => {
-      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+      dropUpstreamHead(reply, head)
       if (url === undefined || url === sentTo) {
         sendSessionNotFound(reply)
         return

@@ -8,7 +8,7 @@ import { resumeRemoteStream } from '../relay/remote-resume.js'
 import { relayEventStream } from '../relay/sse-relay.js'
 import type { UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession, Reservation } from '../session/session-registry.js'
-import { forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
+import { dropUpstreamHead, forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
 import { endUpstreamSession, reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
 import { sendSessionNotFound, sendStandaloneStreamTaken, sendStoreUnavailable, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
@@ -147,7 +147,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     reestablishedRequests.add(request)
     body.destroy()
     reopenUpstreamSession(request, session, url, sentUpstreamSession.get(request)).then((reopened) => {
-      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+      dropUpstreamHead(reply, head)
       if (reopened) {
         forward(request, reply)
         return

@@ -3,7 +3,7 @@ import { pipeline, Transform, type Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { UpstreamTimeoutError, UpstreamUnavailableError } from '../errors.js'
 import type { ProxyMetrics, RouteLabels } from '../metrics.js'
-import { withoutHopByHop, type HeaderMap } from './headers.js'
+import { upstreamHeadersForClient, withoutHopByHop, type HeaderMap } from './headers.js'
 import { isEventStream } from '../wire/content-type.js'
 
 export interface UpstreamResponseHead {
@@ -52,7 +52,7 @@ export function forwardToUpstream (request: FastifyRequest, reply: FastifyReply,
       forwarded['accept-encoding'] = 'identity'
       return (options.rewriteRequestHeaders?.(forwarded) ?? forwarded) as IncomingHttpHeaders
     },
-    rewriteHeaders: (headers) => withoutHopByHop(headers as HeaderMap) as IncomingHttpHeaders,
+    rewriteHeaders: (headers) => upstreamHeadersForClient(headers as HeaderMap) as IncomingHttpHeaders,
     onResponse: (_request, _reply, typedResponse) => {
       // reply-from types this as a ServerResponse; at run time it is { statusCode, headers, stream }.
       const response = typedResponse as unknown as UpstreamResponseHead & { stream: Readable }
@@ -118,4 +118,12 @@ function rootCause (error: Error): Error {
 function isTimeout (error: Error): boolean {
   const code = (rootCause(error) as NodeJS.ErrnoException).code
   return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT'
+}
+
+/**
+ * Takes an upstream answer's headers off the reply, when the request goes upstream
+ * again instead: the reply keeps the proxy's own (its CORS answer).
+ */
+export function dropUpstreamHead (reply: FastifyReply, head: UpstreamResponseHead): void {
+  for (const name of Object.keys(upstreamHeadersForClient(head.headers))) reply.removeHeader(name)
 }

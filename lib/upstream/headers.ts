@@ -23,6 +23,19 @@ export function withoutHopByHop<T extends HeaderMap | IncomingHttpHeaders> (head
   return copy as T
 }
 
+/**
+ * An upstream response's headers as the client gets them: without hop-by-hop fields,
+ * nor CORS ones. The browser talks to the proxy, which answers CORS itself
+ * (lib/routes/cors.ts); an upstream's `Access-Control-*` speak for its own origin.
+ */
+export function upstreamHeadersForClient<T extends HeaderMap | IncomingHttpHeaders> (headers: T): T {
+  const copy: HeaderMap = withoutHopByHop(headers)
+  for (const name of Object.keys(copy)) {
+    if (name.startsWith('access-control-')) delete copy[name]
+  }
+  return copy as T
+}
+
 function listedInConnection (value: HeaderMap[string]): string[] {
   if (typeof value !== 'string') return []
   return value.split(',').map((name) => name.trim().toLowerCase()).filter((name) => name !== '')

@@ -10,13 +10,15 @@ export interface RunningProxy {
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
-/** The plugin in a fresh Fastify instance, listening on 127.0.0.1, closed when the test ends. */
-export async function startProxy (t: Teardown, options: McpSseResilienceOptions): Promise<RunningProxy> {
+/** The plugin in a fresh Fastify instance, listening on `host` (127.0.0.1 unless told), closed when the test ends. */
+export async function startProxy (t: Teardown, options: McpSseResilienceOptions, host = '127.0.0.1'): Promise<RunningProxy> {
   // As the standalone server does: close() does not wait for clients' keep-alive sockets.
   const app = Fastify({ logger: { level: process.env.TEST_LOG_LEVEL ?? 'silent' }, forceCloseConnections: true })
   await app.register(mcpSseResilience, options)
-  await app.listen({ port: 0, host: '127.0.0.1' })
+  await app.listen({ port: 0, host })
   t.teardown(async () => await app.close())
-  const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  // A wildcard bind is reached over loopback.
+  const reachedAt = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host
+  const origin = `http://${reachedAt}:${(app.server.address() as AddressInfo).port}`
   return { app, origin, url: (path) => `${origin}${path}` }
 }

@@ -184,18 +184,22 @@ function parse (body: Buffer): JsonRpcMessage | undefined {
   }
 }
 
-/** A RecordingMcpUpstream behind a proxy with one route of every kind: /mcp, /sse with /messages, and /events. */
-export async function proxyOnEveryRouteKind (test: Test, extra: Omit<McpSseResilienceOptions, 'routes'> = {}): Promise<{ upstream: RecordingMcpUpstream, proxy: RunningProxy }> {
-  const upstream = await RecordingMcpUpstream.start()
-  test.teardown(async () => await upstream.close())
-  const proxy = await startProxy(test, {
+/** Options with one route of every kind in front of `upstream`: /mcp, /sse with /messages, and /events. */
+export function everyRouteKind (upstream: RecordingMcpUpstream): McpSseResilienceOptions {
+  return {
     routes: [
       { kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` },
       { kind: 'legacy-sse', path: '/sse', messagesPath: '/messages', upstream: `${upstream.origin}/sse` },
       { kind: 'sse', path: '/events', upstream: `${upstream.origin}/events` }
     ],
-    health: { heartbeatSeconds: 0 },
-    ...extra
-  })
+    health: { heartbeatSeconds: 0 }
+  }
+}
+
+/** A RecordingMcpUpstream behind a proxy with one route of every kind, listening on `host` (127.0.0.1 unless told). */
+export async function proxyOnEveryRouteKind (test: Test, extra: Omit<McpSseResilienceOptions, 'routes'> = {}, host?: string): Promise<{ upstream: RecordingMcpUpstream, proxy: RunningProxy }> {
+  const upstream = await RecordingMcpUpstream.start()
+  test.teardown(async () => await upstream.close())
+  const proxy = await startProxy(test, { ...everyRouteKind(upstream), ...extra }, host)
   return { upstream, proxy }
 }
