@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyMetrics from 'fastify-metrics'
 import promClient from 'prom-client'
 import { mcpSseResilience, type McpSseResiliencePluginOptions } from '../lib/index.js'
-import { SseClient } from './helpers/sse-client.js'
+import { clientsReceiving } from './helpers/relayed-events.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { startHost, type RunningProxy } from './helpers/proxy.js'
 
@@ -31,11 +31,7 @@ function hostRoute (app: FastifyInstance): void {
 
 /** Three events relayed on /events, and one request on the host's /hello. */
 async function traffic (test: Test, host: RunningProxy, upstream: SseUpstream): Promise<void> {
-  const client = await SseClient.open(host.url('/events'))
-  test.teardown(() => client.close())
-  await upstream.waitForStreams(1)
-  upstream.broadcast('data: 1\n\ndata: 2\n\ndata: 3\n\n')
-  await client.waitForEvents(3)
+  await clientsReceiving(test, host, upstream, ['/events'], 'data: 1\n\ndata: 2\n\ndata: 3\n\n', 3)
   t.equal((await fetch(host.url('/hello'))).status, 200)
 }
 
@@ -93,11 +89,7 @@ t.test('several plugin instances add their metrics to one host registry, once', 
     await app.register(mcpSseResilience, { prefix: '/a', ...pluginOptions(upstream) })
     await app.register(mcpSseResilience, { prefix: '/b', ...pluginOptions(upstream) })
   })
-  const clients = await Promise.all(['/a/events', '/b/events'].map(async (path) => await SseClient.open(host.url(path))))
-  t.teardown(() => { for (const client of clients) client.close() })
-  await upstream.waitForStreams(2)
-  upstream.broadcast('data: 1\n\n')
-  for (const client of clients) await client.waitForEvents(1)
+  await clientsReceiving(t, host, upstream, ['/a/events', '/b/events'], 'data: 1\n\n', 1)
   const text = await scrape(host)
   t.match(text, /^sse_events_forwarded_total\{route_kind="sse",route="\/a\/events"\} 1$/m)
   t.match(text, /^sse_events_forwarded_total\{route_kind="sse",route="\/b\/events"\} 1$/m)
@@ -135,6 +127,7 @@ t.test('the plugin\'s own endpoint leaves the host free to register fastify-metr
 })
 
 t.test('a registry that already holds metrics of the proxy\'s names is refused, by name', async (t) => {
+  freshGlobalRegistry(t)
   const upstream = await sseUpstream(t)
   const registry = new promClient.Registry()
   // eslint-disable-next-line no-new -- registered in `registry` by its constructor
@@ -146,4 +139,26 @@ t.test('a registry that already holds metrics of the proxy\'s names is refused, 
     message: /metricsRegistry: it already holds other metrics named sse_events_forwarded_total\./
   })
   t.equal(registry.getSingleMetric('sse_streams_active'), undefined, 'nothing was added to it')
+
+  const host = Fastify()
+  t.teardown(async () => await host.close())
+  await host.register(fastifyMetrics.default, { endpoint: '/metrics' })
+  // eslint-disable-next-line no-new -- registered in the global registry by its constructor
+  new promClient.Gauge({ name: 'sse_sessions_active', help: 'the host\'s own' })
+  await t.rejects(async () => await host.register(mcpSseResilience, pluginOptions(upstream)), {
+    code: 'FST_MCP_SSE_METRICS_CONFLICT',
+    message: /the registry of the host's fastify-metrics: it already holds other metrics named sse_sessions_active\./
+  })
+})
+
+t.test('a `metrics` decorator that is not fastify-metrics is left alone: the plugin serves its own endpoint', async (t) => {
+  const upstream = await sseUpstream(t)
+  for (const decoration of [{ requests: 0 }, null]) {
+    const host = await startHost(t, async (app) => {
+      // fastify-metrics' types claim the name; another plugin's value is what this test is about.
+      app.decorate('metrics', decoration as unknown as FastifyInstance['metrics'])
+      await app.register(mcpSseResilience, pluginOptions(upstream))
+    })
+    t.match(await scrape(host), /^# TYPE sse_events_forwarded_total counter$/m)
+  }
 })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import type { McpSseResilienceOptions } from '../lib/index.js'
+import { clientsReceiving } from './helpers/relayed-events.js'
 import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { startProxy, type RunningProxy } from './helpers/proxy.js'
@@ -32,15 +33,12 @@ t.test('the Last-Event-ID hit ratio has no sample until a first resume, then rea
   const upstream = await SseUpstream.start()
   t.teardown(async () => await upstream.close())
   const proxy = await startProxy(t, { routes: [{ kind: 'sse', path: '/events', upstream: upstream.url() }] })
-  const first = await SseClient.open(proxy.url('/events'))
-  await upstream.waitForStreams(1)
-  upstream.broadcast('data: 1\n\n')
-  const [event] = await first.waitForEvents(1)
-  first.close()
-  await first.ended
+  const [first] = await clientsReceiving(t, proxy, upstream, ['/events'], 'data: 1\n\n', 1)
+  first?.close()
+  await first?.ended
   t.notMatch(await scrape(proxy), ratioSample, 'nothing to divide yet: no ratio, rather than a made-up 1')
 
-  const resumed = await SseClient.open(proxy.url('/events'), { 'last-event-id': event?.id ?? '' })
+  const resumed = await SseClient.open(proxy.url('/events'), { 'last-event-id': first?.events[0]?.id ?? '' })
   resumed.close()
   t.equal(resumed.headers['x-resume-status'], 'recovered')
   t.equal((await scrape(proxy)).match(ratioSample)?.[1], '1')

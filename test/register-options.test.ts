@@ -73,6 +73,16 @@ t.test('prefix inside a host context that has a prefix of its own: the endpoint 
   t.equal((await fetch(host.url('/api/proxy/metrics'))).status, 200)
 })
 
+t.test('a prefix of "/" or "" leaves the paths as they are', async (t) => {
+  const up = await upstreams(t)
+  for (const prefix of ['/', '']) {
+    const host = await startHost(t, async (app) => await app.register(mcpSseResilience, { prefix, routes: everyRouteKind(up) }))
+    const legacy = await SseClient.open(host.url('/sse'))
+    t.teardown(() => legacy.close())
+    t.match((await legacy.waitForEvents(1))[0]?.data, /^\/messages\?sessionId=/, `prefix ${JSON.stringify(prefix)}`)
+  }
+})
+
 interface LogLine { msg: string, reqId?: string, req?: unknown, level: number }
 
 /** A host whose logger writes every line at INFO and up into `lines`. */
@@ -124,7 +134,7 @@ t.test('register() options are checked with the plugin\'s, every problem at once
     prefix: 'proxy',
     logLevel: 5,
     logSerializers: { req: 'not a function' },
-    metricsRegistry: { metrics: () => '' },
+    metricsRegistry: { registerMetric: () => undefined },
     colour: 'red'
   }
   await t.rejects(async () => await app.register(mcpSseResilience, options as unknown as McpSseResilienceOptions), {

@@ -1,11 +1,13 @@
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
+import fastifyMetrics from 'fastify-metrics'
+import promClient from 'prom-client'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { startDemoUpstream } from '../examples/demo/mcp-server.js'
 import { mcpSseResilience, type McpSseResilienceOptions } from '../lib/index.js'
 import { openMcpSession } from './helpers/numbered-events.js'
-import { SseClient } from './helpers/sse-client.js'
+import { clientsReceiving } from './helpers/relayed-events.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { startHost, type RunningProxy } from './helpers/proxy.js'
 import { TEST_REDIS_URL, testRedis } from './helpers/test-redis.js'
@@ -58,11 +60,7 @@ t.test('two registrations without a prefix share one metrics endpoint, where the
     await app.register(mcpSseResilience, { routes: [{ kind: 'sse', path: '/one', upstream: upstream.url() }] })
     await app.register(mcpSseResilience, { routes: [{ kind: 'sse', path: '/two', upstream: upstream.url() }] })
   })
-  const clients = [await SseClient.open(host.url('/one')), await SseClient.open(host.url('/two'))]
-  t.teardown(() => { for (const client of clients) client.close() })
-  await upstream.waitForStreams(2)
-  upstream.broadcast('data: 1\n\ndata: 2\n\n')
-  for (const client of clients) await client.waitForEvents(2)
+  await clientsReceiving(t, host, upstream, ['/one', '/two'], 'data: 1\n\ndata: 2\n\n', 2)
 
   const text = await metricsOf(host)
   t.match(text, /^sse_events_forwarded_total\{route_kind="sse",route="\/one"\} 2$/m)
@@ -71,7 +69,7 @@ t.test('two registrations without a prefix share one metrics endpoint, where the
   t.match(text, /^sse_history_events 4$/m)
 })
 
-t.test('two registrations with the Redis store need a key space each', async (t) => {
+t.test('two registrations with the Redis store need a key space each, and their store metrics reach the host', async (t) => {
   const upstream = await sseUpstream(t)
   const [first, second] = [testRedis(t).keyPrefix, testRedis(t).keyPrefix]
   const options = (path: string, keyPrefix: string): McpSseResilienceOptions => ({
@@ -87,15 +85,16 @@ t.test('two registrations with the Redis store need a key space each', async (t)
     message: /store\.keyPrefix: ".*" is already used, on the same store\.url, by another registration of the plugin on this server; give each registration its own store\.keyPrefix/
   })
 
+  // The host serves the metrics: the store's join its registry with the rest.
+  promClient.register.clear()
+  t.teardown(() => promClient.register.clear())
   const host = await startHost(t, async (app) => {
+    await app.register(fastifyMetrics.default, { endpoint: '/metrics' })
     await app.register(mcpSseResilience, options('/one', first))
     await app.register(mcpSseResilience, options('/two', second))
   })
-  const clients = [await SseClient.open(host.url('/one')), await SseClient.open(host.url('/two'))]
-  t.teardown(() => { for (const client of clients) client.close() })
-  await upstream.waitForStreams(2)
-  upstream.broadcast('data: 1\n\n')
-  for (const client of clients) t.equal((await client.waitForEvents(1))[0]?.data, '1')
+  const clients = await clientsReceiving(t, host, upstream, ['/one', '/two'], 'data: 1\n\n', 1)
+  t.same(clients.map((client) => client.events[0]?.data), ['1', '1'], 'both relay')
   const text = await metricsOf(host)
   t.match(text, /^sse_upstream_leases_held 2$/m, 'each registration\'s leases count in one gauge')
   t.equal(text.match(/^# TYPE sse_store_operations_total /gm)?.length, 1)

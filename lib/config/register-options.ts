@@ -61,7 +61,8 @@ export interface PluginSetup {
 
 /** Checks register() options: the plugin's own and Fastify's, every problem at once. */
 export function resolvePluginOptions (input: unknown): PluginSetup {
-  const record = typeof input === 'object' && input !== null && !Array.isArray(input) ? input as Record<string, unknown> : {}
+  // Whatever the input, Object() gives something to look keys up in; checkOptions() judges the rest.
+  const record = Object(input) as Record<string, unknown>
   const register = Object.fromEntries(REGISTER_KEYS.filter((key) => Object.hasOwn(record, key) && record[key] !== undefined).map((key) => [key, record[key]]))
   const problems = [...describeErrors(RegisterOptionsSchema, register, '')]
   const { options, problems: optionProblems } = checkOptions(input, REGISTER_KEYS)

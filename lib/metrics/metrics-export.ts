@@ -46,9 +46,10 @@ export function exportMetrics (fastify: FastifyInstance, options: ResolvedOption
 /** fastify-metrics decorates its instance as `metrics`; its endpoint serves `client.register`, prom-client's global registry. */
 function registryOfFastifyMetrics (fastify: FastifyInstance): MetricsRegistry | undefined {
   if (!fastify.hasDecorator('metrics')) return undefined
-  const decorator: unknown = fastify.metrics
-  const registry = (decorator as { client?: { register?: unknown } } | null)?.client?.register
-  return isMetricsRegistry(registry) ? registry : undefined
+  // Another plugin may have decorated `metrics` with anything, null included: Object() boxes it.
+  const { client } = Object(fastify.metrics) as { client?: unknown }
+  const { register } = Object(client) as { register?: unknown }
+  return isMetricsRegistry(register) ? register : undefined
 }
 
 function joinHostRegistry (registry: MetricsRegistry, redis: boolean, detected: boolean): ProxyMetrics {
