@@ -8,6 +8,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { startDemoUpstream, type DemoUpstream } from '../examples/demo/mcp-server.js'
 import { loadConfigFile, mcpSseResilience, type McpSseResilienceOptions } from '../lib/index.js'
+import { clientsReceiving } from './helpers/relayed-events.js'
 import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { startHost } from './helpers/proxy.js'
@@ -73,7 +74,7 @@ t.test('prefix inside a host context that has a prefix of its own: the endpoint 
   t.equal((await fetch(host.url('/api/proxy/metrics'))).status, 200)
 })
 
-t.test('a prefix of "/" or "" leaves the paths as they are', async (t) => {
+t.test('a prefix of "/" or "" leaves the paths as they are; a route at "/" is served at the prefix itself', async (t) => {
   const up = await upstreams(t)
   for (const prefix of ['/', '']) {
     const host = await startHost(t, async (app) => await app.register(mcpSseResilience, { prefix, routes: everyRouteKind(up) }))
@@ -81,6 +82,9 @@ t.test('a prefix of "/" or "" leaves the paths as they are', async (t) => {
     t.teardown(() => legacy.close())
     t.match((await legacy.waitForEvents(1))[0]?.data, /^\/messages\?sessionId=/, `prefix ${JSON.stringify(prefix)}`)
   }
+  const host = await startHost(t, async (app) => await app.register(mcpSseResilience, { prefix: '/feed/', routes: [{ kind: 'sse', path: '/', upstream: up.sse.url() }] }))
+  const [feed] = await clientsReceiving(t, host, up.sse, ['/feed'], 'data: at the prefix\n\n', 1)
+  t.equal(feed?.events[0]?.data, 'at the prefix')
 })
 
 interface LogLine { msg: string, reqId?: string, req?: unknown, level: number }
