@@ -21,6 +21,18 @@ export const ConfigFileError = createError<[path: string, reason: string]>(
   500
 )
 
+export const MetricsConflictError = createError<[registry: string, names: string]>(
+  'FST_MCP_SSE_METRICS_CONFLICT',
+  'Cannot add fastify-mcp-sse-resilience\'s metrics to %s: it already holds other metrics named %s. Pass another registry as `metricsRegistry`, or set metrics.enabled: false',
+  500
+)
+
+export const MetricsPathTakenError = createError<[method: string, url: string]>(
+  'FST_MCP_SSE_METRICS_PATH_TAKEN',
+  'Cannot add route %s %s: fastify-mcp-sse-resilience serves its metrics there (metrics.path). To serve the proxy\'s metrics on fastify-metrics\' endpoint, register fastify-metrics before the plugin, or pass the registry it serves as `metricsRegistry`; else give the plugin another metrics.path',
+  500
+)
+
 // The messages below reach clients: they never name the upstream host or carry a cause.
 export const UpstreamUnavailableError = defineClientError(
   'FST_MCP_SSE_UPSTREAM_UNAVAILABLE',

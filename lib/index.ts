@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import replyFrom from '@fastify/reply-from'
-import type { McpSseResilienceOptions, ResolvedOptions } from './config/schema.js'
-import { resolveOptions } from './config/validate.js'
-import { exposeMetrics, ProxyMetrics } from './metrics.js'
+import type { ResolvedOptions } from './config/schema.js'
+import { resolvePluginOptions, type McpSseResiliencePluginOptions } from './config/register-options.js'
+import { exportMetrics } from './metrics/metrics-export.js'
+import { countInto } from './metrics/shared-count.js'
+import { claimStore } from './cluster/store-claims.js'
 import type { ProxyContext } from './proxy-context.js'
 import { registerLegacySseRoute } from './routes/legacy-sse.js'
 import { registerSseRoute } from './routes/sse.js'
@@ -26,18 +28,20 @@ declare module 'fastify' {
   }
 }
 
-const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = async (fastify, rawOptions) => {
-  const options = resolveOptions(rawOptions)
+const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResiliencePluginOptions> = async (fastify, rawOptions) => {
+  const { options, register } = resolvePluginOptions(rawOptions)
+  if (options.store.kind === 'redis') claimStore(fastify, options.store)
   let history: HistoryStore = createHistoryStore(options)
-  const metrics = new ProxyMetrics(() => history.stats())
+  const { metrics, serve: serveMetrics } = exportMetrics(fastify, options, register.metricsRegistry)
+  const countSessions = countInto(metrics.sessionsActive)
   const sessions = new SessionRegistry({
     maxSessions: options.sessions.maxSessions,
     maxStreamsPerSession: options.sessions.maxStreamsPerSession,
     idleTimeoutMs: options.sessions.idleTimeoutSeconds * 1000,
-    onCountChange: (count) => metrics.sessionsActive.set(count)
+    onCountChange: countSessions
   })
   const dispatcher = createUpstreamDispatcher(options)
-  const coordinator = options.store.kind === 'redis' ? new ReplicaCoordinator(options, metrics, sessions, fastify.log) : undefined
+  const coordinator = options.store.kind === 'redis' ? new ReplicaCoordinator(options, metrics.storeMetrics(), sessions, fastify.log) : undefined
   if (coordinator !== undefined) {
     history = coordinator.store
     await coordinator.start()
@@ -56,18 +60,22 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = asyn
     log: fastify.log
   }
   const stopExpiry = scheduleHistoryExpiry(history, options.history.ttlSeconds * 1000, fastify.log)
+  const removeHistory = metrics.addHistory(() => history.stats())
 
-  fastify.decorateRequest('mcpSseSession', null)
-  if (options.metrics.enabled) await exposeMetrics(fastify, metrics, options.metrics)
+  // The plugin may be registered more than once in a context (one route set per prefix).
+  if (!fastify.hasRequestDecorator('mcpSseSession')) fastify.decorateRequest('mcpSseSession', null)
   if (options.probes.enabled) registerHealthProbes(fastify, options.probes, () => coordinator?.available ?? true)
 
-  // Encapsulated, so that reply-from and the raw-body parsers stay out of the host application.
+  // Encapsulated, so that reply-from, the raw-body parsers and the metrics endpoint stay out of the
+  // host application. Fastify ignores the register options of a fastify-plugin plugin: logLevel and
+  // logSerializers apply here, and the prefix is in the paths already (config/register-options.ts).
   await fastify.register(async (proxy) => {
+    await serveMetrics?.(proxy)
     await proxy.register(replyFrom, { undici: dispatcher, disableCache: true, disableRequestLogging: true })
     registerRawBodyParsers(proxy, options)
     await guardBrowserAccess(proxy, options)
     for (const route of options.routes) registerRoute(proxy, context, route)
-  })
+  }, { logLevel: register.logLevel, logSerializers: register.logSerializers })
 
   // Open streams would hold the server open; end them when it starts closing (fastify
   // already answers new requests 503 by then), with a retry hint for the resumable ones.
@@ -77,6 +85,8 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResilienceOptions> = asyn
   })
   fastify.addHook('onClose', async () => {
     stopExpiry()
+    removeHistory()
+    countSessions(0)
     await (coordinator ?? history).close()
     await dispatcher.close()
   })
@@ -120,4 +130,5 @@ export { resolveOptions } from './config/validate.js'
 export { loadConfigFile } from './config/config-file.js'
 export { OptionsSchema } from './config/schema.js'
 export type { McpSseResilienceOptions, ResolvedOptions, RouteConfig } from './config/schema.js'
+export type { McpSseResiliencePluginOptions, MetricsRegistry } from './config/register-options.js'
 export type { ProxySession } from './session/session-registry.js'

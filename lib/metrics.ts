@@ -1,14 +1,15 @@
-import type { FastifyInstance } from 'fastify'
-import fastifyMetrics from 'fastify-metrics'
 import { Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
-import type { ResolvedOptions, RouteKind } from './config/schema.js'
+import type { RouteKind } from './config/schema.js'
 import type { HistoryStats } from './history/history-store.js'
+import { StoreMetrics } from './metrics/store-metrics.js'
 
 const ROUTE_LABELS = ['route_kind', 'route'] as const
 
 /**
  * The proxy's own metrics, on a registry of their own so that several plugin
- * instances (tests, multi-tenant servers) never collide in prom-client's global one.
+ * instances (tests, multi-tenant servers) never collide in prom-client's global one;
+ * lib/metrics/metrics-export.ts adds them to a host's registry, or serves this one.
+ * Plugin instances that export to the same place share one ProxyMetrics.
  * Labels name routes, never sessions, so cardinality stays bounded by the config.
  */
 export class ProxyMetrics {
@@ -72,12 +73,14 @@ export class ProxyMetrics {
 
   readonly lastEventIdHitRatio = new Gauge({
     name: 'sse_last_event_id_cache_hit_ratio',
-    help: 'Share of Last-Event-IDs served in full from the history, over all routes since start.',
+    help: 'Share of Last-Event-IDs served in full from the history, over all routes since start; absent until a first resume.',
     registers: [this.registry],
     collect: async () => {
       const hits = sumOf(await this.lastEventIdHits.get())
       const misses = sumOf(await this.lastEventIdMisses.get())
-      this.lastEventIdHitRatio.set(hits + misses === 0 ? 1 : hits / (hits + misses))
+      // No resume yet: no sample, rather than a ratio of 0 or 1 that nothing backs.
+      if (hits + misses === 0) this.lastEventIdHitRatio.remove()
+      else this.lastEventIdHitRatio.set(hits / (hits + misses))
     }
   })
 
@@ -146,77 +149,21 @@ export class ProxyMetrics {
     registers: [this.registry]
   })
 
-  readonly storeOperations = new Counter({
-    name: 'sse_store_operations_total',
-    help: 'Redis store operations, by operation and result (ok, error).',
-    labelNames: ['op', 'result'],
-    registers: [this.registry]
+  readonly #histories = new Set<() => HistoryStats>()
+
+  readonly historyEvents = new Gauge({
+    name: 'sse_history_events',
+    help: 'Events held in the history, over all sessions.',
+    registers: [this.registry],
+    collect: () => { this.historyEvents.set(this.#sumOfHistories('events')) }
   })
 
-  readonly storeLatency = new Histogram({
-    name: 'sse_store_latency_seconds',
-    help: 'Latency of Redis store operations.',
-    labelNames: ['op'],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
-    registers: [this.registry]
+  readonly historyBytes = new Gauge({
+    name: 'sse_history_bytes',
+    help: 'Approximate bytes held in the history, over all sessions.',
+    registers: [this.registry],
+    collect: () => { this.historyBytes.set(this.#sumOfHistories('bytes')) }
   })
-
-  readonly storeConnectionsUp = new Gauge({
-    name: 'sse_store_connections_up',
-    help: 'Redis connections of this replica that are up (2, or 3 with store.durable).',
-    registers: [this.registry]
-  })
-
-  readonly storeConnectionsLost = new Counter({
-    name: 'sse_store_connections_lost_total',
-    help: 'Times a Redis connection of this replica went down, by connection (commands, live, history).',
-    labelNames: ['connection'],
-    registers: [this.registry]
-  })
-
-  readonly upstreamLeasesHeld = new Gauge({
-    name: 'sse_upstream_leases_held',
-    help: 'Upstream streams this replica owns, by lease (Redis store).',
-    registers: [this.registry]
-  })
-
-  readonly upstreamTakeovers = new Counter({
-    name: 'sse_upstream_takeovers_total',
-    help: 'Upstream streams this replica took over after their owner stopped renewing its lease.',
-    registers: [this.registry]
-  })
-
-  readonly storeResets = new Counter({
-    name: 'sse_store_resets_total',
-    help: 'Times this replica found that Redis had lost its data (a new store epoch).',
-    registers: [this.registry]
-  })
-
-  readonly storeUnrecoverableResumes = new Counter({
-    name: 'sse_store_unrecoverable_resumes_total',
-    help: 'Resumes the store could not serve, by reason (store-reset: the store lost its data; evicted: the events are gone from it).',
-    labelNames: ['reason'],
-    registers: [this.registry]
-  })
-
-  readonly historyEvents: Gauge
-  readonly historyBytes: Gauge
-
-  /** `historyStats` is read when Prometheus scrapes. */
-  constructor (historyStats: () => HistoryStats) {
-    this.historyEvents = new Gauge({
-      name: 'sse_history_events',
-      help: 'Events held in the history, over all sessions.',
-      registers: [this.registry],
-      collect () { this.set(historyStats().events) }
-    })
-    this.historyBytes = new Gauge({
-      name: 'sse_history_bytes',
-      help: 'Approximate bytes held in the history, over all sessions.',
-      registers: [this.registry],
-      collect () { this.set(historyStats().bytes) }
-    })
-  }
 
   readonly sessionsActive = new Gauge({
     name: 'sse_sessions_active',
@@ -230,6 +177,29 @@ export class ProxyMetrics {
     labelNames: ROUTE_LABELS,
     registers: [this.registry]
   })
+
+  /** The Redis store's metrics, registered once a plugin instance that uses that store asks for them. */
+  #store: StoreMetrics | undefined
+
+  /**
+   * A history whose `stats` are read when Prometheus scrapes (several plugin
+   * instances may share these metrics); the returned function takes it out again.
+   */
+  addHistory (stats: () => HistoryStats): () => void {
+    this.#histories.add(stats)
+    return () => this.#histories.delete(stats)
+  }
+
+  storeMetrics (): StoreMetrics {
+    this.#store ??= new StoreMetrics(this.registry)
+    return this.#store
+  }
+
+  #sumOfHistories (key: keyof HistoryStats): number {
+    let total = 0
+    for (const stats of this.#histories) total += stats()[key]
+    return total
+  }
 }
 
 function sumOf (metric: MetricObjectWithValues<MetricValue<string>>): number {
@@ -239,22 +209,4 @@ function sumOf (metric: MetricObjectWithValues<MetricValue<string>>): number {
 export interface RouteLabels {
   route_kind: RouteKind
   route: string
-}
-
-/** Serves the proxy's registry, with fastify-metrics' route timings, at `metrics.path`. */
-export async function exposeMetrics (
-  fastify: FastifyInstance,
-  metrics: ProxyMetrics,
-  options: ResolvedOptions['metrics']
-): Promise<void> {
-  const registers = [metrics.registry]
-  // fastify-metrics 13 is CommonJS with only `exports.default`.
-  await fastify.register(fastifyMetrics.default, {
-    endpoint: options.path,
-    defaultMetrics: { enabled: true, register: metrics.registry },
-    routeMetrics: {
-      enabled: true,
-      overrides: { histogram: { registers }, summary: { registers } }
-    }
-  })
 }

@@ -1,5 +1,6 @@
 import { OptionalKind, type TSchema } from '@sinclair/typebox'
 import { OptionsSchema, ROUTE_SCHEMAS } from '../lib/config/schema.js'
+import { RegisterOptionsSchema } from '../lib/config/register-options.js'
 
 /**
  * docs/configuration.md, generated from the TypeBox schema so that the two
@@ -32,6 +33,15 @@ export function renderConfigurationReference (): string {
     lines.push(...table((schema as TSchema).properties as Record<string, TSchema>, section, []))
     lines.push('')
   }
+  lines.push(
+    '## register() only',
+    '',
+    'Keys that `fastify.register(mcpSseResilience, options)` takes beside the ones above. A YAML file cannot',
+    'hold them: there they are unknown keys.',
+    '',
+    ...table(RegisterOptionsSchema.properties, '', []),
+    ''
+  )
   return lines.join('\n')
 }
 
@@ -39,7 +49,7 @@ function table (properties: Record<string, TSchema>, prefix: string, skip: strin
   const rows = ['| key | type | default | meaning |', '|---|---|---|---|']
   for (const [key, schema] of Object.entries(properties)) {
     if (skip.includes(key)) continue
-    rows.push(`| \`${prefix}.${key}\` | ${typeOf(schema)} | ${defaultOf(schema)} | ${String(schema.description ?? '')} |`)
+    rows.push(`| \`${prefix === '' ? key : `${prefix}.${key}`}\` | ${typeOf(schema)} | ${defaultOf(schema)} | ${String(schema.description ?? '')} |`)
   }
   return rows
 }
@@ -56,7 +66,7 @@ function typeOf (schema: TSchema): string {
 
 function patternOf (schema: TSchema): string {
   if (schema.pattern === undefined) return ''
-  return String(schema.pattern).startsWith('^/') ? 'path' : `matching \`${String(schema.pattern)}\``
+  return /^\^\(?\//.test(String(schema.pattern)) ? 'path' : `matching \`${String(schema.pattern)}\``
 }
 
 function defaultOf (schema: TSchema): string {

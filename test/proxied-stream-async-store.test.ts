@@ -53,7 +53,7 @@ async function relay (test: Test, store: LaterStore) {
   const labels = { route_kind: 'sse' as const, route: '/events' }
   const stream = new ProxiedStream(session, {
     store,
-    metrics: new ProxyMetrics(() => store.stats()),
+    metrics: new ProxyMetrics(),
     labels,
     log: recordingLogger(logged),
     upstreamUrl: 'http://upstream.invalid/events',

@@ -46,7 +46,7 @@ class LogLines extends Writable {
 function reportingTo (): { logs: LogLines, report: UpstreamReportContext } {
   const logs = new LogLines()
   const report: UpstreamReportContext = {
-    metrics: new ProxyMetrics(() => ({ events: 0, bytes: 0 })),
+    metrics: new ProxyMetrics(),
     labels: { route_kind: 'sse', route: '/events' },
     log: Fastify({ logger: { level: 'info', stream: logs } }).log,
     upstreamUrl: 'http://127.0.0.1:9/events',

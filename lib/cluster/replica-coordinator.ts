@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ResolvedOptions } from '../config/schema.js'
 import { RedisHistoryStore } from '../history/redis-history-store.js'
-import type { ProxyMetrics } from '../metrics.js'
+import type { StoreMetrics } from '../metrics/store-metrics.js'
+import { countInto } from '../metrics/shared-count.js'
 import type { ProxiedStream, StreamOrigin, StreamOwnership } from '../session/proxied-stream.js'
 import type { ProxySession, SessionRegistry } from '../session/session-registry.js'
 import { liveChannel, recentlyFollowedKey } from '../store/redis/redis-keys.js'
@@ -53,7 +54,7 @@ export class ReplicaCoordinator {
   readonly #directory: SessionDirectory
   readonly #leases: LeaseKeeper
   readonly #options: ResolvedOptions
-  readonly #metrics: ProxyMetrics
+  readonly #metrics: StoreMetrics
   readonly #log: FastifyBaseLogger
   readonly #sessions: SessionRegistry
   readonly #revivers = new Map<string, StreamReviver>()
@@ -61,7 +62,7 @@ export class ReplicaCoordinator {
   #sweepTimer: NodeJS.Timeout | undefined
   #sweeping = false
 
-  constructor (options: ResolvedOptions, metrics: ProxyMetrics, sessions: SessionRegistry, log: FastifyBaseLogger) {
+  constructor (options: ResolvedOptions, metrics: StoreMetrics, sessions: SessionRegistry, log: FastifyBaseLogger) {
     const { store: storeOptions, history } = options
     this.#options = options
     this.#metrics = metrics
@@ -95,7 +96,7 @@ export class ReplicaCoordinator {
       owner: randomBytes(9).toString('base64url'),
       ttlMs: storeOptions.leaseTtlMs,
       log,
-      onCountChange: (count) => metrics.upstreamLeasesHeld.set(count)
+      onCountChange: countInto(metrics.upstreamLeasesHeld)
     })
   }
 

@@ -98,8 +98,8 @@ export const ROUTE_SCHEMAS = [StreamableHttpRouteSchema, LegacySseRouteSchema, S
 export const RouteSchema = Type.Union([...ROUTE_SCHEMAS])
 
 const MetricsSchema = Type.Object({
-  enabled: Type.Optional(Type.Boolean({ default: true, description: 'Serve Prometheus metrics through fastify-metrics.' })),
-  path: Type.Optional(Type.String({ default: '/metrics', pattern: '^/[^?#\\s]*$', description: 'Path of the Prometheus endpoint.' }))
+  enabled: Type.Optional(Type.Boolean({ default: true, description: 'Export Prometheus metrics: into the registry of the host application when it has one (a fastify-metrics registered before the plugin, or `metricsRegistry`), else on the plugin\'s own endpoint at `path`, through fastify-metrics. false: nowhere.' })),
+  path: Type.Optional(Type.String({ default: '/metrics', pattern: '^/[^?#\\s]*$', description: 'Path of the Prometheus endpoint, when the plugin serves one.' }))
 }, { ...strict, default: {} })
 
 const ProbesSchema = Type.Object({

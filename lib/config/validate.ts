@@ -12,17 +12,30 @@ const ROUTE_KINDS = ROUTE_SCHEMAS.map((schema) => schema.properties.kind.const)
  * failed start-up shows the whole list (the same for register() options and YAML).
  */
 export function resolveOptions (input: unknown, source = 'options'): ResolvedOptions {
-  const copy = copyConfigData(input ?? {})
+  const { options, problems } = checkOptions(input)
+  throwOnProblems(source, problems)
+  return options
+}
+
+/**
+ * The options with the schema's defaults applied, and every problem found in them.
+ * `omitKeys` are top-level keys checked elsewhere (register() options that YAML cannot hold).
+ */
+export function checkOptions (input: unknown, omitKeys: readonly string[] = []): { options: ResolvedOptions, problems: string[] } {
+  const copy = copyConfigData(input ?? {}, omitKeys)
   const problems = [...takeOutListsForSections(copy)]
   const options: unknown = Value.Default(OptionsSchema, copy)
   problems.push(...describeErrors(OptionsSchema, options, ''))
   if (problems.length === 0) {
     problems.push(...findConflicts(options as ResolvedOptions))
   }
+  return { options: options as ResolvedOptions, problems }
+}
+
+export function throwOnProblems (source: string, problems: readonly string[]): void {
   if (problems.length > 0) {
     throw new InvalidConfigError(source, problems.map((problem) => `  - ${problem}`).join('\n'))
   }
-  return options as ResolvedOptions
 }
 
 /**
@@ -31,11 +44,12 @@ export function resolveOptions (input: unknown, source = 'options'): ResolvedOpt
  * key) into the copy's prototype, whose keys would then read as options; here it
  * stays a key, and the schema calls it unknown.
  */
-function copyConfigData (value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(copyConfigData)
+function copyConfigData (value: unknown, omitKeys: readonly string[] = []): unknown {
+  if (Array.isArray(value)) return value.map((item) => copyConfigData(item))
   if (typeof value !== 'object' || value === null) return value
   const copy: Record<string, unknown> = {}
   for (const key of Object.keys(value)) {
+    if (omitKeys.includes(key)) continue
     Object.defineProperty(copy, key, { value: copyConfigData((value as Record<string, unknown>)[key]), enumerable: true, writable: true, configurable: true })
   }
   return copy
@@ -56,7 +70,7 @@ function * takeOutListsForSections (options: unknown): Generator<string> {
   }
 }
 
-function * describeErrors (schema: TSchema, value: unknown, prefix: string): Generator<string> {
+export function * describeErrors (schema: TSchema, value: unknown, prefix: string): Generator<string> {
   const reported = new Set<string>()
   for (const error of Value.Errors(schema, value)) {
     const path = prefix + error.path
@@ -125,6 +139,9 @@ function describe (error: ValueError): string {
       return `must be >= ${String(error.schema.minimum)}`
     case ValueErrorType.NumberMaximum:
       return `must be <= ${String(error.schema.maximum)}`
+    case ValueErrorType.Kind:
+      // A kind of the schema's own, which names what it accepts.
+      return `must be ${String(error.schema.mustBe)}`
     case ValueErrorType.ArrayMinItems:
       return `must have at least ${String(error.schema.minItems)} item(s)`
     default:

@@ -143,9 +143,9 @@ export function joinStream (route: StreamRoute, reply: FastifyReply, stream: Pro
 
 /** Counts and logs a Last-Event-ID that could not be served. */
 export function recordMiss (route: StreamRoute, log: FastifyBaseLogger, miss: ResumeMiss): void {
-  const { metrics } = route.context
+  const { metrics, coordinator } = route.context
   metrics.lastEventIdMisses.inc({ ...route.labels, reason: miss })
-  if (miss === 'store-reset' || miss === 'evicted') metrics.storeUnrecoverableResumes.inc({ reason: miss })
+  if (coordinator !== undefined && (miss === 'store-reset' || miss === 'evicted')) metrics.storeMetrics().storeUnrecoverableResumes.inc({ reason: miss })
   log.info({ route: route.labels.route, reason: miss }, 'Last-Event-ID cannot be served; the client is told and goes on live')
 }
 
