@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import replyFrom from '@fastify/reply-from'
 import type { ResolvedOptions } from './config/schema.js'
-import { resolvePluginOptions, type McpSseResiliencePluginOptions } from './config/register-options.js'
+import { checkLogLevel, resolvePluginOptions, type McpSseResiliencePluginOptions } from './config/register-options.js'
 import { exportMetrics } from './metrics/metrics-export.js'
 import { countInto } from './metrics/shared-count.js'
 import { claimStore } from './cluster/store-claims.js'
@@ -30,6 +30,7 @@ declare module 'fastify' {
 
 const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResiliencePluginOptions> = async (fastify, rawOptions) => {
   const { options, register } = resolvePluginOptions(rawOptions)
+  checkLogLevel(fastify.log, register.logLevel)
   if (options.store.kind === 'redis') claimStore(fastify, options.store)
   let history: HistoryStore = createHistoryStore(options)
   const { metrics, serve: serveMetrics } = exportMetrics(fastify, options, register.metricsRegistry)

@@ -156,9 +156,9 @@ t.test('register() options are checked with the plugin\'s, every problem at once
   const logged = Fastify({ logger: { level: 'silent' } })
   t.teardown(async () => await logged.close())
   await t.rejects(async () => await logged.register(mcpSseResilience, { routes: options.routes as McpSseResilienceOptions['routes'], logLevel: 'loud' as 'info' }), {
-    code: 'FST_ERR_ROUTE_LOG_LEVEL_INVALID',
-    message: /loud/
-  }, 'a level the logger does not know: Fastify says so')
+    code: 'FST_MCP_SSE_INVALID_CONFIG',
+    message: 'Invalid fastify-mcp-sse-resilience options:\n  - logLevel: must be a level of the logger (trace, debug, info, warn, error, fatal)'
+  }, 'a level the logger does not know: one problem like the others, before anything is registered')
 
   const file = join(t.testdir(), 'proxy.yaml')
   await writeFile(file, 'prefix: /proxy\nroutes:\n  - kind: sse\n    path: /events\n    upstream: http://127.0.0.1:1/events\n')

@@ -52,6 +52,7 @@ t.test('two registrations under two prefixes: two route sets, each with its own 
   t.match(a, /^sse_sessions_active 2$/m, 'each serves its own metrics under its prefix')
   t.match(b, /^sse_sessions_active 1$/m)
   t.notMatch(a, /route="\/b\/mcp"/)
+  for (const path of ['/a/healthz', '/a/readyz', '/b/healthz', '/b/readyz']) t.equal((await fetch(host.url(path))).status, 200, `probes under each prefix: ${path}`)
 })
 
 t.test('two registrations without a prefix share one metrics endpoint, where their gauges add up', async (t) => {
@@ -67,6 +68,8 @@ t.test('two registrations without a prefix share one metrics endpoint, where the
   t.match(text, /^sse_events_forwarded_total\{route_kind="sse",route="\/two"\} 2$/m)
   t.match(text, /^sse_sessions_active 2$/m)
   t.match(text, /^sse_history_events 4$/m)
+  t.same(await (await fetch(host.url('/readyz'))).json(), { status: 'ready' }, 'one readiness probe answers for both')
+  t.equal((await fetch(host.url('/healthz'))).status, 200)
 })
 
 t.test('two registrations with the Redis store need a key space each, and their store metrics reach the host', async (t) => {

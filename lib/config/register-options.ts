@@ -1,5 +1,5 @@
 import { Kind, Type, TypeRegistry, type Static } from '@sinclair/typebox'
-import type { RegisterOptions as FastifyRegisterOptions } from 'fastify'
+import type { FastifyBaseLogger, RegisterOptions as FastifyRegisterOptions } from 'fastify'
 import type { Registry } from 'prom-client'
 import type { McpSseResilienceOptions, ResolvedOptions } from './schema.js'
 import { checkOptions, describeErrors, throwOnProblems } from './validate.js'
@@ -28,7 +28,7 @@ export function isMetricsRegistry (value: unknown): value is MetricsRegistry {
 export const RegisterOptionsSchema = Type.Object({
   prefix: Type.Optional(Type.String({
     pattern: '^(/[^?#\\s]*)?$',
-    description: 'Put in front of every path the plugin serves: routes[].path, routes[].messagesPath (and the `endpoint` event that announces it) and metrics.path. A route whose path is "/" is served at the prefix itself.'
+    description: 'Put in front of every path the plugin serves: routes[].path, routes[].messagesPath (and the `endpoint` event that announces it), metrics.path and the probes\' paths. A route whose path is "/" is served at the prefix itself.'
   })),
   // The types are Fastify's; the schema checks what can be checked before Fastify sees them.
   logLevel: Type.Optional(Type.Unsafe<NonNullable<FastifyRegisterOptions['logLevel']>>(Type.String({
@@ -72,6 +72,17 @@ export function resolvePluginOptions (input: unknown): PluginSetup {
   return { options: underPrefix(options, prefix ?? ''), register: rest }
 }
 
+/**
+ * A `logLevel` the host's logger does not have. Fastify would refuse it only while one of
+ * the plugin's routes is being added, deep inside its registration; here it is one
+ * problem like the others.
+ */
+export function checkLogLevel (logger: FastifyBaseLogger, logLevel: string | undefined): void {
+  const levels = (logger as { levels?: { values?: Record<string, number> } }).levels?.values
+  if (logLevel === undefined || logLevel === '' || levels === undefined || logLevel in levels) return
+  throwOnProblems('options', [`logLevel: must be a level of the logger (${Object.keys(levels).join(', ')})`])
+}
+
 function underPrefix (options: ResolvedOptions, prefix: string): ResolvedOptions {
   const base = prefix.replace(/\/+$/, '')
   if (base === '') return options
@@ -81,6 +92,7 @@ function underPrefix (options: ResolvedOptions, prefix: string): ResolvedOptions
     routes: options.routes.map((route) => route.kind === 'legacy-sse'
       ? { ...route, path: join(route.path), messagesPath: join(route.messagesPath) }
       : { ...route, path: join(route.path) }),
-    metrics: { ...options.metrics, path: join(options.metrics.path) }
+    metrics: { ...options.metrics, path: join(options.metrics.path) },
+    probes: { ...options.probes, livenessPath: join(options.probes.livenessPath), readinessPath: join(options.probes.readinessPath) }
   }
 }

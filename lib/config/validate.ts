@@ -131,7 +131,8 @@ function describe (error: ValueError): string {
     case ValueErrorType.StringFormat:
       return `must be ${String(FORMAT_NAMES[String(error.schema.format)])}`
     case ValueErrorType.StringPattern:
-      return String(error.schema.pattern).startsWith('^/') ? 'must be a path starting with "/" (no query, fragment or spaces)' : `must match ${String(error.schema.pattern)}`
+      // A path pattern, required (^/...) or optional (^(/...)?): said in words.
+      return /^\^\(?\//.test(String(error.schema.pattern)) ? 'must be a path starting with "/" (no query, fragment or spaces)' : `must match ${String(error.schema.pattern)}`
     case ValueErrorType.Integer:
       return 'must be an integer'
     case ValueErrorType.NumberMinimum:
