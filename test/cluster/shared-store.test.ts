@@ -103,45 +103,41 @@ t.test('an id of another route, or a stream Redis never had, is unknown on the o
   onA.close()
 })
 
-t.test('an instance that closes hands its streams over at once: the other one takes the upstream over from the cursor, even with no client', async (t) => {
-  const { redis, keyPrefix } = testRedis(t)
-  const upstream = await CountingUpstream.start({ replays: true })
-  t.teardown(async () => await upstream.close())
-  const [a, b] = await sseReplicas(t, upstream, { keyPrefix }) as [RunningProxy, RunningProxy]
+/**
+ * Instance A streams to a client, then closes: B takes the upstream over. Resolves once B has
+ * recorded past 30, with a client resuming on B from the last event A's client got.
+ */
+async function handedOverOnClose (test: Test, replays: boolean) {
+  const { redis, keyPrefix } = testRedis(test)
+  const upstream = await CountingUpstream.start({ replays })
+  test.teardown(async () => await upstream.close())
+  const [a, b] = await sseReplicas(test, upstream, { keyPrefix }) as [RunningProxy, RunningProxy]
   const onA = await SseClient.open(a.url('/events'))
   await waitForNumber(onA, 10)
   const lastSeen = onA.events.at(-1)?.id ?? ''
   await a.app.close()
   await onA.ended
-  t.ok(onA.retries.length > 0, 'the client was told when to come back')
   const takeover = await upstream.waitForConnections(2, 3000)
   const streamId = lastSeen.split('.')[0] ?? ''
   const sessionId = await redis.get(`${keyPrefix}{${streamId}}:sid`) ?? ''
-  t.ok(Number(takeover.lastEventId) >= (numbersOf(onA).at(-1) ?? 0), 'the upstream is resumed after what was recorded')
-  t.equal(await metric(b, 'sse_upstream_takeovers_total'), 1)
   await until(async () => Number(await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'last')) > 30, 5000, 'the new owner to record')
   const onB = await SseClient.open(b.url('/events'), { 'last-event-id': lastSeen })
-  t.teardown(() => onB.close())
+  test.teardown(() => onB.close())
+  return { b, onA, onB, takeover }
+}
+
+t.test('an instance that closes hands its streams over at once: the other one takes the upstream over from the cursor, even with no client', async (t) => {
+  const { b, onA, onB, takeover } = await handedOverOnClose(t, true)
+  t.ok(onA.retries.length > 0, 'the client was told when to come back')
+  t.ok(Number(takeover.lastEventId) >= (numbersOf(onA).at(-1) ?? 0), 'the upstream is resumed after what was recorded')
+  t.equal(await metric(b, 'sse_upstream_takeovers_total'), 1)
   t.equal(onB.headers['x-resume-status'], 'recovered', 'B owns the stream now and serves it locally')
   await waitForNumber(onB, 60)
   t.ok(exactSequence([...numbersOf(onA), ...numbersOf(onB)]))
 })
 
 t.test('a takeover from an upstream that cannot replay: the client resuming on the new owner is told where the gap is, never a silent one', async (t) => {
-  const { redis, keyPrefix } = testRedis(t)
-  const upstream = await CountingUpstream.start({ replays: false })
-  t.teardown(async () => await upstream.close())
-  const [a, b] = await sseReplicas(t, upstream, { keyPrefix }) as [RunningProxy, RunningProxy]
-  const onA = await SseClient.open(a.url('/events'))
-  await waitForNumber(onA, 10)
-  const lastSeen = onA.events.at(-1)?.id ?? ''
-  await a.app.close()
-  await upstream.waitForConnections(2, 3000)
-  const streamId = lastSeen.split('.')[0] ?? ''
-  const sessionId = await redis.get(`${keyPrefix}{${streamId}}:sid`) ?? ''
-  await until(async () => Number(await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'last')) > 30, 5000, 'the new owner to record')
-  const onB = await SseClient.open(b.url('/events'), { 'last-event-id': lastSeen })
-  t.teardown(() => onB.close())
+  const { b, onA, onB } = await handedOverOnClose(t, false)
   t.match(onB.headers['x-resume-status'], /^recovered; upstream-gaps=1$/, 'recovered, and one gap in what is replayed')
   await onB.waitForEvents(20)
   const [gap, ...after] = onB.events.slice(onB.events.findIndex((event) => event.event === 'resume-status'))
