@@ -13,6 +13,7 @@ import { guardBrowserAccess } from './routes/browser-access.js'
 import { registerStreamableHttpRoute } from './routes/streamable-http.js'
 import { SessionRegistry, type ProxySession } from './session/session-registry.js'
 import { createUpstreamDispatcher } from './upstream/dispatcher.js'
+import { serializeError } from './upstream/error-cause.js'
 import type { HistoryStore } from './history/history-store.js'
 import { LocalHistoryStore } from './history/local-history-store.js'
 import { DisabledHistoryStore } from './history/disabled-history-store.js'
@@ -76,7 +77,7 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResiliencePluginOptions> 
     registerRawBodyParsers(proxy, options)
     await guardBrowserAccess(proxy, options)
     for (const route of options.routes) registerRoute(proxy, context, route)
-  }, { logLevel: register.logLevel, logSerializers: register.logSerializers })
+  }, { logLevel: register.logLevel, logSerializers: { err: serializeError, ...register.logSerializers } })
 
   // Open streams would hold the server open; end them when it starts closing (fastify
   // already answers new requests 503 by then), with a retry hint for the resumable ones.

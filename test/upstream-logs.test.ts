@@ -7,6 +7,7 @@ import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import { mcpSseResilience } from '../lib/index.js'
 import { ProxyMetrics } from '../lib/metrics.js'
+import { serializeError } from '../lib/upstream/error-cause.js'
 import { reportUpstreamEnd, type UpstreamReportContext } from '../lib/upstream/upstream-events-report.js'
 import { UpstreamProcess } from './chaos/upstream-process.js'
 import { SseClient } from './helpers/sse-client.js'
@@ -115,4 +116,26 @@ t.test('the root cause is the innermost error with a code, and a chain that loop
     [INFO, 'UND_ERR_SOCKET: other side closed'],
     [INFO, 'ELOOP: loop']
   ])
+})
+
+t.test('an upstream that cannot be reached: the client gets 502, and the log says why in one line, with no stack', async (t) => {
+  const logs = new LogLines()
+  const app = Fastify({ logger: { level: 'info', stream: logs }, forceCloseConnections: true })
+  await app.register(mcpSseResilience, { routes: [{ kind: 'sse', path: '/events', upstream: 'http://127.0.0.1:9/events' }] })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => await app.close())
+  const answer = await fetch(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/events`)
+  t.equal(answer.status, 502)
+  const refused = await logs.waitFor('The upstream server could not be reached')
+  t.equal(refused.level, WARN, 'a client was refused: WARN')
+  t.equal(refused.err, 'ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:9')
+  t.notOk(logs.raw.some((raw) => /\\n\s+at /.test(raw)), 'no stack frames in any line, @fastify/reply-from\'s own included')
+})
+
+t.test('the proxy routes\' error serializer: a coded cause in one line; an unexpected error keeps its stack', async (t) => {
+  const socket = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })
+  t.equal(serializeError(new TypeError('terminated', { cause: socket })), 'UND_ERR_SOCKET: other side closed')
+  t.match(serializeError(new RangeError('out of range')), /^RangeError: out of range\n\s+at /)
+  t.equal(serializeError(Object.assign(new Error('no stack'), { stack: undefined })), 'Error: no stack')
+  t.equal(serializeError('a string thrown'), 'a string thrown')
 })

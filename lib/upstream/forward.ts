@@ -75,7 +75,7 @@ export function forwardToUpstream (request: FastifyRequest, reply: FastifyReply,
     onError: (_reply, { error }) => {
       const clientError = isTimeout(error) ? new UpstreamTimeoutError() : new UpstreamUnavailableError()
       metrics.upstreamErrors.inc({ ...labels, reason: clientError.code })
-      request.log.warn({ upstream: url, err: rootCause(error) }, clientError.message)
+      request.log.warn({ upstream: url, err: error }, clientError.message)
       reply.code(clientError.statusCode).send({
         statusCode: clientError.statusCode,
         code: clientError.code,

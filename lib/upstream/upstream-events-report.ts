@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { ProxyMetrics, RouteLabels } from '../metrics.js'
 import type { UpstreamEndReason } from './upstream-stream.js'
+import { codedCause } from './error-cause.js'
 
 /** What logging and counting an upstream stream's troubles needs to know. */
 export interface UpstreamReportContext {
@@ -45,19 +46,4 @@ function reportFailure (report: UpstreamReportContext, error: Error | undefined)
   } else {
     log.info({ upstream: upstreamUrl, cause }, 'upstream stream failed')
   }
-}
-
-// Deep enough for undici's wrappers (TypeError "terminated" around a SocketError); bounds a chain that loops.
-const MAX_CAUSE_DEPTH = 8
-
-/** `code: message` of the innermost error in the cause chain that has a code. */
-function codedCause (error: Error): string | undefined {
-  let found: string | undefined
-  let current: unknown = error
-  for (let depth = 0; depth < MAX_CAUSE_DEPTH && current instanceof Error; depth++) {
-    const { code } = current as NodeJS.ErrnoException
-    if (typeof code === 'string') found = `${code}: ${current.message}`
-    current = current.cause
-  }
-  return found
 }
