@@ -32,6 +32,11 @@ export class V2Upstream {
   port = 0
   /** Requests seen, by method (`subscriptions/listen` among them): what a re-listen test counts. */
   readonly methods: string[] = []
+  /**
+   * Every JSON-RPC message of every POST body, by its method (and tool name): a 2025-era
+   * client sends no `Mcp-Method` header, so this is what a no-re-run test counts.
+   */
+  readonly received: Array<{ method: string, name?: string }> = []
 
   private constructor () {
     this.handler = this.#newHandler()
@@ -82,6 +87,7 @@ export class V2Upstream {
     const serve = serveWebHandler(async (request) => {
       const method = request.headers.get('mcp-method')
       if (method !== null) this.methods.push(method)
+      if (request.method === 'POST') this.#record(await request.clone().text())
       return await this.handler.fetch(request)
     })
     return createServer((request, response) => {
@@ -91,6 +97,20 @@ export class V2Upstream {
       }
       serve(request, response)
     })
+  }
+
+  #record (body: string): void {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(body)
+    } catch {
+      return
+    }
+    for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
+      const { method, params } = (message ?? {}) as { method?: unknown, params?: { name?: unknown } }
+      if (typeof method !== 'string') continue
+      this.received.push(typeof params?.name === 'string' ? { method, name: params.name } : { method })
+    }
   }
 
   #newHandler (): McpHttpHandler {
