@@ -36,6 +36,13 @@ export class ProxyMetrics {
     registers: [this.registry]
   })
 
+  readonly requestsCancelled = new Counter({
+    name: 'sse_requests_cancelled_total',
+    help: 'MCP 2026-07-28 requests whose client left before their answer ended, and whose upstream request the proxy aborted.',
+    labelNames: ROUTE_LABELS,
+    registers: [this.registry]
+  })
+
   readonly slowConsumerDisconnects = new Counter({
     name: 'sse_slow_consumer_disconnects_total',
     help: 'Clients cut because they fell behind by more than limits.clientBufferBytes.',

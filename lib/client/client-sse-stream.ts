@@ -41,7 +41,7 @@ export class ClientSseStream {
     this.#response.flushHeaders()
     if (options.heartbeatMs > 0) {
       const heartbeat = setInterval(() => this.#sendKeepalive(), options.heartbeatMs)
-      this.#response.once('close', () => clearInterval(heartbeat))
+      this.onClose(() => clearInterval(heartbeat))
     }
   }
 
@@ -105,8 +105,13 @@ export class ClientSseStream {
     this.#response.on('drain', listener)
   }
 
+  /** Also for a client that left before the stream began (before the upstream's head came): its 'close' has passed. */
   onClose (listener: () => void): void {
-    this.#response.once('close', listener)
+    if (this.#response.closed) {
+      process.nextTick(listener)
+    } else {
+      this.#response.once('close', listener)
+    }
   }
 
   end (): void {

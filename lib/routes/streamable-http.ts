@@ -8,7 +8,8 @@ import { resumeRemoteStream } from '../relay/remote-resume.js'
 import { relayEventStream } from '../relay/sse-relay.js'
 import type { UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession, Reservation } from '../session/session-registry.js'
-import { dropUpstreamHead, forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
+import { dropUpstreamHead, forwardToUpstream, type ForwardOptions, type UpstreamResponseHead } from '../upstream/forward.js'
+import { forwardCancellable } from '../upstream/forward-cancellable.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
 import { endUpstreamSession, reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
 import { sendSessionNotFound, sendStandaloneStreamTaken, sendStoreUnavailable, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
@@ -85,7 +86,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
 
   function forward (request: FastifyRequest, reply: FastifyReply, miss?: ResumeMiss): void {
     const url = withClientQuery(route.upstream, request.url)
-    forwardToUpstream(request, reply, {
+    const options: ForwardOptions = {
       url,
       body: request.body as Buffer | undefined,
       labels: streamRoute.labels,
@@ -95,7 +96,14 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       onResponseHead: (head, reply) => mapResponseSession(request, head, reply),
       onEventStream: (body) => relay(request, reply, body, url, miss),
       observeBody: initializeRequests.has(request) ? { maxBytes: context.options.limits.maxEventBytes, onBody: (body, head) => noteCapabilities(request, body, head) } : undefined
-    })
+    }
+    // A 2025-era client that goes away may come back for its answer (it SHOULD NOT be read as cancelling);
+    // a 2026-07-28 one cancels so.
+    if (isRequestScoped(request)) {
+      forwardCancellable(context.dispatcher, request, reply, options)
+    } else {
+      forwardToUpstream(request, reply, options)
+    }
   }
 
   /** The capabilities the upstream announced in its initialize answer: what its gaps must be told in terms of. */

@@ -38,51 +38,61 @@ export interface ForwardOptions {
  * upstream stream's to resume, not reply-from's.
  */
 export function forwardToUpstream (request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): void {
-  const { url, labels, metrics } = options
+  const { url } = options
   reply.from(url, {
     ...(options.body === undefined ? {} : { body: options.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }),
     // Exactly the URL's own query: reply-from would otherwise add the client's.
     queryString: () => new URL(url).search.slice(1),
     retryDelay: () => null,
-    rewriteRequestHeaders: (_request, headers) => {
-      const forwarded: HeaderMap = withoutHopByHop(headers as HeaderMap)
-      // The body is re-framed by the HTTP client; the proxy reads SSE as text, so no compression.
-      delete forwarded['content-length']
-      delete forwarded.expect
-      forwarded['accept-encoding'] = 'identity'
-      return (options.rewriteRequestHeaders?.(forwarded) ?? forwarded) as IncomingHttpHeaders
-    },
+    rewriteRequestHeaders: (_request, headers) => toUpstreamRequestHeaders(headers as HeaderMap, options) as IncomingHttpHeaders,
     rewriteHeaders: (headers) => upstreamHeadersForClient(headers as HeaderMap) as IncomingHttpHeaders,
     onResponse: (_request, _reply, typedResponse) => {
       // reply-from types this as a ServerResponse; at run time it is { statusCode, headers, stream }.
       const response = typedResponse as unknown as UpstreamResponseHead & { stream: Readable }
-      const head = { statusCode: response.statusCode, headers: response.headers }
-      if (options.takeOver?.(head, response.stream) === true) return
-      const passOn = (): void => {
-        if (options.onEventStream !== undefined && head.statusCode === 200 && isEventStream(head.headers['content-type'])) {
-          options.onEventStream(response.stream)
-        } else {
-          reply.send(options.observeBody === undefined ? response.stream : observed(response.stream, head, options.observeBody))
-        }
-      }
-      const headHandled = options.onResponseHead?.(head, reply)
-      if (headHandled === undefined) {
-        passOn()
-      } else {
-        headHandled.then(passOn, passOn)
-      }
+      passUpstreamResponse(reply, { statusCode: response.statusCode, headers: response.headers }, response.stream, options)
     },
-    onError: (_reply, { error }) => {
-      const clientError = isTimeout(error) ? new UpstreamTimeoutError() : new UpstreamUnavailableError()
-      metrics.upstreamErrors.inc({ ...labels, reason: clientError.code })
-      request.log.warn({ upstream: url, err: error }, clientError.message)
-      reply.code(clientError.statusCode).send({
-        statusCode: clientError.statusCode,
-        code: clientError.code,
-        error: clientError.name,
-        message: clientError.message
-      })
+    onError: (_reply, { error }) => sendUpstreamError(request, reply, options, error)
+  })
+}
+
+/** The headers a request goes upstream with, from those the client sent. */
+export function toUpstreamRequestHeaders (headers: HeaderMap, options: ForwardOptions): HeaderMap {
+  const forwarded: HeaderMap = withoutHopByHop(headers)
+  // The body is re-framed by the HTTP client; the proxy reads SSE as text, so no compression.
+  delete forwarded['content-length']
+  delete forwarded.expect
+  forwarded['accept-encoding'] = 'identity'
+  return options.rewriteRequestHeaders?.(forwarded) ?? forwarded
+}
+
+/** An upstream answer, once its head is on the reply: taken over, relayed as a stream, or passed through. */
+export function passUpstreamResponse (reply: FastifyReply, head: UpstreamResponseHead, body: Readable, options: ForwardOptions): void {
+  if (options.takeOver?.(head, body) === true) return
+  const passOn = (): void => {
+    if (options.onEventStream !== undefined && head.statusCode === 200 && isEventStream(head.headers['content-type'])) {
+      options.onEventStream(body)
+    } else {
+      reply.send(options.observeBody === undefined ? body : observed(body, head, options.observeBody))
     }
+  }
+  const headHandled = options.onResponseHead?.(head, reply)
+  if (headHandled === undefined) {
+    passOn()
+  } else {
+    headHandled.then(passOn, passOn)
+  }
+}
+
+/** The proxy's own answer to an upstream that could not be reached or did not answer in time: it never names the upstream. */
+export function sendUpstreamError (request: FastifyRequest, reply: FastifyReply, options: ForwardOptions, error: Error): void {
+  const clientError = isTimeout(error) ? new UpstreamTimeoutError() : new UpstreamUnavailableError()
+  options.metrics.upstreamErrors.inc({ ...options.labels, reason: clientError.code })
+  request.log.warn({ upstream: options.url, err: error }, clientError.message)
+  reply.code(clientError.statusCode).send({
+    statusCode: clientError.statusCode,
+    code: clientError.code,
+    error: clientError.name,
+    message: clientError.message
   })
 }
 

@@ -20,13 +20,16 @@ export const COUNTER_URI = 'demo://counter'
  * on /mcp. It speaks 2026-07-28, and answers 2025-era clients statelessly (no session,
  * no event store), as the SDK's default does. Its tools:
  *   - `echo` {text}: answers the text;
- *   - `progress` {steps, delayMs}: one progress notification per step, then `done <steps>`;
+ *   - `progress` {steps, delayMs}: one progress notification per step, then `done <steps>`
+ *     (each call recorded in `progressCalls`, as `slow` records its own);
  *   - `slow` {ms}: waits, and records in `slowCalls` when its abort signal fires.
  * One resource, `demo://counter`, whose updates `notify.resourceUpdated` announces.
  * `restart()` kills every connection and listens again on the same port with a fresh handler.
  */
 export class V2Upstream {
   readonly slowCalls: SlowCall[] = []
+  /** The same record for each `progress` call: `finished` once it answered without being aborted. */
+  readonly progressCalls: SlowCall[] = []
   handler: McpHttpHandler
   server: Server
   port = 0
@@ -126,12 +129,16 @@ export class V2Upstream {
     }))
     server.registerTool('progress', { inputSchema: z.object({ steps: z.number(), delayMs: z.number() }) }, async ({ steps, delayMs }, ctx) => {
       const token = ctx.mcpReq._meta?.progressToken
+      const call: SlowCall = { startedAt: Date.now(), finished: false }
+      this.progressCalls.push(call)
+      ctx.mcpReq.signal.addEventListener('abort', () => { call.abortedAt = Date.now() }, { once: true })
       for (let step = 1; step <= steps; step++) {
         await sleep(delayMs)
         if (token !== undefined) {
           await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken: token, progress: step, total: steps } })
         }
       }
+      call.finished = !ctx.mcpReq.signal.aborted
       return { content: [{ type: 'text', text: `done ${steps}` }] }
     })
     server.registerTool('slow', { inputSchema: z.object({ ms: z.number() }) }, async ({ ms }, ctx) => {
