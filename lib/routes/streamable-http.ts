@@ -11,13 +11,14 @@ import type { ProxySession, Reservation } from '../session/session-registry.js'
 import { dropUpstreamHead, forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
 import { endUpstreamSession, reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
-import { sendSessionNotFound, sendStandaloneStreamTaken, sendStoreUnavailable, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
+import { sendHeaderMismatch, sendSessionNotFound, sendStandaloneStreamTaken, sendStoreUnavailable, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
 import { resolveLastEventId, type StreamOwnerRef } from './last-event-id.js'
 import { holdUntilAnswered } from './held-place.js'
 import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
-import { isInitialize, jsonRpcRequestIds } from '../wire/json-rpc.js'
+import { isInitialize, jsonRpcBody, jsonRpcRequestIds } from '../wire/json-rpc.js'
+import { standardHeaderMismatch } from '../wire/mcp-standard-headers.js'
 import { serverCapabilitiesIn, serverCapabilitiesInBody } from '../wire/mcp-initialize.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
@@ -281,13 +282,24 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     return undefined
   }
 
+  /**
+   * 2026-07-28 mirrors the method and name into headers for intermediaries to route on:
+   * one that disagrees with the body is refused before the upstream sees it (Server
+   * Validation). Earlier revisions define no such headers: they pass through unchecked.
+   */
+  async function checkStandardHeaders (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    if (!isRequestScoped(request)) return undefined
+    const mismatch = standardHeaderMismatch(request.headers, jsonRpcBody(request.body))
+    return mismatch === undefined ? undefined : sendHeaderMismatch(reply, mismatch)
+  }
+
   const routeOptions = {
     preHandler: resolveSession,
     // Streams can last hours: keep them out of the request duration histograms.
     config: { disableMetrics: true }
   }
 
-  proxy.post(route.path, routeOptions, (request, reply) => {
+  proxy.post(route.path, { ...routeOptions, preHandler: [checkStandardHeaders, resolveSession] }, (request, reply) => {
     const session = request.mcpSseSession
     if (session === null && isInitialize(request.body)) {
       if (coordinator?.available === false) return sendStoreUnavailable(reply)
