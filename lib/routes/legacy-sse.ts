@@ -5,6 +5,8 @@ import type { ProxyContext } from '../proxy-context.js'
 import { reconnectWith, streamRouteOf } from '../relay/resumable-relay.js'
 import { LegacyEndpoint } from '../session/legacy-endpoint.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
+import { countMcpRequests } from '../metrics/mcp-requests.js'
+import { jsonRpcMessages } from '../wire/json-rpc.js'
 import type { GapReporter, UpstreamReconnect } from '../session/proxied-stream.js'
 import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
 import { serverCapabilitiesIn } from '../wire/mcp-initialize.js'
@@ -131,6 +133,7 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
     const endpoint = session?.legacyEndpoint
     if (session === undefined || endpoint?.url === undefined) return sendSessionNotFound(reply)
     request.mcpSseSession = session
+    countMcpRequests(context.metrics.mcpRequests, streamRoute.labels, jsonRpcMessages(request.body))
     recordSessionState(session, request.body, options.sessions.maxSubscriptionsPerSession)
     await forwardMessage(request, reply, endpoint)
     return reply

@@ -19,6 +19,7 @@ import { withClientQuery } from './upstream-url.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
 import { isInitialize, jsonRpcBody, jsonRpcRequestIds } from '../wire/json-rpc.js'
 import { standardHeaderMismatch } from '../wire/mcp-standard-headers.js'
+import { countMcpRequests } from '../metrics/mcp-requests.js'
 import { serverCapabilitiesIn, serverCapabilitiesInBody } from '../wire/mcp-initialize.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
@@ -300,6 +301,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
   }
 
   proxy.post(route.path, { ...routeOptions, preHandler: [checkStandardHeaders, resolveSession] }, (request, reply) => {
+    countMcpRequests(context.metrics.mcpRequests, streamRoute.labels, jsonRpcBody(request.body).messages)
     const session = request.mcpSseSession
     if (session === null && isInitialize(request.body)) {
       if (coordinator?.available === false) return sendStoreUnavailable(reply)
