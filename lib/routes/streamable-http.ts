@@ -17,7 +17,8 @@ import { holdUntilAnswered } from './held-place.js'
 import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
-import { isInitialize, jsonRpcBody, jsonRpcRequestIds } from '../wire/json-rpc.js'
+import { isInitialize, jsonRpcRequestIds } from '../wire/json-rpc.js'
+import { jsonRpcBodyOf } from './json-rpc-body.js'
 import { standardHeaderMismatch } from '../wire/mcp-standard-headers.js'
 import { countMcpRequests } from '../metrics/mcp-requests.js'
 import { serverCapabilitiesIn, serverCapabilitiesInBody } from '../wire/mcp-initialize.js'
@@ -121,7 +122,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     // A POST stream resumes upstream through a GET with Last-Event-ID, so only once the upstream gave ids (MCP spec).
     const reconnect = reconnectWith(streamRoute, request, url, {
       needsUpstreamIds: request.method === 'POST',
-      answers: request.method === 'POST' ? jsonRpcRequestIds(request.body) : undefined,
+      answers: request.method === 'POST' ? jsonRpcRequestIds(jsonRpcBodyOf(request).messages) : undefined,
       sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
     })
     const standalone = request.method === 'GET'
@@ -269,7 +270,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
         return undefined
       }
       const created = sessions.create({ routePath: route.path, endsWithItsStreams: false, upstreamSessionId }, held)
-      recordSessionState(created, request.body, context.options.sessions.maxSubscriptionsPerSession)
+      recordSessionState(created, jsonRpcBodyOf(request).messages, context.options.sessions.maxSubscriptionsPerSession)
       request.mcpSseSession = created
       coordinator?.saveSession(created)
       reply.header(SESSION_HEADER, created.id)
@@ -290,7 +291,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
    */
   async function checkStandardHeaders (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
     if (!isRequestScoped(request)) return undefined
-    const mismatch = standardHeaderMismatch(request.headers, jsonRpcBody(request.body))
+    const mismatch = standardHeaderMismatch(request.headers, jsonRpcBodyOf(request))
     return mismatch === undefined ? undefined : sendHeaderMismatch(reply, mismatch)
   }
 
@@ -301,9 +302,10 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
   }
 
   proxy.post(route.path, { ...routeOptions, preHandler: [checkStandardHeaders, resolveSession] }, (request, reply) => {
-    countMcpRequests(context.metrics.mcpRequests, streamRoute.labels, jsonRpcBody(request.body).messages)
+    const { messages } = jsonRpcBodyOf(request)
+    countMcpRequests(context.metrics.mcpRequests, streamRoute.labels, messages)
     const session = request.mcpSseSession
-    if (session === null && isInitialize(request.body)) {
+    if (session === null && isInitialize(messages)) {
       if (coordinator?.available === false) return sendStoreUnavailable(reply)
       const place = sessions.reserveSession()
       if (place === undefined) return sendTooManySessions(reply)
@@ -316,7 +318,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       if (place === undefined) return sendTooManyStreams(reply)
       heldStreams.set(request, holdUntilAnswered(reply, place))
     }
-    if (session !== null && recordSessionState(session, request.body, context.options.sessions.maxSubscriptionsPerSession)) {
+    if (session !== null && recordSessionState(session, messages, context.options.sessions.maxSubscriptionsPerSession)) {
       coordinator?.saveSession(session)
     }
     forward(request, reply)

@@ -9,35 +9,20 @@ export interface JsonRpcBody {
 
 const NOT_JSON_RPC: JsonRpcBody = { messages: [], batch: false }
 
-// Several steps of one POST read its messages (header checks, metrics, session state,
-// the ids its stream owes): the body is parsed once, and forgotten with it.
-const parsedBodies = new WeakMap<Buffer, JsonRpcBody>()
-
-/** The JSON-RPC messages of a request body, parsed once per body Buffer; none when it is not JSON. */
-export function jsonRpcBody (body: unknown): JsonRpcBody {
-  if (!Buffer.isBuffer(body)) return NOT_JSON_RPC
-  let parsed = parsedBodies.get(body)
-  if (parsed === undefined) {
-    parsed = parseBody(body.toString('utf8'))
-    parsedBodies.set(body, parsed)
-  }
-  return parsed
-}
-
-/** The JSON-RPC messages of a request body, one or a batch; none when it is not JSON. */
-export function jsonRpcMessages (body: unknown): readonly JsonRpcMessage[] {
-  return jsonRpcBody(body).messages
+/** A request body's JSON-RPC messages, one or a batch; none when it is not JSON. Routes read it once per request (routes/json-rpc-body.ts). */
+export function parseJsonRpcBody (body: unknown): JsonRpcBody {
+  return Buffer.isBuffer(body) ? parseBody(body.toString('utf8')) : NOT_JSON_RPC
 }
 
 /** The ids of the JSON-RPC requests in a POST body: the responses its stream owes. */
-export function jsonRpcRequestIds (body: unknown): Set<string> {
-  return new Set(jsonRpcMessages(body)
+export function jsonRpcRequestIds (messages: readonly JsonRpcMessage[]): Set<string> {
+  return new Set(messages
     .filter((message) => 'method' in message && 'id' in message)
     .map((message) => JSON.stringify(message.id)))
 }
 
-export function isInitialize (body: unknown): boolean {
-  return jsonRpcMessages(body).some((message) => message.method === 'initialize')
+export function isInitialize (messages: readonly JsonRpcMessage[]): boolean {
+  return messages.some((message) => message.method === 'initialize')
 }
 
 /** The ids of the JSON-RPC responses an event's data carries (one, or a batch). */
