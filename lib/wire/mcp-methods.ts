@@ -1,8 +1,8 @@
 /**
- * The JSON-RPC method names of MCP 2024-11-05 to 2026-07-28 (schema/<revision>/schema.ts
- * in modelcontextprotocol/modelcontextprotocol, with the tasks methods of the 2025-11-25
- * schema and of SEP-2663), client- and server-sent. Metrics label methods by this list
- * only, so a client cannot grow their cardinality.
+ * The JSON-RPC method names of MCP 2024-11-05 to 2026-07-28, client- and server-sent, as
+ * the SDK v2's schemas define them for 2025-11-25 and 2026-07-28 (tasks/update from
+ * SEP-2663 among them). Metrics label methods by this list only, so that a client cannot
+ * grow their cardinality.
  */
 const MCP_METHODS: ReadonlySet<string> = new Set([
   'initialize',
