@@ -100,6 +100,13 @@ export const StoreUnavailableError = defineClientError(
   503
 )
 
+/** A 2026-07-28 POST whose MCP standard headers disagree with its body (the detail says which). */
+export const HeaderMismatchError = createError<[detail: string]>(
+  'FST_MCP_SSE_HEADER_MISMATCH',
+  'Header mismatch: %s',
+  400
+) as unknown as new (detail: string) => ProxyError
+
 /** Internal: a replica's append was refused because another replica has taken its stream over. */
 export const StaleOwnerError = createError<[streamId: string, reason: 'fenced' | 'conflict' | 'gap']>(
   'FST_MCP_SSE_STALE_OWNER',

@@ -15,6 +15,7 @@ import { SessionRegistry, type ProxySession } from './session/session-registry.j
 import { createUpstreamDispatcher } from './upstream/dispatcher.js'
 import { serializeError } from './upstream/error-cause.js'
 import type { HistoryStore } from './history/history-store.js'
+import type { JsonRpcBody } from './wire/json-rpc.js'
 import { LocalHistoryStore } from './history/local-history-store.js'
 import { DisabledHistoryStore } from './history/disabled-history-store.js'
 import { scheduleHistoryExpiry } from './history/history-expiry.js'
@@ -26,6 +27,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The proxy session this request belongs to, once the route has resolved it. */
     mcpSseSession: ProxySession | null
+    /** The body's JSON-RPC messages, once a route has read them (routes/json-rpc-body.ts). */
+    mcpSseBody: JsonRpcBody | null
   }
 }
 
@@ -66,6 +69,7 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResiliencePluginOptions> 
 
   // The plugin may be registered more than once in a context (one route set per prefix).
   if (!fastify.hasRequestDecorator('mcpSseSession')) fastify.decorateRequest('mcpSseSession', null)
+  if (!fastify.hasRequestDecorator('mcpSseBody')) fastify.decorateRequest('mcpSseBody', null)
   if (options.probes.enabled) registerHealthProbes(fastify, options.probes, () => coordinator?.available ?? true)
 
   // Encapsulated, so that reply-from, the raw-body parsers and the metrics endpoint stay out of the

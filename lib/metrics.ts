@@ -15,6 +15,13 @@ const ROUTE_LABELS = ['route_kind', 'route'] as const
 export class ProxyMetrics {
   readonly registry = new Registry()
 
+  readonly mcpRequests = new Counter({
+    name: 'sse_mcp_requests_total',
+    help: 'JSON-RPC requests and notifications in the POSTs the proxy took in, by MCP method (methods MCP does not define count as other).',
+    labelNames: [...ROUTE_LABELS, 'method'],
+    registers: [this.registry]
+  })
+
   readonly eventsForwarded = new Counter({
     name: 'sse_events_forwarded_total',
     help: 'SSE events written to clients.',

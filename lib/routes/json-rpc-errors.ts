@@ -1,21 +1,29 @@
 import type { FastifyReply } from 'fastify'
-import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError, TooManyStreamsError, UpstreamReconnectingError, OriginNotAllowedError, HostNotAllowedError, StandaloneStreamTakenError, StoreUnavailableError, type ProxyError } from '../errors.js'
+import type { HeaderMismatch } from '../wire/mcp-standard-headers.js'
+import { SessionIdRequiredError, SessionNotFoundError, TooManySessionsError, TooManyStreamsError, UpstreamReconnectingError, OriginNotAllowedError, HostNotAllowedError, StandaloneStreamTakenError, StoreUnavailableError, HeaderMismatchError, type ProxyError } from '../errors.js'
 
 // JSON-RPC "server error" codes, as the MCP TypeScript SDK's servers answer them.
 const SESSION_NOT_FOUND = -32001
 const SERVER_ERROR = -32000
+// HeaderMismatch, MCP 2026-07-28 (basic/transports/streamable-http, Server Validation).
+const HEADER_MISMATCH = -32020
 
 /** Seconds a client is asked to wait before it tries to open a session again. */
 const SESSION_RETRY_AFTER_SECONDS = 5
 
 /** MCP clients read JSON-RPC error bodies; the proxy's error code rides in `data`. */
-function sendJsonRpcError (reply: FastifyReply, error: ProxyError, jsonRpcCode: number): FastifyReply {
+function sendJsonRpcError (reply: FastifyReply, error: ProxyError, jsonRpcCode: number, id: string | number | null = null): FastifyReply {
   // The reply may already carry the upstream's headers (an event stream refused after the fact).
   return reply.code(error.statusCode).type('application/json; charset=utf-8').send({
     jsonrpc: '2.0',
     error: { code: jsonRpcCode, message: error.message, data: { code: error.code } },
-    id: null
+    id
   })
+}
+
+/** MCP standard headers that disagree with the body: 400, answering the request's id, before the upstream sees it. */
+export function sendHeaderMismatch (reply: FastifyReply, mismatch: HeaderMismatch): FastifyReply {
+  return sendJsonRpcError(reply, new HeaderMismatchError(mismatch.detail), HEADER_MISMATCH, mismatch.id)
 }
 
 /** A session the proxy does not know on this route: 404, so that the client initializes again (MCP spec). */

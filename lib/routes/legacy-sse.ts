@@ -5,6 +5,8 @@ import type { ProxyContext } from '../proxy-context.js'
 import { reconnectWith, streamRouteOf } from '../relay/resumable-relay.js'
 import { LegacyEndpoint } from '../session/legacy-endpoint.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
+import { countMcpRequests } from '../metrics/mcp-requests.js'
+import { jsonRpcBodyOf } from './json-rpc-body.js'
 import type { GapReporter, UpstreamReconnect } from '../session/proxied-stream.js'
 import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
 import { serverCapabilitiesIn } from '../wire/mcp-initialize.js'
@@ -131,7 +133,9 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
     const endpoint = session?.legacyEndpoint
     if (session === undefined || endpoint?.url === undefined) return sendSessionNotFound(reply)
     request.mcpSseSession = session
-    recordSessionState(session, request.body, options.sessions.maxSubscriptionsPerSession)
+    const { messages } = jsonRpcBodyOf(request)
+    countMcpRequests(context.metrics.mcpRequests, streamRoute.labels, messages)
+    recordSessionState(session, messages, options.sessions.maxSubscriptionsPerSession)
     await forwardMessage(request, reply, endpoint)
     return reply
   })

@@ -12,13 +12,16 @@ import { dropUpstreamHead, forwardToUpstream, type ForwardOptions, type Upstream
 import { forwardCancellable } from '../upstream/forward-cancellable.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
 import { endUpstreamSession, reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
-import { sendSessionNotFound, sendStandaloneStreamTaken, sendStoreUnavailable, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
+import { sendHeaderMismatch, sendSessionNotFound, sendStandaloneStreamTaken, sendStoreUnavailable, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
 import { resolveLastEventId, type StreamOwnerRef } from './last-event-id.js'
 import { holdUntilAnswered } from './held-place.js'
 import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
 import { isInitialize, jsonRpcRequestIds } from '../wire/json-rpc.js'
+import { jsonRpcBodyOf } from './json-rpc-body.js'
+import { standardHeaderMismatch } from '../wire/mcp-standard-headers.js'
+import { countMcpRequests } from '../metrics/mcp-requests.js'
 import { serverCapabilitiesIn, serverCapabilitiesInBody } from '../wire/mcp-initialize.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
@@ -127,7 +130,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     // A POST stream resumes upstream through a GET with Last-Event-ID, so only once the upstream gave ids (MCP spec).
     const reconnect = reconnectWith(streamRoute, request, url, {
       needsUpstreamIds: request.method === 'POST',
-      answers: request.method === 'POST' ? jsonRpcRequestIds(request.body) : undefined,
+      answers: request.method === 'POST' ? jsonRpcRequestIds(jsonRpcBodyOf(request).messages) : undefined,
       sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
     })
     const standalone = request.method === 'GET'
@@ -275,7 +278,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
         return undefined
       }
       const created = sessions.create({ routePath: route.path, endsWithItsStreams: false, upstreamSessionId }, held)
-      recordSessionState(created, request.body, context.options.sessions.maxSubscriptionsPerSession)
+      recordSessionState(created, jsonRpcBodyOf(request).messages, context.options.sessions.maxSubscriptionsPerSession)
       request.mcpSseSession = created
       coordinator?.saveSession(created)
       reply.header(SESSION_HEADER, created.id)
@@ -289,15 +292,28 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     return undefined
   }
 
+  /**
+   * 2026-07-28 mirrors the method and name into headers for intermediaries to route on:
+   * one that disagrees with the body is refused before the upstream sees it (Server
+   * Validation). Earlier revisions define no such headers: they pass through unchecked.
+   */
+  async function checkStandardHeaders (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    if (!isRequestScoped(request)) return undefined
+    const mismatch = standardHeaderMismatch(request.headers, jsonRpcBodyOf(request))
+    return mismatch === undefined ? undefined : sendHeaderMismatch(reply, mismatch)
+  }
+
   const routeOptions = {
     preHandler: resolveSession,
     // Streams can last hours: keep them out of the request duration histograms.
     config: { disableMetrics: true }
   }
 
-  proxy.post(route.path, routeOptions, (request, reply) => {
+  proxy.post(route.path, { ...routeOptions, preHandler: [checkStandardHeaders, resolveSession] }, (request, reply) => {
+    const { messages } = jsonRpcBodyOf(request)
+    countMcpRequests(context.metrics.mcpRequests, streamRoute.labels, messages)
     const session = request.mcpSseSession
-    if (session === null && isInitialize(request.body)) {
+    if (session === null && isInitialize(messages)) {
       if (coordinator?.available === false) return sendStoreUnavailable(reply)
       const place = sessions.reserveSession()
       if (place === undefined) return sendTooManySessions(reply)
@@ -310,7 +326,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       if (place === undefined) return sendTooManyStreams(reply)
       heldStreams.set(request, holdUntilAnswered(reply, place))
     }
-    if (session !== null && recordSessionState(session, request.body, context.options.sessions.maxSubscriptionsPerSession)) {
+    if (session !== null && recordSessionState(session, messages, context.options.sessions.maxSubscriptionsPerSession)) {
       coordinator?.saveSession(session)
     }
     forward(request, reply)

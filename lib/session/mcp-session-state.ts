@@ -1,14 +1,14 @@
-import { jsonRpcMessages } from '../wire/json-rpc.js'
+import type { JsonRpcMessage } from '../wire/json-rpc.js'
 import type { ProxySession } from './session-registry.js'
 
 /**
  * Records what opening the session again upstream must send:
  * the client's initialize, its notifications/initialized, and the resources it is
- * subscribed to, at most `maxSubscriptions` of them. True when the body changed any of it.
+ * subscribed to, at most `maxSubscriptions` of them. True when the messages changed any of it.
  */
-export function recordSessionState (session: ProxySession, body: unknown, maxSubscriptions: number): boolean {
+export function recordSessionState (session: ProxySession, messages: readonly JsonRpcMessage[], maxSubscriptions: number): boolean {
   let changed = false
-  for (const message of jsonRpcMessages(body)) {
+  for (const message of messages) {
     const uri = (message.params as { uri?: unknown } | undefined)?.uri
     if (message.method === 'initialize') {
       session.initializeRequest = Buffer.from(JSON.stringify(message))
