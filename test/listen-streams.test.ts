@@ -17,7 +17,7 @@ const PROMPTS_CHANGED = 'notifications/prompts/list_changed'
 const RESOURCE_UPDATED = 'notifications/resources/updated'
 const FAST_RECONNECT = { baseDelayMs: 20, maxDelayMs: 200, jitter: 0 }
 
-type Message = Record<string, unknown> & { method?: string, id?: unknown, params?: { _meta?: Record<string, unknown>, uri?: string } }
+type Message = Record<string, unknown> & { method?: string, id?: unknown, params?: Record<string, unknown> & { _meta?: Record<string, unknown>, uri?: string } }
 
 function listenBody (id: string | number, notifications: Record<string, unknown>): string {
   return JSON.stringify({
@@ -237,6 +237,8 @@ function ack (id: unknown, notifications: Record<string, unknown>): Message {
 t.test('a stalled upstream is listened to again, with the same params and headers under a new id', async (t) => {
   const upstream = await handUpstream(t, (_request, body, response, count) => {
     sse(response, ack(body.id, { toolsListChanged: true, resourceSubscriptions: ['file:///a'] }))
+    // A line the SSE spec ignores, and a retry hint, change nothing of this.
+    response.write('retry: 30\nbogus: line\n\n')
     // The first stream then goes silent; the second says something live.
     if (count === 2) sse(response, { jsonrpc: '2.0', method: TOOLS_CHANGED, params: { _meta: { [SUBSCRIPTION_ID]: body.id } } })
   })
@@ -260,6 +262,78 @@ t.test('a stalled upstream is listened to again, with the same params and header
   }
   t.equal(await metricValue(proxy, 'sse_upstream_stalls_total'), 1)
   raw.close()
+})
+
+t.test('an upstream that drops before acknowledging: the client gets the next one as its own', async (t) => {
+  const upstream = await handUpstream(t, (_request, body, response, count) => {
+    if (count === 1) {
+      sse(response, { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'starting' } })
+      response.write(': warming up\n\n')
+      setTimeout(() => response.socket?.destroy(), 20)
+      return
+    }
+    sse(response, ack(body.id, { toolsListChanged: true }))
+    sse(response, { jsonrpc: '2.0', method: TOOLS_CHANGED, params: { _meta: { [SUBSCRIPTION_ID]: body.id } } })
+  })
+  const proxy = await startProxy(t, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: upstream.url }], reconnect: FAST_RECONNECT })
+  const raw = await RawListen.open(proxy.url('/mcp'), 'early', { toolsListChanged: true })
+  await raw.until(() => raw.of(TOOLS_CHANGED).length === 1)
+  t.same(raw.messages.map((message) => message.method), ['notifications/message', ACKNOWLEDGED, TOOLS_CHANGED], 'one acknowledgement, and no gap before it')
+  t.equal(raw.of(ACKNOWLEDGED)[0]?.params?._meta?.[SUBSCRIPTION_ID], 'early')
+  raw.close()
+})
+
+t.test('a listen client that reads slowly holds the upstream back, and still gets everything', async (t) => {
+  const total = 20000
+  let sent = 0
+  const upstream = await handUpstream(t, (_request, body, response) => {
+    sse(response, ack(body.id, { resourceSubscriptions: ['file:///big'] }))
+    const write = (): void => {
+      while (sent < total) {
+        const text = JSON.stringify({ jsonrpc: '2.0', method: RESOURCE_UPDATED, params: { uri: 'file:///big', n: sent++, pad: 'y'.repeat(1000), _meta: { [SUBSCRIPTION_ID]: body.id } } })
+        if (!response.write(`data: ${text}\n\n`)) {
+          response.once('drain', write)
+          return
+        }
+      }
+      sse(response, { jsonrpc: '2.0', id: body.id, result: { resultType: 'complete' } })
+      response.end()
+    }
+    write()
+  })
+  const proxy = await startProxy(t, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: upstream.url }], reconnect: FAST_RECONNECT })
+  const response = await fetch(proxy.url('/mcp'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' },
+    body: listenBody('slow', { resourceSubscriptions: ['file:///big'] })
+  })
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+  await sleep(500)
+  t.ok(sent < total, `the upstream could write only ${sent} of ${total} notifications (20 MB) while the client read nothing`)
+  let text = ''
+  const decoder = new TextDecoder()
+  for (let chunk = await reader.read(); chunk.done !== true; chunk = await reader.read()) text += decoder.decode(chunk.value, { stream: true })
+  const numbers = [...text.matchAll(/"n":(\d+)/g)].map((match) => Number(match[1]))
+  t.equal(numbers.length, total)
+  t.ok(numbers.every((value, index) => value === index), 'in order, none lost')
+  t.match(text, /"id":"slow","result"/, 'then the listen response ends it')
+})
+
+t.test('a listen client sent a notification larger than its buffer is cut, and its upstream listen ends', async (t) => {
+  let upstreamClosed: Promise<unknown> = Promise.reject(new Error('no listen reached the upstream'))
+  upstreamClosed.catch(() => {})
+  const upstream = await handUpstream(t, (_request, body, response) => {
+    upstreamClosed = once(response, 'close')
+    sse(response, ack(body.id, { resourceSubscriptions: ['file:///big'] }))
+    sse(response, { jsonrpc: '2.0', method: RESOURCE_UPDATED, params: { uri: 'file:///big', pad: 'z'.repeat(4096), _meta: { [SUBSCRIPTION_ID]: body.id } } })
+  })
+  const proxy = await startProxy(t, { routes: [{ kind: 'streamable-http', path: '/mcp', upstream: upstream.url }], limits: { clientBufferBytes: 1024 } })
+  const raw = await RawListen.open(proxy.url('/mcp'), 'small', { resourceSubscriptions: ['file:///big'] })
+  await raw.ended
+  await t.resolves(upstreamClosed, 'the upstream listen is closed')
+  t.equal(raw.of(RESOURCE_UPDATED).length, 0)
+  t.equal(await metricValue(proxy, 'sse_slow_consumer_disconnects_total'), 1)
+  t.equal(upstream.listens.length, 1, 'a client that is gone is not listened for again')
 })
 
 t.test('after the policy\'s attempts the client\'s stream ends as a server ends one uncleanly', async (t) => {
