@@ -391,14 +391,14 @@ t.test('a client that leaves during the gap ends the pending listen and every fu
 })
 
 t.test('a client that leaves while the next attempt is waiting stops it', async (t) => {
-  const { upstream, proxy } = await setup(t, { reconnect: { baseDelayMs: 400, jitter: 0 } })
+  const { upstream, proxy } = await setup(t, { reconnect: { baseDelayMs: 1000, jitter: 0 } })
   const raw = await RawListen.open(proxy.url('/mcp'), 1, { toolsListChanged: true })
   await raw.until(() => raw.of(ACKNOWLEDGED).length === 1)
   await upstream.kill()
   await waitFor(async () => await metricValue(proxy, 'sse_reconnection_attempts_total') === 1)
   raw.close()
   await upstream.start()
-  await sleep(800)
+  await sleep(1300)
   t.equal(listensSeen(upstream), 1, 'the timer was cleared: no listen after the client left')
   t.equal(await metricValue(proxy, 'sse_reconnection_attempts_total'), 1)
 })

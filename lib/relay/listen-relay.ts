@@ -129,7 +129,7 @@ class ListenRelay {
     const { metrics } = this.#context
     const { labels, upstreamUrl, listen } = this.#options
     metrics.reconnectionSuccesses.inc(labels)
-    this.#report.log.info({ upstream: upstreamUrl, attempt: this.#attempt }, 'listening to the upstream again')
+    this.#report.log.info({ upstream: upstreamUrl, attempt: this.#attempt }, 'the upstream acknowledged the listen again')
     this.#attempt = 0
     for (const data of listenGapNotifications(this.#toldFilter as ListenFilter, listen.idJson)) {
       this.#client.write(serializeEvent({ data }))
