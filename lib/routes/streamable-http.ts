@@ -2,10 +2,11 @@ import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { StreamableHttpRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { joinStream, reconnectFromDescriptor, reconnectWith, recordMiss, resumeStream, reviveStream, startResumableStream, streamRouteOf } from '../relay/resumable-relay.js'
+import { joinStream, reconnectFromDescriptor, reconnectHeaders, reconnectWith, recordMiss, resumeStream, reviveStream, startResumableStream, streamRouteOf } from '../relay/resumable-relay.js'
 import type { ResumeMiss } from '../session/resume-status.js'
 import { resumeRemoteStream } from '../relay/remote-resume.js'
 import { relayEventStream } from '../relay/sse-relay.js'
+import { relayListenStream } from '../relay/listen-relay.js'
 import type { UpstreamReconnect } from '../session/proxied-stream.js'
 import type { ProxySession, Reservation } from '../session/session-registry.js'
 import { dropUpstreamHead, forwardToUpstream, type ForwardOptions, type UpstreamResponseHead } from '../upstream/forward.js'
@@ -24,6 +25,7 @@ import { standardHeaderMismatch } from '../wire/mcp-standard-headers.js'
 import { countMcpRequests } from '../metrics/mcp-requests.js'
 import { serverCapabilitiesIn, serverCapabilitiesInBody } from '../wire/mcp-initialize.js'
 import type { SseEvent } from '../wire/sse-event.js'
+import { listenRequestIn } from '../wire/mcp-listen.js'
 import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
 
 const SESSION_HEADER = 'mcp-session-id'
@@ -124,7 +126,9 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       ? undefined
       : request.mcpSseSession ?? (sessions.hasCapacity() ? sessions.create({ routePath: route.path, endsWithItsStreams: true }) : undefined)
     if (session === undefined) {
-      relayEventStream(context, request, reply, body, { labels: streamRoute.labels, upstreamUrl: url })
+      const listen = isRequestScoped(request) ? listenRequestIn(request.body) : undefined
+      if (listen === undefined) relayEventStream(context, request, reply, body, { labels: streamRoute.labels, upstreamUrl: url })
+      else relayListenStream(context, request, reply, body, { labels: streamRoute.labels, upstreamUrl: url, listen, policy: streamRoute.reconnect, headers: reconnectHeaders(request) })
       return
     }
     // A POST stream resumes upstream through a GET with Last-Event-ID, so only once the upstream gave ids (MCP spec).

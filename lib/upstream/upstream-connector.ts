@@ -21,14 +21,38 @@ function isRetryable (statusCode: number): boolean {
  * no client request, so it goes through the same undici dispatcher directly.
  */
 export async function connectEventStream (dispatcher: Dispatcher, url: string, headers: HeaderMap, lastEventId: string | undefined): Promise<ConnectResult> {
-  const target = new URL(url)
+  const requestHeaders = eventStreamHeaders(headers)
+  if (lastEventId !== undefined) requestHeaders['last-event-id'] = lastEventId
+  return await openEventStream(dispatcher, url, { method: 'GET', headers: requestHeaders })
+}
+
+/**
+ * Sends a request whose answer is an event stream again (an MCP 2026-07-28
+ * `subscriptions/listen`), for a stream that dropped. `signal` abandons it.
+ */
+export async function postForEventStream (dispatcher: Dispatcher, url: string, headers: HeaderMap, body: Buffer, signal: AbortSignal): Promise<ConnectResult> {
+  const requestHeaders = eventStreamHeaders(headers)
+  requestHeaders.accept = 'application/json, text/event-stream'
+  requestHeaders['content-type'] = 'application/json'
+  return await openEventStream(dispatcher, url, { method: 'POST', headers: requestHeaders, body, signal })
+}
+
+function eventStreamHeaders (headers: HeaderMap): Record<string, string> {
   const requestHeaders: Record<string, string> = { accept: 'text/event-stream', 'accept-encoding': 'identity' }
   for (const [name, value] of Object.entries(headers)) {
     if (value !== undefined) requestHeaders[name] = String(value)
   }
-  if (lastEventId !== undefined) requestHeaders['last-event-id'] = lastEventId
+  return requestHeaders
+}
+
+async function openEventStream (
+  dispatcher: Dispatcher,
+  url: string,
+  request: { method: 'GET' | 'POST', headers: Record<string, string>, body?: Buffer, signal?: AbortSignal }
+): Promise<ConnectResult> {
+  const target = new URL(url)
   try {
-    const response = await dispatcher.request({ origin: target.origin, path: `${target.pathname}${target.search}`, method: 'GET', headers: requestHeaders })
+    const response = await dispatcher.request({ origin: target.origin, path: `${target.pathname}${target.search}`, ...request })
     const contentType = response.headers['content-type']
     if (response.statusCode === 200 && isEventStream(typeof contentType === 'string' ? contentType : undefined)) {
       return { kind: 'connected', body: response.body }
