@@ -1,8 +1,9 @@
 import t from 'tap'
+import { parseJsonRpcBody, type JsonRpcBody } from '../lib/wire/json-rpc.js'
 import { acknowledgedFilterIn, isListenResponse, listenGapNotifications, listenRequestIn, narrowFilter, relistenRequest } from '../lib/wire/mcp-listen.js'
 
 // What the proxy reads of MCP 2026-07-28 listen messages, and what it writes in their place.
-const listen = (message: unknown): Buffer => Buffer.from(JSON.stringify(message))
+const listen = (message: unknown): JsonRpcBody => parseJsonRpcBody(Buffer.from(JSON.stringify(message)))
 
 t.test('only a lone listen request with a request id is a listen stream', async (t) => {
   const request = { jsonrpc: '2.0', id: 'a"b', method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true, resourceSubscriptions: ['x://1', 7] } } }
@@ -11,9 +12,10 @@ t.test('only a lone listen request with a request id is a listen stream', async 
   t.same(found?.filter, { toolsListChanged: true, promptsListChanged: false, resourcesListChanged: false, resourceSubscriptions: ['x://1'] }, 'a URI that is not a string is no URI')
   t.same(listenRequestIn(listen({ ...request, params: { notifications: 'all' } }))?.filter.resourceSubscriptions, [], 'a filter that is no object asks for nothing')
   t.equal(listenRequestIn(listen([request, request])), undefined, 'a batch is relayed as it is')
+  t.equal(listenRequestIn(listen([request])), undefined, 'a batch of one too')
   t.equal(listenRequestIn(listen({ ...request, id: null })), undefined, 'no request id, no stream of its own')
   t.equal(listenRequestIn(listen({ ...request, method: 'tools/list', params: { cursor: 'subscriptions/listen' } })), undefined)
-  t.equal(listenRequestIn(undefined), undefined)
+  t.equal(listenRequestIn(parseJsonRpcBody(undefined)), undefined)
 })
 
 t.test('a listen sent again keeps everything but its id, which the proxy mints unguessable', async (t) => {

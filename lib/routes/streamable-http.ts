@@ -126,7 +126,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       ? undefined
       : request.mcpSseSession ?? (sessions.hasCapacity() ? sessions.create({ routePath: route.path, endsWithItsStreams: true }) : undefined)
     if (session === undefined) {
-      const listen = isRequestScoped(request) ? listenRequestIn(request.body) : undefined
+      const listen = isRequestScoped(request) ? listenRequestIn(jsonRpcBodyOf(request)) : undefined
       if (listen === undefined) relayEventStream(context, request, reply, body, { labels: streamRoute.labels, upstreamUrl: url })
       else relayListenStream(context, request, reply, body, { labels: streamRoute.labels, upstreamUrl: url, listen, policy: streamRoute.reconnect, headers: reconnectHeaders(request) })
       return

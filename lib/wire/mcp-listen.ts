@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { jsonRpcMessages, parseMessages, type JsonRpcMessage } from './json-rpc.js'
+import { parseMessages, type JsonRpcBody, type JsonRpcMessage } from './json-rpc.js'
 
 const LISTEN_METHOD = 'subscriptions/listen'
 const ACKNOWLEDGED = 'notifications/subscriptions/acknowledged'
@@ -25,12 +25,9 @@ export interface ListenRequest {
 }
 
 /** The listen request a POST body holds, alone; undefined for anything else (a batch included). */
-export function listenRequestIn (body: unknown): ListenRequest | undefined {
-  // Cheap test first: most requests are not listens.
-  if (!Buffer.isBuffer(body) || !body.includes(LISTEN_METHOD)) return undefined
-  const messages = jsonRpcMessages(body)
+export function listenRequestIn ({ messages, batch }: JsonRpcBody): ListenRequest | undefined {
   const message = messages[0]
-  if (messages.length !== 1 || message?.method !== LISTEN_METHOD || !isRequestId(message.id)) return undefined
+  if (batch || messages.length !== 1 || message?.method !== LISTEN_METHOD || !isRequestId(message.id)) return undefined
   const params = message.params as { notifications?: unknown } | undefined
   return { idJson: JSON.stringify(message.id), message, filter: filterOf(params?.notifications) }
 }
