@@ -24,7 +24,7 @@ import { onePixelPngBase64, silentWavBase64 } from './media.js'
  * SDK v2 for `createMcpHandler`: one McpServer per HTTP request, from `createModernServer`.
  *
  * What lives longer than one request is in `ModernEverythingState`: the requestState key (a
- * flow's rounds land on different instances), the diagnostic tool and prompt that
+ * flow's rounds land on different instances), the tools and prompts that
  * `test_trigger_*_change` add (so a later tools/list shows the change), and the notifier of
  * the handler's subscriptions/listen streams.
  */
@@ -71,7 +71,7 @@ export function createModernServer (state: ModernEverythingState): McpServer {
         resources: { subscribe: true, listChanged: true }
       },
       requestState: { verify: async (wire, ctx) => await state.codec.verify(wire, ctx) },
-      // SEP-2549: every cacheable result says how long it may be kept; these lists change only by the trigger tools.
+      // SEP-2549: every cacheable result says how long it may be kept; the trigger tools change the tool and prompt lists.
       cacheHints: {
         'tools/list': { ttlMs: 0, cacheScope: 'public' },
         'prompts/list': { ttlMs: 0, cacheScope: 'public' },
