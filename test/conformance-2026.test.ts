@@ -14,7 +14,7 @@ import { startProxy } from './helpers/proxy.js'
 const RUN_TIMEOUT_MS = 120_000
 const REVISION = '2026-07-28'
 
-interface Pair { direct: SuiteRun, proxied: SuiteRun }
+interface Pair { direct: SuiteRun, proxied: SuiteRun, rerun: string[] }
 
 // One upstream for each run: server-stateless's trigger tools change the tool and prompt
 // lists, which another run's tools-list would see between its two probes.
@@ -29,7 +29,24 @@ async function runBoth (responseMode: ModernEverythingUpstreamOptions['responseM
     runConformance(upstream.url, selection, { timeoutMs: RUN_TIMEOUT_MS }),
     runConformance(proxy.url('/mcp'), selection, { timeoutMs: RUN_TIMEOUT_MS })
   ])
-  return { direct, proxied }
+  // Some checks read a stream for a fixed 500 to 1000 ms (server-stateless's listen and logging
+  // probes); on a loaded machine the proxy's extra hop can miss that. A scenario with a
+  // regression runs once more, alone, both ways, and its second outcome is the one compared.
+  const rerun = [...new Set(findRegressions(direct.checks, proxied.checks).map((regression) => regression.scenario))]
+  for (const scenario of rerun) {
+    const again = { scenario, specVersion: REVISION } as const
+    const [directAgain, proxiedAgain] = await Promise.all([
+      runConformance(upstream.url, again, { timeoutMs: RUN_TIMEOUT_MS }),
+      runConformance(proxy.url('/mcp'), again, { timeoutMs: RUN_TIMEOUT_MS })
+    ])
+    replaceScenario(direct, scenario, directAgain)
+    replaceScenario(proxied, scenario, proxiedAgain)
+  }
+  return { direct, proxied, rerun }
+}
+
+function replaceScenario (run: SuiteRun, scenario: string, again: SuiteRun): void {
+  run.checks.splice(0, run.checks.length, ...run.checks.filter((check) => check.scenario !== scenario), ...again.checks)
 }
 
 const [required, auto, sse] = await Promise.all([requiredServerScenarios(REVISION), runBoth('auto'), runBoth('sse')])
@@ -50,7 +67,9 @@ function describe (label: string, run: SuiteRun): string[] {
   ]
 }
 
-function assertNoRegressions (t: Test, { direct, proxied }: Pair, what: string): void {
+function assertNoRegressions (t: Test, pair: Pair, what: string): void {
+  const { direct, proxied } = pair
+  if (pair.rerun.length > 0) t.comment(`run again, alone, after a first regression: ${pair.rerun.join(', ')}`)
   t.same(proxied.scenarios, direct.scenarios, 'the same scenarios ran through the proxy')
   const lines = findRegressions(direct.checks, proxied.checks).map(formatRegression)
   const listed = lines.length === 0 ? '' : `; ${lines.length} regress: ${lines.join('; ')}`

@@ -36,11 +36,12 @@ export interface SuiteRun {
 }
 
 /**
- * `--suite <name>` (the active suite by default), one `--scenario`, or `--requirements <revision>`:
+ * `--suite <name>` (the active suite by default), one `--scenario` (at the suite's default wire for
+ * it unless `specVersion` says which), or `--requirements <revision>`:
  * exactly the scenarios a spec revision requires, at that revision's wire, plus those it runs
  * unscored (extensions, pending).
  */
-export type Selection = { suite: 'active' | 'all' } | { scenario: string } | { requirements: '2026-07-28' }
+export type Selection = { suite: 'active' | 'all' } | { scenario: string, specVersion?: '2026-07-28' } | { requirements: '2026-07-28' }
 
 export interface RunOptions {
   /** The whole run is killed after this, and the run fails. */
@@ -100,7 +101,7 @@ export async function runConformance (url: string, selection: Selection, options
   const started = performance.now()
   try {
     const which = 'scenario' in selection
-      ? ['--scenario', selection.scenario]
+      ? ['--scenario', selection.scenario, ...(selection.specVersion === undefined ? [] : ['--spec-version', selection.specVersion])]
       : 'requirements' in selection ? ['--requirements', selection.requirements] : ['--suite', selection.suite]
     const output = await runCli(node, [cli, 'server', '--url', url, ...which, '-o', outputDir], outputDir, options.timeoutMs)
     const results = await readResults(outputDir)
