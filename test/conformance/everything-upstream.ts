@@ -131,7 +131,7 @@ export async function startEverythingUpstream (overrides: Partial<EverythingUpst
 }
 
 /** What is wrong with the request's Host or Origin, if either names something other than this machine. */
-function foreignHostOrOrigin (request: IncomingMessage): string | undefined {
+export function foreignHostOrOrigin (request: IncomingMessage): string | undefined {
   const host = request.headers.host
   if (host === undefined || !LOOPBACK_NAMES.has(hostnameOf(`http://${host}`))) return `Host ${String(host)} is not a loopback name`
   const origin = request.headers.origin
@@ -147,7 +147,7 @@ function hostnameOf (url: string): string {
   }
 }
 
-function refuse (response: ServerResponse, status: number, code: number, message: string): void {
+export function refuse (response: ServerResponse, status: number, code: number, message: string): void {
   response.writeHead(status, { 'content-type': 'application/json' })
   response.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }))
 }

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parse as parseYaml } from 'yaml'
 
 /**
  * Runs the official MCP conformance suite (@modelcontextprotocol/conformance) against a
@@ -34,8 +35,13 @@ export interface SuiteRun {
   readonly durationMs: number
 }
 
-/** `--suite <name>` (the active suite by default), or one `--scenario`. */
-export type Selection = { suite: 'active' | 'all' } | { scenario: string }
+/**
+ * `--suite <name>` (the active suite by default), one `--scenario` (at the suite's default wire for
+ * it unless `specVersion` says which), or `--requirements <revision>`:
+ * exactly the scenarios a spec revision requires, at that revision's wire, plus those it runs
+ * unscored (extensions, pending).
+ */
+export type Selection = { suite: 'active' | 'all' } | { scenario: string, specVersion?: '2026-07-28' } | { requirements: '2026-07-28' }
 
 export interface RunOptions {
   /** The whole run is killed after this, and the run fails. */
@@ -76,13 +82,27 @@ export function conformanceCli (): string {
   return join(dirname(manifest), bin.conformance)
 }
 
+/**
+ * The server scenarios a spec revision requires (scored), from the suite's frozen
+ * requirements file; what `--requirements` runs beyond them is reported but not scored.
+ */
+export async function requiredServerScenarios (revision: '2026-07-28'): Promise<string[]> {
+  const manifest = require.resolve('@modelcontextprotocol/conformance/package.json')
+  const file = join(dirname(manifest), 'requirements', `${revision}.yaml`)
+  const { server } = parseYaml(await readFile(file, 'utf8')) as { server?: unknown }
+  if (!Array.isArray(server) || !server.every((name) => typeof name === 'string')) throw new Error(`${file}: no list of server scenarios`)
+  return server
+}
+
 export async function runConformance (url: string, selection: Selection, options: RunOptions): Promise<SuiteRun> {
   const node = conformanceNode()
   const cli = conformanceCli()
   const outputDir = await mkdtemp(join(tmpdir(), 'mcp-conformance-'))
   const started = performance.now()
   try {
-    const which = 'scenario' in selection ? ['--scenario', selection.scenario] : ['--suite', selection.suite]
+    const which = 'scenario' in selection
+      ? ['--scenario', selection.scenario, ...(selection.specVersion === undefined ? [] : ['--spec-version', selection.specVersion])]
+      : 'requirements' in selection ? ['--requirements', selection.requirements] : ['--suite', selection.suite]
     const output = await runCli(node, [cli, 'server', '--url', url, ...which, '-o', outputDir], outputDir, options.timeoutMs)
     const results = await readResults(outputDir)
     if (results.length === 0) {
