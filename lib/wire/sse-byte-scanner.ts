@@ -199,7 +199,7 @@ class ByteScanner implements RelayScanner {
       // An id with a NUL is ignored (WHATWG HTML, "Server-sent events").
       if (!hasNul(buf, value, contentEnd)) this.#id = buf.toString('utf8', value, contentEnd)
     } else if (first === COLON) {
-      this.#handlers.onComment(buf.toString('utf8', buf[start + 1] === SPACE && start + 1 < contentEnd ? start + 2 : start + 1, contentEnd))
+      this.#handlers.onComment(buf.toString('utf8', buf[start + 1] === SPACE ? start + 2 : start + 1, contentEnd))
     } else if (first === LOWER_R && (value = valueStart(buf, start, contentEnd, RETRY)) !== -1) {
       const digits = buf.toString('latin1', value, contentEnd)
       const milliseconds = DIGITS.test(digits) ? parseInt(digits, 10) : Number.NaN
@@ -296,7 +296,8 @@ function valueStart (buf: Buffer, start: number, contentEnd: number, name: Buffe
   }
   if (nameEnd === contentEnd) return contentEnd
   if (buf[nameEnd] !== COLON) return -1
-  return nameEnd + 1 < contentEnd && buf[nameEnd + 1] === SPACE ? nameEnd + 2 : nameEnd + 1
+  // The line break after the content is never a space.
+  return buf[nameEnd + 1] === SPACE ? nameEnd + 2 : nameEnd + 1
 }
 
 function hasNul (buf: Buffer, start: number, end: number): boolean {

@@ -18,7 +18,7 @@ export function eventData (bytes: Buffer): string {
     // The scanner keeps only `event` and `data` lines: a `d` starts a data line.
     if (bytes[start] === LOWER_D) {
       const contentEnd = lf > start && bytes[lf - 1] === CR ? lf - 1 : lf
-      const valueStart = start + 4 === contentEnd ? contentEnd : bytes[start + 5] === SPACE && start + 5 < contentEnd ? start + 6 : start + 5
+      const valueStart = start + 4 === contentEnd ? contentEnd : bytes[start + 5] === SPACE ? start + 6 : start + 5
       const value = bytes.toString('utf8', valueStart, contentEnd)
       data = data === undefined ? value : `${data}\n${value}`
     }
