@@ -13,6 +13,17 @@ t.test('each event comes out as the upstream\'s own event: and data: lines, whic
   t.same(scanned.seen, [['event', '41', 'message', '{"a":1}']], 'with the upstream id and the type beside them')
 })
 
+t.test('MCP servers\' order (event:, id:, data:) gives one view of the event lines without the id line', async (t) => {
+  const chunks = chunksOf('event: message\nid: 1\ndata: {"a":1}\n\nevent: message\nid: 2\n: keep-alive\ndata: {"b":2}\n\nevent: message\nid: 3\ndata: {"c":3}\n\n')
+  const scanned = scanWithBytes(chunks, MB)
+  t.same(scanned.written, [
+    'id: p0\nevent: message\ndata: {"a":1}\n\n',
+    'id: p1\nevent: message\ndata: {"b":2}\n\n',
+    'id: p2\nevent: message\ndata: {"c":3}\n\n'
+  ])
+  t.same(scanned.seen, [['event', '1', 'message', '{"a":1}'], ['comment', 'keep-alive'], ['event', '2', 'message', '{"b":2}'], ['event', '3', 'message', '{"c":3}']])
+})
+
 t.test('data lines keep their form: no space, one space, two spaces, no colon at all, several lines', async (t) => {
   const scanned = scanWithBytes(chunksOf('data:x\ndata: y\ndata:  z\ndata\n\n'), MB)
   t.same(scanned.outputs.map(String), ['data:x\ndata: y\ndata:  z\ndata\n'])

@@ -25,12 +25,16 @@ export interface RelayScannerHandlers extends Omit<SseParserHandlers, 'onEvent'>
   /**
    * One event. `bytes` are its `event:` and `data:` lines, each ending in a line break:
    * written as `id: <proxy id>\n`, `bytes`, `\n`, it reads back as the upstream's event.
-   * They may be a view of an upstream chunk: copy them to keep them apart from it.
+   * They may be a view of the chunk fed: copy them to keep them apart from it.
    */
   onEvent: (bytes: Buffer, id: string | undefined, type: string | undefined) => void
 }
 
 export interface RelayScanner {
+  /**
+   * Reads a chunk the caller gives up: the scanner may move bytes inside it (an event's lines
+   * over its `id:` line) and hand out views of it. Bytes of earlier events' views stay as they were.
+   */
   feed: (chunk: Buffer) => void
   /** Forgets a half-received event and goes back to the byte path, so that a new connection starts clean. */
   reset: () => void
@@ -67,6 +71,8 @@ class ByteScanner implements RelayScanner {
   readonly #kept: Buffer[] = []
   #keptLength = 0
   #run: Buffer | undefined
+  #lastType = Buffer.alloc(0)
+  #lastTypeText = ''
   #runStart = 0
   #runEnd = 0
 
@@ -193,7 +199,7 @@ class ByteScanner implements RelayScanner {
       this.#dataLines++
       this.#keep(buf, start, contentEnd, lineEnd, bareCr)
     } else if (first === LOWER_E && (value = valueStart(buf, start, contentEnd, EVENT)) !== -1) {
-      this.#type = value === contentEnd ? undefined : buf.toString('utf8', value, contentEnd)
+      this.#type = value === contentEnd ? undefined : this.#typeOf(buf, value, contentEnd)
       this.#keep(buf, start, contentEnd, lineEnd, bareCr)
     } else if (first === LOWER_I && (value = valueStart(buf, start, contentEnd, ID)) !== -1) {
       // An id with a NUL is ignored (WHATWG HTML, "Server-sent events").
@@ -212,6 +218,15 @@ class ByteScanner implements RelayScanner {
     return true
   }
 
+  /** Streams repeat a few types (`message`): the last one's string serves again without a decode. */
+  #typeOf (buf: Buffer, start: number, end: number): string {
+    const last = this.#lastType
+    if (end - start === last.length && sameBytes(buf, start, last)) return this.#lastTypeText
+    this.#lastType = Buffer.from(buf.subarray(start, end))
+    this.#lastTypeText = this.#lastType.toString('utf8')
+    return this.#lastTypeText
+  }
+
   #keep (buf: Buffer, start: number, contentEnd: number, lineEnd: number, bareCr: boolean): void {
     if (bareCr) {
       // Its only line break is a CR that ended the chunk: the relay needs one it can follow with "\n".
@@ -220,7 +235,14 @@ class ByteScanner implements RelayScanner {
       this.#keptLength += contentEnd - start + 1
       return
     }
-    if (this.#run === buf && this.#runEnd === start) {
+    if (this.#run === buf) {
+      if (this.#runEnd !== start) {
+        // Lines left out (`id:`, comments) lie between: the run moves up over them, so that the event
+        // stays one view. MCP servers write `event:`, then `id:`, then `data:`; the run is the short part.
+        const length = this.#runEnd - this.#runStart
+        buf.copyWithin(start - length, this.#runStart, this.#runEnd)
+        this.#runStart = start - length
+      }
       this.#runEnd = lineEnd
     } else {
       this.#flushRun()
@@ -261,7 +283,8 @@ class ByteScanner implements RelayScanner {
     this.#id = undefined
     this.#type = undefined
     this.#dataLines = 0
-    this.#kept.length = 0
+    // Setting an array's length costs, even to what it is.
+    if (this.#kept.length !== 0) this.#kept.length = 0
     this.#keptLength = 0
     this.#run = undefined
   }
@@ -298,6 +321,14 @@ function valueStart (buf: Buffer, start: number, contentEnd: number, name: Buffe
   if (buf[nameEnd] !== COLON) return -1
   // The line break after the content is never a space.
   return buf[nameEnd + 1] === SPACE ? nameEnd + 2 : nameEnd + 1
+}
+
+// A loop beats Buffer#compare's argument checks on a few bytes.
+function sameBytes (buf: Buffer, start: number, other: Buffer): boolean {
+  for (let i = 0; i < other.length; i++) {
+    if (buf[start + i] !== other[i]) return false
+  }
+  return true
 }
 
 function hasNul (buf: Buffer, start: number, end: number): boolean {

@@ -60,7 +60,8 @@ export function scanWithBytes (chunks: readonly Buffer[], maxEventBytes: number)
     onMalformedLine: (reason) => seen.push(['malformed', reason]),
     onOversizedEvent: () => seen.push(['oversized'])
   }, maxEventBytes)
-  for (const chunk of chunks) scanner.feed(chunk)
+  // The scanner may move bytes inside a chunk it reads: it gets copies, and the caller's chunks stay as they were.
+  for (const chunk of chunks) scanner.feed(Buffer.from(chunk))
   return { seen, outputs, written, slowPathReason: scanner.slowPathReason }
 }
 
