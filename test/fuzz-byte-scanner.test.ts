@@ -74,7 +74,7 @@ t.test('property: the scanner\'s events, written with a proxy id and read back, 
     reasons.set(reason, (reasons.get(reason) ?? 0) + 1)
     events += expected.filter((seen) => seen[0] === 'event').length
     deepStrictEqual(scanned.seen, expected)
-  }), { numRuns: 1500 })
+  }), { numRuns: 3000 })
   // The property must have been tried on both paths and on every way of leaving the byte path.
   for (const reason of ['bytes throughout', 'cr-line-end', 'invalid-utf8', 'bom', 'large-event']) {
     t.ok((reasons.get(reason) ?? 0) > 10, `streams that ended as ${reason}: ${reasons.get(reason) ?? 0}`)

@@ -176,6 +176,22 @@ t.test('an event whose bytes pass the limit but whose characters do not is still
   t.same(atCr.seen, parseWithStrings(endingInCr, 10))
 })
 
+t.test('a line past the limit ended by a chunk\'s last CR: the string parser that takes over owes that CR its LF', async (t) => {
+  const chunks = chunksOf(`data: ${'x'.repeat(20)}\r`, '\ndata: more\n\n')
+  const scanned = scanWithBytes(chunks, 100)
+  t.equal(scanned.slowPathReason, undefined, 'under the limit, on bytes')
+  t.same(scanned.seen, [['event', undefined, undefined, `${'x'.repeat(20)}\nmore`]])
+  const past = scanWithBytes(chunks, 16)
+  t.equal(past.slowPathReason, 'large-event')
+  t.same(past.seen, parseWithStrings(chunks, 16))
+  t.same(past.seen, [['oversized']], 'one event, too large, as today')
+  const justUnder = chunksOf(`data: ${'x'.repeat(12)}\r`, '\n', 'data: y\n\n')
+  const under = scanWithBytes(justUnder, 18)
+  t.equal(under.slowPathReason, 'large-event', 'more bytes than the limit, fewer characters')
+  t.same(under.seen, [['event', undefined, undefined, `${'x'.repeat(12)}\ny`]])
+  t.same(under.seen, parseWithStrings(justUnder, 18))
+})
+
 t.test('data lines that never end in a blank line cannot grow past the limit', async (t) => {
   const chunks = Array.from({ length: 50 }, () => bytes('data: 0123456789\n'))
   const scanned = scanWithBytes(chunks, 200)

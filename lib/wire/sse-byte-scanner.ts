@@ -98,6 +98,11 @@ class ByteScanner implements RelayScanner {
 
   feed (chunk: Buffer): void {
     if (this.#slow !== undefined) {
+      // Left for the string parser at the end of a chunk that ended in CR: that CR's LF is still owed.
+      if (this.#swallowLf && chunk.length > 0) {
+        this.#swallowLf = false
+        if (chunk[0] === LF) chunk = chunk.subarray(1)
+      }
       this.#slow.feed(chunk)
       return
     }

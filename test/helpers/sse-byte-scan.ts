@@ -41,10 +41,12 @@ export function scanWithBytes (chunks: readonly Buffer[], maxEventBytes: number)
   const seen: Seen[] = []
   const outputs: Buffer[] = []
   const written: string[] = []
+  const views: Buffer[] = []
   const scanner = createRelayScanner({
     onEvent (bytes, id, type) {
       const proxyId = `p${outputs.length}`
       outputs.push(Buffer.from(bytes))
+      views.push(bytes)
       const wire = Buffer.concat([Buffer.from(`id: ${proxyId}\n`), bytes, Buffer.from('\n')])
       written.push(wire.toString('utf8'))
       const reread = parseWithStrings([wire], Number.MAX_SAFE_INTEGER)
@@ -62,6 +64,10 @@ export function scanWithBytes (chunks: readonly Buffer[], maxEventBytes: number)
   }, maxEventBytes)
   // The scanner may move bytes inside a chunk it reads: it gets copies, and the caller's chunks stay as they were.
   for (const chunk of chunks) scanner.feed(Buffer.from(chunk))
+  // What the scanner moves inside a chunk never touches the bytes of an event it gave out.
+  views.forEach((view, i) => {
+    if (!view.equals(outputs[i] ?? Buffer.alloc(0))) throw new Error(`the bytes of event ${i} changed after it was given out`)
+  })
   return { seen, outputs, written, slowPathReason: scanner.slowPathReason }
 }
 
