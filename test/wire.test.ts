@@ -47,6 +47,11 @@ t.test('CR, LF and CRLF line endings are all understood', async (t) => {
   t.same(events.map((event) => event.data), ['a', 'b', 'c'])
 })
 
+t.test('a chunk of one LF after a CR-ended chunk completes that CRLF, and the next LF is a line break again', async (t) => {
+  const { events } = parseAll([encode('data: x\r'), encode('\n'), encode('\n'), encode('data: y\n\n')])
+  t.same(events.map((event) => event.data), ['x', 'y'])
+})
+
 t.test('an event that grows past the limit across chunks stops the parser', async (t) => {
   const { events, oversized, parser } = parseAll([encode('data: ok\n\ndata: '), encode('y'.repeat(2000))], 1024)
   t.same(events.map((event) => event.data), ['ok'])

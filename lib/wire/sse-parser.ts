@@ -63,8 +63,13 @@ export function createSseParser (handlers: SseParserHandlers, maxEventBytes: num
     feed (chunk) {
       if (oversized) return
       let text = decoder.write(chunk)
-      if (swallowLeadingLf && text.startsWith('\n')) text = text.slice(1)
       if (text === '') return
+      if (swallowLeadingLf && text.startsWith('\n')) {
+        // Only that one LF: a chunk of just "\n" must not leave the next one's LF swallowed as well.
+        swallowLeadingLf = false
+        text = text.slice(1)
+        if (text === '') return
+      }
       swallowLeadingLf = text.endsWith('\r')
       parser.feed(swallowLeadingLf ? `${text}\n` : text)
     },
