@@ -1,17 +1,19 @@
 import type { HistoryLimits, HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from './history-store.js'
 
-// Rough heap cost of one kept event beyond its strings (four array slots, string headers),
-// so that maxBytes bounds memory, not only text.
+// Rough cost of one kept event beyond its bytes (four array slots, a Buffer's header),
+// so that maxBytes bounds memory, not only events.
 const EVENT_OVERHEAD_BYTES = 48
+const NO_BYTES = Buffer.alloc(0)
 
 /**
  * A stream's kept events, column by column: no object per event, which is what
  * makes ids-only mode cheap (see bench/). Seqs are contiguous, so a position is
- * found by arithmetic.
+ * found by arithmetic. Each event's bytes are the Buffer the stream recorded, off
+ * the V8 heap: small ones share slabs of Node's pool.
  */
 class StreamHistory {
   #upstreamIds: Array<string | undefined> = []
-  #texts: string[] = []
+  #events: Buffer[] = []
   /** Append order over the whole store: the smallest is the oldest. */
   #orders: number[] = []
   #times: number[] = []
@@ -21,7 +23,7 @@ class StreamHistory {
   lastSeq = 0
 
   get size (): number {
-    return this.#texts.length - this.#head
+    return this.#events.length - this.#head
   }
 
   get oldestOrder (): number {
@@ -32,9 +34,9 @@ class StreamHistory {
     return this.size === 0 ? Infinity : this.#times[this.#head] as number
   }
 
-  push (event: RecordedEvent, text: string, order: number, at: number): void {
+  push (event: RecordedEvent, bytes: Buffer, order: number, at: number): void {
     this.#upstreamIds.push(event.upstreamId)
-    this.#texts.push(text)
+    this.#events.push(bytes)
     this.#orders.push(order)
     this.#times.push(at)
     this.lastSeq = event.seq
@@ -42,15 +44,15 @@ class StreamHistory {
 
   /** Removes the oldest event, and says how many bytes it counted for; callers check that there is one. */
   shift (): number {
-    const bytes = eventBytes(this.#texts[this.#head] as string, this.#upstreamIds[this.#head])
+    const bytes = eventBytes(this.#events[this.#head] as Buffer, this.#upstreamIds[this.#head])
     this.evictedThrough = this.lastSeq - this.size + 1
     this.#upstreamIds[this.#head] = undefined
-    this.#texts[this.#head] = ''
+    this.#events[this.#head] = NO_BYTES
     this.#head++
     // Compact now and then instead of Array#shift on every eviction.
-    if (this.#head > 1024 && this.#head * 2 > this.#texts.length) {
+    if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
       this.#upstreamIds = this.#upstreamIds.slice(this.#head)
-      this.#texts = this.#texts.slice(this.#head)
+      this.#events = this.#events.slice(this.#head)
       this.#orders = this.#orders.slice(this.#head)
       this.#times = this.#times.slice(this.#head)
       this.#head = 0
@@ -63,7 +65,7 @@ class StreamHistory {
     const events: RecordedEvent[] = []
     for (let next = Math.max(seq + 1, firstSeq); next <= this.lastSeq; next++) {
       const index = this.#head + next - firstSeq
-      events.push({ seq: next, upstreamId: this.#upstreamIds[index], text: this.#texts[index] as string })
+      events.push({ seq: next, upstreamId: this.#upstreamIds[index], bytes: this.#events[index] as Buffer })
     }
     return events
   }
@@ -75,8 +77,8 @@ class StreamHistory {
   }
 }
 
-function eventBytes (text: string, upstreamId: string | undefined): number {
-  return text.length + (upstreamId?.length ?? 0) + EVENT_OVERHEAD_BYTES
+function eventBytes (bytes: Buffer, upstreamId: string | undefined): number {
+  return bytes.length + (upstreamId?.length ?? 0) + EVENT_OVERHEAD_BYTES
 }
 
 class SessionHistory {
@@ -106,9 +108,9 @@ export class LocalHistoryStore implements HistoryStore {
     const session = this.#sessionFor(sessionId)
     const stream = this.#streamFor(session, streamId)
     for (const event of events) {
-      const text = this.#limits.replay ? event.text : ''
-      const bytes = eventBytes(text, event.upstreamId)
-      stream.push(event, text, ++this.#order, now)
+      const kept = this.#limits.replay ? event.bytes : NO_BYTES
+      const bytes = eventBytes(kept, event.upstreamId)
+      stream.push(event, kept, ++this.#order, now)
       session.bytes += bytes
       this.#bytes += bytes
       this.#events++

@@ -6,13 +6,13 @@ import { reconnectDelayMs } from '../upstream/backoff.js'
 import type { ConnectResult } from '../upstream/upstream-connector.js'
 import { UpstreamStream, type UpstreamEndReason } from '../upstream/upstream-stream.js'
 import { UpstreamDedupe } from './upstream-dedupe.js'
-import { reportMalformedLine, reportUpstreamEnd, type UpstreamReportContext } from '../upstream/upstream-events-report.js'
+import { reportMalformedLine, reportSlowPath, reportUpstreamEnd, type UpstreamReportContext } from '../upstream/upstream-events-report.js'
 import type { SseEvent } from '../wire/sse-event.js'
-import { serializeComment, serializeRetry, serializeWithProxyId } from '../wire/sse-serializer.js'
+import { serializeComment, serializeRetry } from '../wire/sse-serializer.js'
+import { answeredIdsInEvent, eventData, eventLines, eventWithProxyId, hasLines } from '../wire/sse-event-bytes.js'
 import { eventIdPrefix, mintStreamId } from './event-id.js'
 import type { ProxySession } from './session-registry.js'
 import { StreamSubscriber, type StreamItem } from './stream-subscriber.js'
-import { answeredIds } from '../wire/json-rpc.js'
 import { gapNotice, type GapCause } from './resume-status.js'
 
 /** What a stream needs besides what reporting its upstream's trouble needs (idleTimeoutMs: 0 for never). */
@@ -39,9 +39,9 @@ export interface StreamEnvironment extends UpstreamReportContext {
   /**
    * What a client of this stream would otherwise never learn of a gap, in its
    * protocol's own terms (an MCP session's list_changed notifications): recorded
-   * after the gap notice.
+   * after the gap notice: each event's lines, as eventLines() makes them.
    */
-  readonly gapNotifications?: (() => readonly SseEvent[]) | undefined
+  readonly gapNotifications?: (() => readonly Buffer[]) | undefined
   /** How to open the upstream stream again when it drops; without it, a drop ends the stream. */
   readonly reconnect?: UpstreamReconnect | undefined
   /** The store's epoch, which every event id carries. */
@@ -125,8 +125,8 @@ export class ProxiedStream implements GapReporter {
   #chain: Promise<void> = Promise.resolve()
   /** Steps on #chain not yet run; 0 lets the next one run at once. */
   #queuedSteps = 0
-  /** After a reconnect: the texts the history held of what earlier connections recorded. */
-  #recentTexts = new Map<number, string>()
+  /** After a reconnect: the events the history held of what earlier connections recorded. */
+  #recentEvents = new Map<number, Buffer>()
   readonly #forwardedCounter: Counter.Internal
   #batch: StreamItem[] = []
   #recorded: RecordedEvent[] = []
@@ -198,13 +198,14 @@ export class ProxiedStream implements GapReporter {
   start (body: Readable): void {
     this.#connectedAt = performance.now()
     this.#upstream = new UpstreamStream(body, {
-      onEvent: (event) => this.#record(event),
-      onComment: (comment) => { this.#batch.push({ text: serializeComment(comment) }) },
+      onEvent: (lines, id, type) => this.#record(lines, id, type),
+      onComment: (comment) => { this.#batch.push({ bytes: Buffer.from(serializeComment(comment)) }) },
       onRetry: (milliseconds) => {
         this.#retryHintMs = milliseconds
-        this.#batch.push({ text: serializeRetry(milliseconds) })
+        this.#batch.push({ bytes: Buffer.from(serializeRetry(milliseconds)) })
       },
       onMalformedLine: (reason) => reportMalformedLine(this.#env, reason),
+      onSlowPath: (reason) => reportSlowPath(this.#env, reason),
       onChunkParsed: () => this.#commit(),
       onEnd: (reason, error) => this.#upstreamEnded(reason, error)
     }, { maxEventBytes: this.#env.maxEventBytes, idleTimeoutMs: this.#env.idleTimeoutMs })
@@ -335,27 +336,36 @@ export class ProxiedStream implements GapReporter {
     this.#env.onForget(this)
   }
 
-  #record (upstreamEvent: SseEvent): void {
-    const upstreamId = upstreamEvent.id
-    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, (seq) => this.#wasRecordedAs(seq, upstreamEvent)) === true) {
+  /** One upstream event: its lines as the scanner gives them, a view of the chunk that goes no further than this call. */
+  #record (lines: Buffer, upstreamId: string | undefined, type: string | undefined): void {
+    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, (seq) => this.#wasRecordedAs(seq, lines)) === true) {
       this.#env.metrics.eventsDeduplicated.inc(this.#env.labels)
       return
     }
     // An empty id resets the last event id (WHATWG HTML, "Server-sent events").
     if (upstreamId !== undefined) this.#lastUpstreamEventId = upstreamId === '' ? undefined : upstreamId
     if (this.#unanswered !== undefined && this.#unanswered.size > 0) {
-      for (const id of answeredIds(upstreamEvent.data)) this.#unanswered.delete(id)
+      for (const id of answeredIdsInEvent(lines)) this.#unanswered.delete(id)
       this.#answered = this.#unanswered.size === 0
     }
-    const event = this.#env.rewriteEvent === undefined ? upstreamEvent : this.#env.rewriteEvent(upstreamEvent, this)
-    if (event === undefined) return
-    const seq = this.#recordAs(event, upstreamEvent.id)
+    const rewritten = this.#env.rewriteEvent === undefined ? lines : this.#rewrite(this.#env.rewriteEvent, lines, upstreamId, type)
+    if (rewritten === undefined) return
+    const seq = this.#recordAs(rewritten, upstreamId)
     if (upstreamId !== undefined && upstreamId !== '') this.#dedupe?.remember(upstreamId, seq)
   }
 
-  #recordAs (event: SseEvent, upstreamId: string | undefined): number {
+  /** The route's rewrite reads the event decoded; an event it leaves as it was keeps its bytes. */
+  #rewrite (rewriteEvent: NonNullable<StreamEnvironment['rewriteEvent']>, lines: Buffer, id: string | undefined, type: string | undefined): Buffer | undefined {
+    const upstreamEvent: SseEvent = { id, event: type, data: eventData(lines) }
+    const event = rewriteEvent(upstreamEvent, this)
+    if (event === undefined) return undefined
+    return event === upstreamEvent ? lines : eventLines(event)
+  }
+
+  /** Records an event's lines under the next seq, in a Buffer of its own (`lines` may be a view of a chunk). */
+  #recordAs (lines: Buffer, upstreamId: string | undefined): number {
     const seq = ++this.#seq
-    const recorded: RecordedEvent = { seq, upstreamId, text: serializeWithProxyId(this.#idPrefix + seq, event) }
+    const recorded: RecordedEvent = { seq, upstreamId, bytes: eventWithProxyId(this.#idPrefix, seq, lines) }
     this.#batch.push(recorded)
     this.#recorded.push(recorded)
     return seq
@@ -381,10 +391,10 @@ export class ProxiedStream implements GapReporter {
    * history no longer holds its text (evicted, ids-only mode, history off), the
    * upstream id alone decides.
    */
-  #wasRecordedAs (seq: number, upstreamEvent: SseEvent): boolean {
-    const text = this.#recentTexts.get(seq)
-    if (text === undefined || text === '') return true
-    return text === serializeWithProxyId(this.#idPrefix + seq, upstreamEvent)
+  #wasRecordedAs (seq: number, lines: Buffer): boolean {
+    const recorded = this.#recentEvents.get(seq)
+    if (recorded === undefined || recorded.length === 0) return true
+    return hasLines(recorded, lines)
   }
 
   /**
@@ -442,7 +452,7 @@ export class ProxiedStream implements GapReporter {
       for (const item of batch) waiting.batch.push(item)
       for (const event of recorded) waiting.recorded.push(event)
     }
-    for (const item of batch) waiting.chars += item.text.length
+    for (const item of batch) waiting.chars += item.bytes.length
     if (waiting.chars > this.#env.maxAppendChars || this.#queuedSteps >= MAX_PENDING_APPENDS) this.#hold('store')
   }
 
@@ -621,7 +631,7 @@ export class ProxiedStream implements GapReporter {
     await this.#chain
     const from = dedupe.oldestRememberedSeq
     const read = from === 0 ? undefined : await this.readAfter(from - 1).catch(() => undefined)
-    this.#recentTexts = new Map(read?.status === 'found' ? read.events.map((event) => [event.seq, event.text]) : [])
+    this.#recentEvents = new Map(read?.status === 'found' ? read.events.map((event) => [event.seq, event.bytes]) : [])
     dedupe.reconnected()
   }
 

@@ -2,10 +2,10 @@ import type { ClientSseStream } from '../client/client-sse-stream.js'
 import type { HistoryRead } from '../history/history-store.js'
 import { serializeRetry } from '../wire/sse-serializer.js'
 
-/** An event (with its seq) or a line that is not recorded: a comment, a `retry:`. */
+/** An event (with its seq), or what is not recorded: a comment, a `retry:`. Its whole wire form. */
 export interface StreamItem {
   readonly seq?: number | undefined
-  readonly text: string
+  readonly bytes: Buffer
 }
 
 export interface SubscriberOwner {
@@ -106,7 +106,7 @@ export class StreamSubscriber {
 
   /** Tells the client, in-band, how long to wait before it reconnects: the SSE `retry:` field. */
   hintRetry (milliseconds: number): void {
-    this.#output?.write(serializeRetry(milliseconds))
+    this.#output?.write(Buffer.from(serializeRetry(milliseconds)))
     this.#output?.flush()
   }
 
@@ -131,7 +131,7 @@ export class StreamSubscriber {
     if (this.#queueOverflowed || this.#queue === undefined) return
     for (const item of items) {
       this.#queue.push(item)
-      this.#queuedChars += item.text.length
+      this.#queuedChars += item.bytes.length
     }
     // Everything queued is in the history too: past the limit, read it back from there.
     if (this.#queuedChars > this.#maxBufferedChars) {
@@ -179,7 +179,7 @@ export class StreamSubscriber {
     let written = 0
     if (!await this.#drained(output)) return false
     for (const item of items) {
-      if (this.#append(output, item)) written += item.text.length
+      if (this.#append(output, item)) written += item.bytes.length
       if (written >= sliceChars) {
         output.flush()
         written = 0
@@ -207,7 +207,7 @@ export class StreamSubscriber {
       if (item.seq <= this.#lastSentSeq) return false
       this.#lastSentSeq = item.seq
     }
-    output.write(item.text)
+    output.write(item.bytes)
     return true
   }
 

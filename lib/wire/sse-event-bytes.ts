@@ -1,4 +1,6 @@
 import { answeredIds } from './json-rpc.js'
+import type { SseEvent } from './sse-event.js'
+import { serializeEvent } from './sse-serializer.js'
 
 const LF = 0x0a
 const CR = 0x0d
@@ -32,4 +34,32 @@ export function answeredIdsInEvent (bytes: Buffer): string[] {
   // Most events on a stream are notifications.
   if (bytes.indexOf(RESULT) === -1 && bytes.indexOf(ERROR) === -1) return []
   return answeredIds(eventData(bytes))
+}
+
+/**
+ * An event's wire form under a proxy id: `id: <prefix><seq>\n`, then its lines (as the
+ * relay scanner gives them), then the blank line. One Buffer of its own, from Node's pool
+ * when small: the history keeps it, and every client is written it as it is.
+ */
+export function eventWithProxyId (idPrefix: string, seq: number, lines: Buffer): Buffer {
+  // A proxy id is base64url and digits: one byte per character.
+  const idLine = `id: ${idPrefix}${seq}\n`
+  const bytes = Buffer.allocUnsafe(idLine.length + lines.length + 1)
+  bytes.write(idLine, 0, 'latin1')
+  lines.copy(bytes, idLine.length)
+  bytes[bytes.length - 1] = LF
+  return bytes
+}
+
+/** Whether `wire`, an event written by eventWithProxyId, carries these lines. */
+export function hasLines (wire: Buffer, lines: Buffer): boolean {
+  const linesStart = wire.indexOf(LF) + 1
+  return wire.length - linesStart - 1 === lines.length && wire.compare(lines, 0, lines.length, linesStart, wire.length - 1) === 0
+}
+
+/** The lines of an event the proxy makes itself (a gap notice, a notification), in the scanner's form. */
+export function eventLines (event: SseEvent): Buffer {
+  const wire = serializeEvent({ event: event.event, data: event.data })
+  // Without the blank line, as the scanner gives an event.
+  return Buffer.from(wire.slice(0, -1))
 }
