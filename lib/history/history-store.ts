@@ -5,7 +5,7 @@ export interface RecordedEvent {
   /** The upstream's own id, kept for upstream resume and dedup; never sent to clients. */
   readonly upstreamId: string | undefined
   /**
-   * The event as clients receive it, proxy id line first, blank line included. Empty in
+   * The event as clients receive it, proxy id line included (eventWithProxyId()). Empty in
    * ids-only mode. Its own Buffer, never a view of an upstream chunk, and never changed.
    */
   readonly bytes: Buffer

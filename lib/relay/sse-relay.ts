@@ -5,6 +5,7 @@ import type { RouteLabels } from '../metrics.js'
 import type { OpenStream, ProxyContext } from '../proxy-context.js'
 import { UpstreamStream } from '../upstream/upstream-stream.js'
 import { serializeComment, serializeRetry } from '../wire/sse-serializer.js'
+import { typeLineEnd } from '../wire/sse-event-bytes.js'
 import { reportMalformedLine, reportSlowPath, reportUpstreamEnd, type UpstreamReportContext } from '../upstream/upstream-events-report.js'
 
 const BLANK_LINE = Buffer.from('\n')
@@ -45,10 +46,16 @@ export function relayEventStream (
   })
   const upstream = new UpstreamStream(body, {
     onEvent (lines, id) {
-      // The scanner gives only ids with no line break or NUL in them: written as they came.
-      if (id !== undefined) client.write(Buffer.from(`id: ${id}\n`))
       // The lines may be a view of the chunk, which the next chunk does not touch: written by the flush below.
-      client.write(lines)
+      if (id === undefined) {
+        client.write(lines)
+      } else {
+        // The scanner gives only ids with no line break or NUL in them: written as they came, after the type.
+        const typeEnd = typeLineEnd(lines)
+        client.write(lines.subarray(0, typeEnd))
+        client.write(Buffer.from(`id: ${id}\n`))
+        client.write(lines.subarray(typeEnd))
+      }
       client.write(BLANK_LINE)
       metrics.eventsForwarded.inc(labels)
     },

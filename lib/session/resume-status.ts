@@ -16,9 +16,8 @@ export const RESUME_STATUS_HEADER = 'x-resume-status'
 /** The in-band event that says the same; MCP clients and EventSource ignore unknown event types. */
 export const RESUME_STATUS_EVENT = 'resume-status'
 
-// How a recorded gap notice goes on after its id line.
+// How a recorded gap notice starts (its type line comes before its id line).
 const GAP_NOTICE_TYPE_LINE = Buffer.from(`event: ${RESUME_STATUS_EVENT}\n`)
-const LF = 0x0a
 
 /**
  * `recovered`, with how many upstream gaps the replayed events cross, or
@@ -59,9 +58,7 @@ export function gapNotice (cause: GapCause): Buffer {
 export function countGapNotices (events: ReadonlyArray<{ readonly bytes: Buffer }>): number {
   let gaps = 0
   for (const { bytes } of events) {
-    const linesStart = bytes.indexOf(LF) + 1
-    const typeEnd = linesStart + GAP_NOTICE_TYPE_LINE.length
-    if (typeEnd <= bytes.length && bytes.compare(GAP_NOTICE_TYPE_LINE, 0, GAP_NOTICE_TYPE_LINE.length, linesStart, typeEnd) === 0) gaps++
+    if (bytes.subarray(0, GAP_NOTICE_TYPE_LINE.length).equals(GAP_NOTICE_TYPE_LINE)) gaps++
   }
   return gaps
 }

@@ -9,7 +9,7 @@ export interface UpstreamStreamHandlers extends Omit<RelayScannerHandlers, 'onOv
   /** Called once, however the stream ends. */
   onEnd: (reason: UpstreamEndReason, error?: Error) => void
   /** Told once per connection, when its stream leaves the byte path for the string parser. */
-  onSlowPath?: ((reason: SlowPathReason) => void) | undefined
+  onSlowPath: (reason: SlowPathReason) => void
 }
 
 /**
@@ -66,7 +66,7 @@ export class UpstreamStream {
 
   #toldSlowPath (reason: SlowPathReason): void {
     this.#slowPathTold = true
-    this.#handlers.onSlowPath?.(reason)
+    this.#handlers.onSlowPath(reason)
   }
 
   #finish (reason: UpstreamEndReason, error?: Error): void {

@@ -6,6 +6,7 @@ const LF = 0x0a
 const CR = 0x0d
 const SPACE = 0x20
 const LOWER_D = 0x64
+const LOWER_E = 0x65
 const RESULT = Buffer.from('"result"')
 const ERROR = Buffer.from('"error"')
 
@@ -37,24 +38,35 @@ export function answeredIdsInEvent (bytes: Buffer): string[] {
 }
 
 /**
- * An event's wire form under a proxy id: `id: <prefix><seq>\n`, then its lines (as the
- * relay scanner gives them), then the blank line. One Buffer of its own, from Node's pool
- * when small: the history keeps it, and every client is written it as it is.
+ * An event's wire form under a proxy id: its lines (as the relay scanner gives them) with
+ * `id: <prefix><seq>\n` after a leading `event:` line, as the proxy has always written them
+ * (type, id, data), then the blank line. One Buffer of its own, from Node's pool when small:
+ * the history keeps it, and every client is written it as it is.
  */
 export function eventWithProxyId (idPrefix: string, seq: number, lines: Buffer): Buffer {
   // A proxy id is base64url and digits: one byte per character.
   const idLine = `id: ${idPrefix}${seq}\n`
+  const typeEnd = typeLineEnd(lines)
   const bytes = Buffer.allocUnsafe(idLine.length + lines.length + 1)
-  bytes.write(idLine, 0, 'latin1')
-  lines.copy(bytes, idLine.length)
+  lines.copy(bytes, 0, 0, typeEnd)
+  bytes.write(idLine, typeEnd, 'latin1')
+  lines.copy(bytes, typeEnd + idLine.length, typeEnd)
   bytes[bytes.length - 1] = LF
   return bytes
 }
 
 /** Whether `wire`, an event written by eventWithProxyId, carries these lines. */
 export function hasLines (wire: Buffer, lines: Buffer): boolean {
-  const linesStart = wire.indexOf(LF) + 1
-  return wire.length - linesStart - 1 === lines.length && wire.compare(lines, 0, lines.length, linesStart, wire.length - 1) === 0
+  const typeEnd = typeLineEnd(lines)
+  const idEnd = wire.indexOf(LF, typeEnd) + 1
+  return wire.length - (idEnd - typeEnd) - 1 === lines.length &&
+    wire.compare(lines, 0, typeEnd, 0, typeEnd) === 0 &&
+    wire.compare(lines, typeEnd, lines.length, idEnd, wire.length - 1) === 0
+}
+
+/** Where a leading `event:` line ends (the scanner keeps only `event` and `data` lines: an `e` starts one); 0 for none. */
+export function typeLineEnd (lines: Buffer): number {
+  return lines[0] === LOWER_E ? lines.indexOf(LF) + 1 : 0
 }
 
 /** The lines of an event the proxy makes itself (a gap notice, a notification), in the scanner's form. */

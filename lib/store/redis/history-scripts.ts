@@ -393,17 +393,11 @@ function entryValue (fields: unknown, name: string): string | Buffer | undefined
   for (let index = 0; index + 1 < list.length; index += 2) {
     const key = list[index]
     const value = list[index + 1]
-    if ((key === name || (Buffer.isBuffer(key) && isName(key, name))) && (typeof value === 'string' || Buffer.isBuffer(value))) return value
+    // Field names are one ASCII character: as a Buffer, its latin1 string is V8's own, made once.
+    const keyName = Buffer.isBuffer(key) ? key.toString('latin1') : key
+    if (keyName === name && (typeof value === 'string' || Buffer.isBuffer(value))) return value
   }
   return undefined
-}
-
-function isName (key: Buffer, name: string): boolean {
-  if (key.length !== name.length) return false
-  for (let index = 0; index < name.length; index++) {
-    if (key[index] !== name.charCodeAt(index)) return false
-  }
-  return true
 }
 
 /** A field of an XRANGE entry, as a string. */
