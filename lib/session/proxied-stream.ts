@@ -77,6 +77,8 @@ export interface StreamOrigin {
   readonly lastUpstreamEventId: string | undefined
 }
 
+const NO_LINES = Buffer.alloc(0)
+
 // Steps waiting on an asynchronous store before the upstream is held back: bounded memory when Redis is slow.
 const MAX_PENDING_APPENDS = 32
 
@@ -127,6 +129,9 @@ export class ProxiedStream implements GapReporter {
   #queuedSteps = 0
   /** After a reconnect: the events the history held of what earlier connections recorded. */
   #recentEvents = new Map<number, Buffer>()
+  /** The lines of the upstream event being recorded, which the dedupe compares: no closure per event. */
+  #lines: Buffer = NO_LINES
+  readonly #recordedAsLines = (seq: number): boolean => this.#wasRecordedAs(seq, this.#lines)
   readonly #forwardedCounter: Counter.Internal
   #batch: StreamItem[] = []
   #recorded: RecordedEvent[] = []
@@ -338,7 +343,11 @@ export class ProxiedStream implements GapReporter {
 
   /** One upstream event: its lines as the scanner gives them, a view of the chunk that goes no further than this call. */
   #record (lines: Buffer, upstreamId: string | undefined, type: string | undefined): void {
-    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, (seq) => this.#wasRecordedAs(seq, lines)) === true) {
+    this.#lines = lines
+    const duplicate = upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, this.#recordedAsLines) === true
+    // Not kept past this call: a view holds its whole upstream chunk.
+    this.#lines = NO_LINES
+    if (duplicate) {
       this.#env.metrics.eventsDeduplicated.inc(this.#env.labels)
       return
     }
