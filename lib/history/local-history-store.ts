@@ -1,19 +1,22 @@
+import { ByteBlocks } from './byte-blocks.js'
 import type { HistoryLimits, HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from './history-store.js'
 
-// Rough cost of one kept event beyond its bytes (four array slots, a Buffer's header),
-// so that maxBytes bounds memory, not only events.
+// Rough cost of one kept event beyond its bytes (six array slots), so that maxBytes bounds memory, not only events.
 const EVENT_OVERHEAD_BYTES = 48
 const NO_BYTES = Buffer.alloc(0)
 
 /**
  * A stream's kept events, column by column: no object per event, which is what
  * makes ids-only mode cheap (see bench/). Seqs are contiguous, so a position is
- * found by arithmetic. Each event's bytes are the Buffer the stream recorded, off
- * the V8 heap: small ones share slabs of Node's pool.
+ * found by arithmetic. The events' bytes are copied into blocks off the V8 heap
+ * (byte-blocks.ts), where each is a block number, an offset and a length.
  */
 class StreamHistory {
+  readonly #blocks = new ByteBlocks()
   #upstreamIds: Array<string | undefined> = []
-  #events: Buffer[] = []
+  #blockNumbers: number[] = []
+  #offsets: number[] = []
+  #lengths: number[] = []
   /** Append order over the whole store: the smallest is the oldest. */
   #orders: number[] = []
   #times: number[] = []
@@ -23,7 +26,7 @@ class StreamHistory {
   lastSeq = 0
 
   get size (): number {
-    return this.#events.length - this.#head
+    return this.#lengths.length - this.#head
   }
 
   get oldestOrder (): number {
@@ -34,9 +37,12 @@ class StreamHistory {
     return this.size === 0 ? Infinity : this.#times[this.#head] as number
   }
 
+  /** `bytes`: the event's, or none in ids-only mode. */
   push (event: RecordedEvent, bytes: Buffer, order: number, at: number): void {
     this.#upstreamIds.push(event.upstreamId)
-    this.#events.push(bytes)
+    this.#offsets.push(bytes.length === 0 ? 0 : this.#blocks.write(bytes))
+    this.#blockNumbers.push(this.#blocks.lastBlock)
+    this.#lengths.push(bytes.length)
     this.#orders.push(order)
     this.#times.push(at)
     this.lastSeq = event.seq
@@ -44,15 +50,18 @@ class StreamHistory {
 
   /** Removes the oldest event, and says how many bytes it counted for; callers check that there is one. */
   shift (): number {
-    const bytes = eventBytes(this.#events[this.#head] as Buffer, this.#upstreamIds[this.#head])
+    const bytes = eventBytes(this.#lengths[this.#head] as number, this.#upstreamIds[this.#head])
     this.evictedThrough = this.lastSeq - this.size + 1
     this.#upstreamIds[this.#head] = undefined
-    this.#events[this.#head] = NO_BYTES
     this.#head++
+    // The block being written to stays, even once all its events are gone.
+    this.#blocks.releaseBefore(this.size === 0 ? this.#blocks.lastBlock : this.#blockNumbers[this.#head] as number)
     // Compact now and then instead of Array#shift on every eviction.
-    if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
+    if (this.#head > 1024 && this.#head * 2 > this.#lengths.length) {
       this.#upstreamIds = this.#upstreamIds.slice(this.#head)
-      this.#events = this.#events.slice(this.#head)
+      this.#blockNumbers = this.#blockNumbers.slice(this.#head)
+      this.#offsets = this.#offsets.slice(this.#head)
+      this.#lengths = this.#lengths.slice(this.#head)
       this.#orders = this.#orders.slice(this.#head)
       this.#times = this.#times.slice(this.#head)
       this.#head = 0
@@ -60,12 +69,15 @@ class StreamHistory {
     return bytes
   }
 
+  /** The events after `seq`, their bytes as views of the blocks, which no later write changes. */
   after (seq: number): RecordedEvent[] {
     const firstSeq = this.lastSeq - this.size + 1
     const events: RecordedEvent[] = []
     for (let next = Math.max(seq + 1, firstSeq); next <= this.lastSeq; next++) {
       const index = this.#head + next - firstSeq
-      events.push({ seq: next, upstreamId: this.#upstreamIds[index], bytes: this.#events[index] as Buffer })
+      const length = this.#lengths[index] as number
+      const bytes = length === 0 ? NO_BYTES : this.#blocks.view(this.#blockNumbers[index] as number, this.#offsets[index] as number, length)
+      events.push({ seq: next, upstreamId: this.#upstreamIds[index], bytes })
     }
     return events
   }
@@ -77,8 +89,8 @@ class StreamHistory {
   }
 }
 
-function eventBytes (bytes: Buffer, upstreamId: string | undefined): number {
-  return bytes.length + (upstreamId?.length ?? 0) + EVENT_OVERHEAD_BYTES
+function eventBytes (length: number, upstreamId: string | undefined): number {
+  return length + (upstreamId?.length ?? 0) + EVENT_OVERHEAD_BYTES
 }
 
 class SessionHistory {
@@ -109,7 +121,7 @@ export class LocalHistoryStore implements HistoryStore {
     const stream = this.#streamFor(session, streamId)
     for (const event of events) {
       const kept = this.#limits.replay ? event.bytes : NO_BYTES
-      const bytes = eventBytes(kept, event.upstreamId)
+      const bytes = eventBytes(kept.length, event.upstreamId)
       stream.push(event, kept, ++this.#order, now)
       session.bytes += bytes
       this.#bytes += bytes
