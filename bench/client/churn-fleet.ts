@@ -27,6 +27,8 @@ export interface ChurnCounts {
   cuts: number
   midEventCuts: number
   resumes: number
+  /** Resumes answered `recovered; upstream-gaps=N`. */
+  resumesWithUpstreamGaps: number
   /** Resumes not answered `recovered`, by reason. */
   unrecoverable: Record<string, number>
   /** Streams the proxy ended on its own. */
@@ -58,7 +60,7 @@ const LATENCY_HIGHEST_US = 600_000_000
  */
 export class ChurnFleet {
   readonly #clients: ChurnClient[] = []
-  readonly counts: ChurnCounts = { events: 0, lost: 0, duplicated: 0, cuts: 0, midEventCuts: 0, resumes: 0, unrecoverable: {}, serverCloses: 0, openFailures: 0 }
+  readonly counts: ChurnCounts = { events: 0, lost: 0, duplicated: 0, cuts: 0, midEventCuts: 0, resumes: 0, resumesWithUpstreamGaps: 0, unrecoverable: {}, serverCloses: 0, openFailures: 0 }
   readonly #latency: LatencyWindow = { histogram: microsHistogram(), resumes: microsHistogram(), replayed: 0 }
 
   start (spec: ChurnSpec): void {
@@ -164,6 +166,11 @@ class ChurnClient {
   #checkResume (status: string): void {
     this.#counts.resumes++
     if (status === 'recovered') return
+    // Recovered, with notices of gaps the proxy saw upstream in what it replays: the sequence check still holds.
+    if (status.startsWith('recovered;')) {
+      this.#counts.resumesWithUpstreamGaps++
+      return
+    }
     const reason = /reason=([\w-]+)/.exec(status)?.[1] ?? status
     this.#counts.unrecoverable[reason] = (this.#counts.unrecoverable[reason] ?? 0) + 1
     // Evicted: the same stream goes on, and its gap counts as lost. Otherwise a fresh stream starts over.

@@ -174,7 +174,7 @@ function churnSection (rows: readonly ChurnFigures[]): string {
     `|---|${rows.map(() => '---:').join('|')}|`,
     column('events delivered', (row) => String(row.eventsDelivered)),
     column('lost / duplicated', (row) => `${row.lost} / ${row.duplicated}`),
-    column('cuts (mid-event) / resumes / unrecoverable', (row) => `${row.cuts} (${row.midEventCuts}) / ${row.resumes} / ${formatReasons(row.unrecoverable)}`),
+    column('cuts (mid-event) / resumes (with upstream gaps) / unrecoverable', (row) => `${row.cuts} (${row.midEventCuts}) / ${row.resumes} (${row.resumesWithUpstreamGaps}) / ${formatReasons(row.unrecoverable)}`),
     column('streams the proxy ended / failed opens', (row) => `${row.serverCloses} / ${row.openFailures}`),
     column('latency p50 / p99 / max ms', (row) => `${fixed(row.latencyP50Ms, 1)} / ${fixed(row.latencyP99Ms, 1)} / ${fixed(row.latencyMaxMs, 0)}`),
     column('resume: GET to response head, p50 / p99 / max ms', (row) => `${fixed(row.resumeP50Ms, 1)} / ${fixed(row.resumeP99Ms, 1)} / ${fixed(row.resumeMaxMs, 0)}`),

@@ -187,6 +187,8 @@ export interface ChurnFigures {
   cuts: number
   midEventCuts: number
   resumes: number
+  /** Resumes answered `recovered; upstream-gaps=N`: recovered, with notices of gaps the proxy saw upstream. */
+  resumesWithUpstreamGaps: number
   unrecoverable: Record<string, number>
   serverCloses: number
   openFailures: number

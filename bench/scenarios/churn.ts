@@ -104,6 +104,7 @@ async function churnThrough (peer: ChurnPeer, testbed: Testbed, plan: SuitePlan[
       cuts: counts.cuts,
       midEventCuts: counts.midEventCuts,
       resumes: counts.resumes,
+      resumesWithUpstreamGaps: counts.resumesWithUpstreamGaps,
       unrecoverable: counts.unrecoverable,
       serverCloses: counts.serverCloses,
       openFailures: counts.openFailures
