@@ -28,7 +28,7 @@ export const DEFAULT_PROXY_OUTPUT_DIR = 'bench/results/proxy'
 
 export const USAGE = `npm run bench -- [options]
 
-  --quick              the smoke version (under 3 minutes): shorter windows, one run per figure, a 60 s load
+  --quick              the smoke version (about 3 minutes): shorter windows, one run per figure, a 60 s load
   --json FILE          also write the figures as JSON
   --only LIST          run only these scenarios, comma-separated: ${SCENARIO_NAMES.join(', ')}
   --peers LIST         throughput peers, comma-separated: ${PEER_NAMES.join(', ')}

@@ -38,17 +38,16 @@ const NS_PER_MS = 1e6
  */
 export class PauseMonitor {
   readonly #delay: IntervalHistogram
-  readonly #observer: PerformanceObserver
   #gc: GcFigures = emptyGc()
   #since = performance.now()
 
   constructor () {
     this.#delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS })
     this.#delay.enable()
-    this.#observer = new PerformanceObserver((list) => {
+    // For the life of the process: the bench's processes measure until they exit.
+    new PerformanceObserver((list) => {
       for (const entry of list.getEntries()) this.#recordGc(entry)
-    })
-    this.#observer.observe({ entryTypes: ['gc'] })
+    }).observe({ entryTypes: ['gc'] })
   }
 
   reset (): void {
@@ -67,11 +66,6 @@ export class PauseMonitor {
       loopDelayMaxMs: empty ? null : lateBy(delay.max),
       gc: structuredClone(this.#gc)
     }
-  }
-
-  stop (): void {
-    this.#delay.disable()
-    this.#observer.disconnect()
   }
 
   #recordGc (entry: PerformanceEntry): void {
