@@ -1,5 +1,6 @@
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks'
 import { eventId, eventSeq, eventTimestamp } from '../wire/event-fields.js'
+import { SENT_AT_HEADER } from '../pauses/connection-timings.js'
 import { wallClockMs } from '../wire/event-payload.js'
 import { SseScanner } from '../wire/sse-scanner.js'
 import { openEventStream, type OpenedStream } from './sse-request.js'
@@ -141,7 +142,8 @@ class ChurnClient {
     if (this.#stopped) return
     const resuming = this.#lastId !== undefined
     this.#requestedAt = wallClockMs()
-    openEventStream(this.#spec.url, resuming ? { 'last-event-id': this.#lastId as string } : {}).then((stream) => {
+    const sentAt = { [SENT_AT_HEADER]: this.#requestedAt.toFixed(3) }
+    openEventStream(this.#spec.url, resuming ? { 'last-event-id': this.#lastId as string, ...sentAt } : sentAt).then((stream) => {
       if (this.#stopped) {
         stream.request.destroy()
         return

@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import mcpSseResilience, { type McpSseResilienceOptions } from '../../lib/index.js'
 import { announceReady, serveCalls } from '../ipc/serve.js'
+import { ConnectionTimings, type ResumeStages } from '../pauses/connection-timings.js'
 import { PauseMonitor, type PauseFigures } from '../pauses/pause-monitor.js'
 
 export type ProxySpec =
@@ -27,6 +28,8 @@ export type ProxyApi = {
   resetPauses: () => Promise<void>
   /** The event loop's delay and the GC pauses since `resetPauses` (or the start). */
   pauses: () => Promise<PauseFigures>
+  /** Where resumes waited since the last call: before the accept, before the request, before the head. */
+  takeResumeStages: () => Promise<ResumeStages>
 }
 
 export interface ProxyReady {
@@ -55,6 +58,7 @@ const pauses = new PauseMonitor()
 const spec = JSON.parse(process.argv[2] ?? '{}') as ProxySpec
 const app = await buildApp(spec)
 await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 })
+const resumeStages = new ConnectionTimings(app.server)
 
 serveCalls<ProxyApi>({
   sample: async () => sample(),
@@ -63,7 +67,8 @@ serveCalls<ProxyApi>({
     return sample()
   },
   resetPauses: async () => pauses.reset(),
-  pauses: async () => pauses.read()
+  pauses: async () => pauses.read(),
+  takeResumeStages: async () => resumeStages.take()
 })
 
 // The harness stops a proxy with SIGTERM: exiting through process.exit lets --cpu-prof write its profile.

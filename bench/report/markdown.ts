@@ -178,6 +178,10 @@ function churnSection (rows: readonly ChurnFigures[]): string {
     column('streams the proxy ended / failed opens', (row) => `${row.serverCloses} / ${row.openFailures}`),
     column('latency p50 / p99 / max ms', (row) => `${fixed(row.latencyP50Ms, 1)} / ${fixed(row.latencyP99Ms, 1)} / ${fixed(row.latencyMaxMs, 0)}`),
     column('resume: GET to response head, p50 / p99 / max ms', (row) => `${fixed(row.resumeP50Ms, 1)} / ${fixed(row.resumeP99Ms, 1)} / ${fixed(row.resumeMaxMs, 0)}`),
+    column('resume in the proxy, p50 / p99 ms: waiting to be accepted; then to be parsed; then for the head', (row) => {
+      const stages = row.resumeStages
+      return `${fixed(stages.acceptWaitP50Ms, 1)} / ${fixed(stages.acceptWaitP99Ms, 1)}; ${fixed(stages.toRequestP50Ms, 1)} / ${fixed(stages.toRequestP99Ms, 1)}; ${fixed(stages.toHeadP50Ms, 1)} / ${fixed(stages.toHeadP99Ms, 1)}`
+    }),
     column('proxy event-loop delay p50 / p99 / max ms', (row) => `${fixed(row.proxyLoopDelayP50Ms, 1)} / ${fixed(row.proxyLoopDelayP99Ms, 1)} / ${fixed(row.proxyLoopDelayMaxMs, 0)}`),
     column('proxy scavenges', (row) => gc(row, 'minor')),
     column('proxy mark-compacts', (row) => gc(row, 'major')),

@@ -1,4 +1,5 @@
 import type { MachineInfo } from '../machine.js'
+import type { ResumeStages } from '../pauses/connection-timings.js'
 import type { GcFigures } from '../pauses/pause-monitor.js'
 import type { PeerName } from '../peers.js'
 
@@ -175,6 +176,8 @@ export interface ChurnFigures {
   resumeP50Ms: number | null
   resumeP99Ms: number | null
   resumeMaxMs: number | null
+  /** The same resumes seen from inside the proxy: waiting to be accepted, then to be parsed, then for the head. */
+  resumeStages: ResumeStages
   /** How late the proxy's event loop came back to a 1 ms timer, over the window. */
   proxyLoopDelayP50Ms: number | null
   proxyLoopDelayP99Ms: number | null

@@ -68,11 +68,11 @@ async function churnThrough (peer: ChurnPeer, testbed: Testbed, plan: SuitePlan[
       midEventShare: plan.midEventShare
     })
     await sleep(plan.warmupSeconds * 1000)
-    await Promise.all([testbed.client.call('takeChurnLatency'), proxy.call('resetPauses')])
+    await Promise.all([testbed.client.call('takeChurnLatency'), proxy.call('resetPauses'), proxy.call('takeResumeStages')])
     const cpuBefore = await cpuMicros(proxy)
     const windowStart = performance.now()
     await waitReporting(testbed, peer, plan.seconds * 1000)
-    const [{ latency, clientPauses }, proxyPauses] = await Promise.all([testbed.client.call('takeChurnLatency'), proxy.call('pauses')])
+    const [{ latency, clientPauses }, proxyPauses, resumeStages] = await Promise.all([testbed.client.call('takeChurnLatency'), proxy.call('pauses'), proxy.call('takeResumeStages')])
     const cpuUsed = await cpuMicros(proxy) - cpuBefore
     const windowMs = performance.now() - windowStart
     const counts = await testbed.client.call('stopChurn')
@@ -95,6 +95,7 @@ async function churnThrough (peer: ChurnPeer, testbed: Testbed, plan: SuitePlan[
       resumeP50Ms: latency.resumeP50Ms,
       resumeP99Ms: latency.resumeP99Ms,
       resumeMaxMs: latency.resumeMaxMs,
+      resumeStages,
       proxyLoopDelayP50Ms: proxyPauses.loopDelayP50Ms,
       proxyLoopDelayP99Ms: proxyPauses.loopDelayP99Ms,
       proxyLoopDelayMaxMs: proxyPauses.loopDelayMaxMs,
@@ -110,7 +111,7 @@ async function churnThrough (peer: ChurnPeer, testbed: Testbed, plan: SuitePlan[
       openFailures: counts.openFailures
     }
     progress(`churn ${peer}: ${row.eventsDelivered} events, ${row.lost} lost, ${row.duplicated} duplicated, ${row.resumes} resumes, ` +
-      `latency p50 ${fixed(row.latencyP50Ms)} ms p99 ${fixed(row.latencyP99Ms)} ms, resume p99 ${fixed(row.resumeP99Ms)} ms, proxy loop delay p99 ${fixed(row.proxyLoopDelayP99Ms)} ms, ` +
+      `latency p50 ${fixed(row.latencyP50Ms)} ms p99 ${fixed(row.latencyP99Ms)} ms, resume p99 ${fixed(row.resumeP99Ms)} ms (waiting to be accepted ${fixed(resumeStages.acceptWaitP99Ms)} ms, then to be parsed ${fixed(resumeStages.toRequestP99Ms)} ms, then for the head ${fixed(resumeStages.toHeadP99Ms)} ms), proxy loop delay p99 ${fixed(row.proxyLoopDelayP99Ms)} ms, ` +
       `proxy CPU ${row.proxyCpuPercent.toFixed(0)}%; GC: ${describeGc(proxyPauses.gc, proxyPauses.windowMs)}`)
     return row
   } finally {
