@@ -33,8 +33,8 @@ export const USAGE = `npm run bench -- [options]
   --only LIST          run only these scenarios, comma-separated: ${SCENARIO_NAMES.join(', ')}
   --peers LIST         throughput peers, comma-separated: ${PEER_NAMES.join(', ')}
                        (default: all but plugin-redis). plugin-redis writes to the Redis 7.0+ at $BENCH_REDIS_URL
-                       (default redis://127.0.0.1:6379), under bench:<uuid>: keys it deletes; it also runs the
-                       reconnect scenario through the Redis store. Without a Redis it is skipped, with a note
+                       (default redis://127.0.0.1:6379), under bench:<uuid>: keys it deletes; the reconnect and
+                       churn scenarios then also run through the Redis store. Without a Redis it is skipped, with a note
   --runs N             runs per throughput figure (default: 3, quick: 1)
   --load-seconds N     length of the load scenario (default: 600, quick: 60)
   --churn-seconds N    measured window of the churn scenario, after its warm-up (default: 120, quick: 30)
