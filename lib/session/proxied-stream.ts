@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { HistoryRead, RecordedEvent } from '../history/history-store.js'
 import type { Counter } from 'prom-client'
-import { reconnectDelayMs } from '../upstream/backoff.js'
+import { discard, ReconnectLoop, type Connected } from '../upstream/reconnect-loop.js'
 import { UpstreamStream, type UpstreamEndReason } from '../upstream/upstream-stream.js'
 import { UpstreamDedupe } from './upstream-dedupe.js'
 import { reportMalformedLine, reportUpstreamEnd } from '../upstream/upstream-events-report.js'
@@ -54,9 +54,10 @@ export class ProxiedStream<Session extends StreamSession = StreamSession> implem
   #lastUpstreamEventId: string | undefined
   /** The upstream's SSE `retry:` hint, in milliseconds. */
   #retryHintMs: number | undefined
-  #reconnectTimer: NodeJS.Timeout | undefined
-  /** Ends the wait before the next reconnection attempt early, when the stream stops. */
-  #wakeReconnect: (() => void) | undefined
+  /** How the upstream is opened again after a drop; undefined for a stream a drop ends. */
+  readonly #reconnect: { readonly options: UpstreamReconnect, readonly loop: ReconnectLoop } | undefined
+  /** What the gap of the current outage is told as. */
+  #dropCause: GapCause = 'ended'
   /** JSON-RPC request ids still waiting for their response on this stream. */
   readonly #unanswered: Set<string> | undefined
   /** Every request of the stream has its response: the stream is over once they are sent. */
@@ -75,8 +76,6 @@ export class ProxiedStream<Session extends StreamSession = StreamSession> implem
   #waitingAppend: WaitingAppend | undefined
   /** Set when this replica closes: the stream is not over, another replica goes on with it. */
   #handingOver = false
-  /** Set while the upstream of a stream taken over from another replica is opened again. */
-  #takingOver = false
   /** A gap is noted at most once per upstream connection. */
   #gapNoted = false
 
@@ -93,6 +92,25 @@ export class ProxiedStream<Session extends StreamSession = StreamSession> implem
     this.#dedupe = dedupeWindow === 0 ? undefined : new UpstreamDedupe(dedupeWindow)
     this.#unanswered = env.reconnect?.answers === undefined ? undefined : new Set(env.reconnect.answers)
     this.#forwardedCounter = env.metrics.eventsForwarded.labels(env.labels)
+    const reconnect = env.reconnect
+    this.#reconnect = reconnect === undefined
+      ? undefined
+      : { options: reconnect, loop: this.#reconnectLoop(reconnect) }
+  }
+
+  #reconnectLoop (reconnect: UpstreamReconnect): ReconnectLoop {
+    const env = this.#env
+    return new ReconnectLoop(reconnect.policy, {
+      connect: async () => await reconnect.connect(this.#lastUpstreamEventId),
+      wanted: () => !this.#stopped,
+      endedMeanwhile: () => this.#endedWithItsSession(),
+      onAttempt: (attempt, delayMs, reason) => {
+        env.log.info({ upstream: env.upstreamUrl, attempt, delayMs, reason }, 'reconnecting to the upstream')
+        env.metrics.reconnectionAttempts.inc(env.labels)
+      },
+      onConnected: async (result, attempt) => await this.#reconnected(result, attempt, reconnect.replays),
+      onGiveUp: (reason) => this.#giveUp(reason)
+    })
   }
 
   /** The store epoch its event ids carry. */
@@ -210,8 +228,7 @@ export class ProxiedStream<Session extends StreamSession = StreamSession> implem
       return
     }
     this.#connectedAt = performance.now()
-    this.#takingOver = true
-    this.#upstreamEnded('ended')
+    this.#upstreamEnded('ended', undefined, true)
     if (this.#subscriber === undefined) this.#awaitClient()
   }
 
@@ -229,8 +246,7 @@ export class ProxiedStream<Session extends StreamSession = StreamSession> implem
     this.#finished = true
     this.#clearTimer()
     this.#stopped = true
-    clearTimeout(this.#reconnectTimer)
-    this.#wakeReconnect?.()
+    this.#reconnect?.loop.stop()
     this.#upstream?.abort()
     const subscriber = this.#subscriber
     this.#subscriber = undefined
@@ -443,17 +459,19 @@ export class ProxiedStream<Session extends StreamSession = StreamSession> implem
     if (this.#queuedSteps === 0) this.#unhold('store')
   }
 
-  #upstreamEnded (reason: UpstreamEndReason, error?: Error): void {
+  /** `takeover`: not a drop, but a stream taken over from another replica, whose upstream is opened again. */
+  #upstreamEnded (reason: UpstreamEndReason, error?: Error, takeover = false): void {
     const { metrics, labels, log, upstreamUrl } = this.#env
     metrics.upstreamConnectionDuration.observe(labels, (performance.now() - this.#connectedAt) / 1000)
     reportUpstreamEnd(this.#env, reason, error)
-    const reconnect = this.#env.reconnect
+    const reconnect = this.#reconnect
     const complete = this.#unanswered !== undefined && this.#unanswered.size === 0
     if ((reason === 'ended' || reason === 'failed' || reason === 'stalled') && reconnect !== undefined && !this.#stopped && !complete &&
-        !(reconnect.needsUpstreamIds && this.#lastUpstreamEventId === undefined)) {
+        !(reconnect.options.needsUpstreamIds && this.#lastUpstreamEventId === undefined)) {
       this.#droppedAt = performance.now()
-      reconnect.onDrop?.()
-      this.#reconnect(reconnect, reason).catch((reconnectError: unknown) => {
+      reconnect.options.onDrop?.()
+      this.#dropCause = takeover ? 'takeover' : reason
+      reconnect.loop.run(reason, reason === 'ended', this.#retryHintMs).catch((reconnectError: unknown) => {
         log.error({ upstream: upstreamUrl, err: reconnectError }, 'upstream reconnection failed')
         this.#finishUpstream()
       })
@@ -472,59 +490,24 @@ export class ProxiedStream<Session extends StreamSession = StreamSession> implem
     if (this.#subscriber === undefined && !this.#forgotten) this.#schedule(this.#env.retentionMs, () => this.forget())
   }
 
-  /** Reconnects after a drop, with backoff, until it works or the policy gives up. */
-  async #reconnect (reconnect: UpstreamReconnect, drop: Extract<GapCause, UpstreamEndReason>): Promise<void> {
-    const { metrics, labels, log, upstreamUrl } = this.#env
-    const { policy } = reconnect
-    const cleanClose = drop === 'ended'
-    const gapCause: GapCause = this.#takingOver ? 'takeover' : drop
-    this.#takingOver = false
-    let reason: string = drop
-    let hintMs = this.#retryHintMs
-    for (let attempt = 1; ; attempt++) {
-      if (this.#endedWithItsSession()) return
-      if (policy.maxRetries > 0 && attempt > policy.maxRetries) {
-        this.#giveUp(`${policy.maxRetries} attempts failed; last: ${reason}`)
-        return
-      }
-      const delayMs = reconnectDelayMs(policy, attempt, cleanClose, hintMs)
-      log.info({ upstream: upstreamUrl, attempt, delayMs, reason }, 'reconnecting to the upstream')
-      metrics.reconnectionAttempts.inc(labels)
-      await new Promise<void>((resolve) => {
-        this.#wakeReconnect = resolve
-        this.#reconnectTimer = setTimeout(resolve, delayMs)
-      })
-      if (this.#stopped || this.#endedWithItsSession()) return
-      const result = await reconnect.connect(this.#lastUpstreamEventId)
-      if (this.#stopped) {
-        if (result.kind === 'connected') result.body.destroy()
-        return
-      }
-      if (result.kind === 'connected') {
-        metrics.reconnectionSuccesses.inc(labels)
-        log.info({ upstream: upstreamUrl, attempt }, 'reconnected to the upstream')
-        if (this.#dedupe !== undefined) await this.#prepareDedupe(this.#dedupe)
-        if (this.#stopped) {
-          result.body.destroy()
-          return
-        }
-        this.#gapNoted = false
-        if (result.freshSession === true) {
-          this.noteGap('session-reestablished')
-        } else if (!reconnect.replays) {
-          this.noteGap(gapCause)
-        }
-        this.#commit()
-        this.start(result.body)
-        return
-      }
-      if (result.kind === 'give-up') {
-        this.#giveUp(result.reason)
-        return
-      }
-      reason = result.reason
-      hintMs = result.retryAfterMs ?? this.#retryHintMs
+  /** A reconnect worked: what the outage may have lost is told, then the new connection is read. */
+  async #reconnected (result: Connected, attempt: number, replays: boolean): Promise<void> {
+    this.#env.metrics.reconnectionSuccesses.inc(this.#env.labels)
+    this.#env.log.info({ upstream: this.#env.upstreamUrl, attempt }, 'reconnected to the upstream')
+    this.#reconnect?.loop.succeeded()
+    if (this.#dedupe !== undefined) await this.#prepareDedupe(this.#dedupe)
+    if (this.#stopped) {
+      discard(result.body)
+      return
     }
+    this.#gapNoted = false
+    if (result.freshSession === true) {
+      this.noteGap('session-reestablished')
+    } else if (!replays) {
+      this.noteGap(this.#dropCause)
+    }
+    this.#commit()
+    this.start(result.body)
   }
 
   /** Its client sent DELETE: the upstream ends the session's streams, and that is their end, not a drop. */
@@ -554,8 +537,7 @@ export class ProxiedStream<Session extends StreamSession = StreamSession> implem
   /** No more reconnects; the upstream connection, if any, is closed. */
   #stopUpstream (): void {
     this.#stopped = true
-    clearTimeout(this.#reconnectTimer)
-    this.#wakeReconnect?.()
+    this.#reconnect?.loop.stop()
     this.#upstream?.abort()
     this.#finishUpstream()
   }

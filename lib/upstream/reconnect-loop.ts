@@ -1,0 +1,106 @@
+import type { Readable } from 'node:stream'
+import type { ReconnectPolicy } from '../config/schema.js'
+import { reconnectDelayMs } from './backoff.js'
+import type { ConnectResult } from './upstream-connector.js'
+
+export type Connected = Extract<ConnectResult, { kind: 'connected' }>
+
+export interface ReconnectHooks {
+  /** Opens the upstream again. */
+  readonly connect: () => Promise<ConnectResult>
+  /** Whether a reconnection is still wanted: asked after each wait and each connect. */
+  readonly wanted: () => boolean
+  /** Asked before each attempt and after each wait: true when the stream ended otherwise meanwhile, which it says itself. */
+  readonly endedMeanwhile?: (() => boolean) | undefined
+  /** An attempt is about to wait `delayMs`: to log and count. */
+  readonly onAttempt: (attempt: number, delayMs: number, reason: string) => void
+  readonly onConnected: (result: Connected, attempt: number) => void | Promise<void>
+  /** The policy's attempts are spent, or the upstream answered with something no retry mends. */
+  readonly onGiveUp: (reason: string) => void
+}
+
+/**
+ * Reconnects to an upstream after a drop: waits with backoff (or the upstream's
+ * own Retry-After / `retry:` hint), tries, and gives up when the policy says so.
+ * It knows nothing of what the connection carries. Attempts count from the first
+ * drop until succeeded(), so that a connection that drops again before it proved
+ * itself does not start the count over.
+ */
+export class ReconnectLoop {
+  readonly #policy: ReconnectPolicy
+  readonly #hooks: ReconnectHooks
+  #attempt = 0
+  #timer: NodeJS.Timeout | undefined
+  #wake: (() => void) | undefined
+
+  constructor (policy: ReconnectPolicy, hooks: ReconnectHooks) {
+    this.#policy = policy
+    this.#hooks = hooks
+  }
+
+  /** Attempts since the outage began. */
+  get attempt (): number {
+    return this.#attempt
+  }
+
+  /** The outage is over: the next drop starts a new count. */
+  succeeded (): void {
+    this.#attempt = 0
+  }
+
+  /** Ends a wait before the next attempt at once; wanted() then says whether to go on. */
+  stop (): void {
+    clearTimeout(this.#timer)
+    this.#wake?.()
+  }
+
+  /**
+   * Runs until connected, given up, or no longer wanted. `cleanClose`: the upstream
+   * closed the stream itself, so the first attempt need not wait (backoff.ts).
+   */
+  async run (reason: string, cleanClose: boolean, hintMs: number | undefined): Promise<void> {
+    const { connect, wanted, endedMeanwhile, onAttempt, onConnected, onGiveUp } = this.#hooks
+    const { maxRetries } = this.#policy
+    let last = reason
+    let delayHintMs = hintMs
+    for (;;) {
+      if (endedMeanwhile?.() === true) return
+      const attempt = ++this.#attempt
+      if (maxRetries > 0 && attempt > maxRetries) {
+        onGiveUp(`${maxRetries} attempts failed; last: ${last}`)
+        return
+      }
+      const delayMs = reconnectDelayMs(this.#policy, attempt, cleanClose, delayHintMs)
+      onAttempt(attempt, delayMs, last)
+      await this.#wait(delayMs)
+      if (!wanted() || endedMeanwhile?.() === true) return
+      const result = await connect()
+      if (!wanted()) {
+        if (result.kind === 'connected') discard(result.body)
+        return
+      }
+      if (result.kind === 'connected') {
+        await onConnected(result, attempt)
+        return
+      }
+      if (result.kind === 'give-up') {
+        onGiveUp(result.reason)
+        return
+      }
+      last = result.reason
+      delayHintMs = result.retryAfterMs ?? hintMs
+    }
+  }
+
+  async #wait (delayMs: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve
+      this.#timer = setTimeout(resolve, delayMs)
+    })
+  }
+}
+
+/** A body that arrived after the stream stopped: an abort may destroy it with an error, which must find a listener (reply-from#328). */
+export function discard (body: Readable): void {
+  body.on('error', () => {}).destroy()
+}
