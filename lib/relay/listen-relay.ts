@@ -75,18 +75,15 @@ class ListenRelay {
       onSlowConsumer: () => metrics.slowConsumerDisconnects.inc(labels)
     })
     this.#reconnect = new ReconnectLoop(options.policy, {
+      context: this.#report,
+      attempting: 'listening to the upstream again',
+      succeeded: 'the upstream acknowledged the listen again',
+      gaveUp: 'gave up listening to the upstream again; closing the client stream'
+    }, {
       connect: async () => await this.#relisten(),
       wanted: () => !this.#stopped,
-      onAttempt: (attempt, delayMs, reason) => {
-        request.log.info({ upstream: options.upstreamUrl, attempt, delayMs, reason }, 'listening to the upstream again')
-        metrics.reconnectionAttempts.inc(labels)
-      },
       onConnected: (result) => this.#relistenAnswered(result),
-      onGiveUp: (reason) => {
-        metrics.reconnectionFailures.inc(labels)
-        request.log.warn({ upstream: options.upstreamUrl, reason }, 'gave up listening to the upstream again; closing the client stream')
-        this.#giveUp()
-      }
+      onGiveUp: () => this.#giveUp()
     })
     this.#openStream = { close: () => this.#stop() }
     context.openStreams.add(this.#openStream)
@@ -141,10 +138,7 @@ class ListenRelay {
 
   /** The upstream acknowledged a re-listen: the outage is over, and what it may have lost is told. */
   #relistened (): void {
-    const { metrics } = this.#context
-    const { labels, upstreamUrl, listen } = this.#options
-    metrics.reconnectionSuccesses.inc(labels)
-    this.#report.log.info({ upstream: upstreamUrl, attempt: this.#reconnect.attempt }, 'the upstream acknowledged the listen again')
+    const { listen } = this.#options
     this.#reconnect.succeeded()
     for (const data of listenGapNotifications(this.#toldFilter as ListenFilter, listen.idJson)) {
       this.#client.write(serializeEvent({ data }))

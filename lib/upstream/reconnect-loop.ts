@@ -2,8 +2,17 @@ import type { Readable } from 'node:stream'
 import type { ReconnectPolicy } from '../config/schema.js'
 import { reconnectDelayMs } from './backoff.js'
 import type { ConnectResult } from './upstream-connector.js'
+import type { UpstreamReportContext } from './upstream-events-report.js'
 
 export type Connected = Extract<ConnectResult, { kind: 'connected' }>
+
+/** What the log says of an attempt, a success and giving up: the same counts and fields, in the caller's words. */
+export interface ReconnectReport {
+  readonly context: Pick<UpstreamReportContext, 'log' | 'metrics' | 'labels' | 'upstreamUrl'>
+  readonly attempting: string
+  readonly succeeded: string
+  readonly gaveUp: string
+}
 
 export interface ReconnectHooks {
   /** Opens the upstream again. */
@@ -12,10 +21,8 @@ export interface ReconnectHooks {
   readonly wanted: () => boolean
   /** Asked before each attempt and after each wait: true when the stream ended otherwise meanwhile, which it says itself. */
   readonly endedMeanwhile?: (() => boolean) | undefined
-  /** An attempt is about to wait `delayMs`: to log and count. */
-  readonly onAttempt: (attempt: number, delayMs: number, reason: string) => void
-  readonly onConnected: (result: Connected, attempt: number) => void | Promise<void>
-  /** The policy's attempts are spent, or the upstream answered with something no retry mends. */
+  readonly onConnected: (result: Connected) => void | Promise<void>
+  /** The policy's attempts are spent, or the upstream answered with something no retry mends (counted and logged already). */
   readonly onGiveUp: (reason: string) => void
 }
 
@@ -29,22 +36,22 @@ export interface ReconnectHooks {
 export class ReconnectLoop {
   readonly #policy: ReconnectPolicy
   readonly #hooks: ReconnectHooks
+  readonly #report: ReconnectReport
   #attempt = 0
   #timer: NodeJS.Timeout | undefined
   #wake: (() => void) | undefined
 
-  constructor (policy: ReconnectPolicy, hooks: ReconnectHooks) {
+  constructor (policy: ReconnectPolicy, report: ReconnectReport, hooks: ReconnectHooks) {
     this.#policy = policy
+    this.#report = report
     this.#hooks = hooks
   }
 
-  /** Attempts since the outage began. */
-  get attempt (): number {
-    return this.#attempt
-  }
-
-  /** The outage is over: the next drop starts a new count. */
+  /** The outage is over: it is counted and logged, and the next drop starts a new count. */
   succeeded (): void {
+    const { context: { log, metrics, labels, upstreamUrl }, succeeded } = this.#report
+    metrics.reconnectionSuccesses.inc(labels)
+    log.info({ upstream: upstreamUrl, attempt: this.#attempt }, succeeded)
     this.#attempt = 0
   }
 
@@ -59,7 +66,8 @@ export class ReconnectLoop {
    * closed the stream itself, so the first attempt need not wait (backoff.ts).
    */
   async run (reason: string, cleanClose: boolean, hintMs: number | undefined): Promise<void> {
-    const { connect, wanted, endedMeanwhile, onAttempt, onConnected, onGiveUp } = this.#hooks
+    const { connect, wanted, endedMeanwhile, onConnected } = this.#hooks
+    const { context: { log, metrics, labels, upstreamUrl }, attempting } = this.#report
     const { maxRetries } = this.#policy
     let last = reason
     let delayHintMs = hintMs
@@ -67,11 +75,12 @@ export class ReconnectLoop {
       if (endedMeanwhile?.() === true) return
       const attempt = ++this.#attempt
       if (maxRetries > 0 && attempt > maxRetries) {
-        onGiveUp(`${maxRetries} attempts failed; last: ${last}`)
+        this.#giveUp(`${maxRetries} attempts failed; last: ${last}`)
         return
       }
       const delayMs = reconnectDelayMs(this.#policy, attempt, cleanClose, delayHintMs)
-      onAttempt(attempt, delayMs, last)
+      log.info({ upstream: upstreamUrl, attempt, delayMs, reason: last }, attempting)
+      metrics.reconnectionAttempts.inc(labels)
       await this.#wait(delayMs)
       if (!wanted() || endedMeanwhile?.() === true) return
       const result = await connect()
@@ -80,16 +89,23 @@ export class ReconnectLoop {
         return
       }
       if (result.kind === 'connected') {
-        await onConnected(result, attempt)
+        await onConnected(result)
         return
       }
       if (result.kind === 'give-up') {
-        onGiveUp(result.reason)
+        this.#giveUp(result.reason)
         return
       }
       last = result.reason
       delayHintMs = result.retryAfterMs ?? hintMs
     }
+  }
+
+  #giveUp (reason: string): void {
+    const { context: { log, metrics, labels, upstreamUrl }, gaveUp } = this.#report
+    metrics.reconnectionFailures.inc(labels)
+    log.warn({ upstream: upstreamUrl, reason }, gaveUp)
+    this.#hooks.onGiveUp(reason)
   }
 
   async #wait (delayMs: number): Promise<void> {
