@@ -25,7 +25,15 @@ class LaterStore implements HistoryStore {
   readGate: Promise<void> | undefined
   reads = 0
 
-  async append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
+  /** A store that cannot even start an append: it throws before it returns. */
+  throwAppends = false
+
+  append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
+    if (this.throwAppends) throw new Error('store closed')
+    return this.#appendLater(sessionId, streamId, events)
+  }
+
+  async #appendLater (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
     this.appends++
     await this.gate
     // A random wait, so that appends overlap and finish out of turn unless the stream keeps them in order.
@@ -104,6 +112,17 @@ t.test('with a store that answers later, every chunk reaches the client once rec
 t.test('a store that fails: events still reach the client, and the failure is logged, not thrown', async (t) => {
   const store = new LaterStore()
   store.failAppends = true
+  const { upstream, client, logged } = await relay(t, store)
+  upstream.write('data: a\n\n')
+  upstream.write('data: b\n\n')
+  const events = await client.waitForEvents(2)
+  t.same(events.map((event) => event.data), ['a', 'b'])
+  t.ok(logged.some((entry) => entry.level === 'error' && /could not record events/.test(entry.message)))
+})
+
+t.test('a store that throws instead of answering: events still reach the client, and the failure is logged', async (t) => {
+  const store = new LaterStore()
+  store.throwAppends = true
   const { upstream, client, logged } = await relay(t, store)
   upstream.write('data: a\n\n')
   upstream.write('data: b\n\n')
