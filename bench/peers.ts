@@ -1,3 +1,4 @@
+import type { PauseFigures } from './pauses/pause-monitor.js'
 import { findNginx, nginxVersion, startNginx } from './nginx.js'
 import { processCpuMicros } from './process-cpu.js'
 import { bareOptions, pluginOptions, redisStoreOptions } from './proxy-options.js'
@@ -13,6 +14,9 @@ export interface Peer {
   readonly origin: string
   /** The proxy process's CPU time so far; null for direct, which has no proxy. */
   cpuMicros: () => Promise<number | null>
+  /** Starts a window of the proxy's event-loop delay and GC pauses, and reads it; null for peers that are not a Node proxy. */
+  resetPauses: () => Promise<void>
+  pauses: () => Promise<PauseFigures | null>
   stop: () => Promise<void>
 }
 
@@ -64,15 +68,17 @@ export async function lineUpPeers (names: readonly PeerName[], upstreamOrigin: s
   return { launchers, skipped, nginxVersion: version, redisVersion }
 }
 
+const NO_PAUSES = { resetPauses: async () => {}, pauses: async () => null } as const
+
 async function launchNginx (binary: string, upstreamPort: number): Promise<Peer> {
   const nginx = await startNginx(binary, upstreamPort)
-  return { name: 'nginx', origin: `http://127.0.0.1:${nginx.port}`, cpuMicros: async () => await processCpuMicros(nginx.pid), stop: nginx.stop }
+  return { name: 'nginx', origin: `http://127.0.0.1:${nginx.port}`, cpuMicros: async () => await processCpuMicros(nginx.pid), ...NO_PAUSES, stop: nginx.stop }
 }
 
 async function launchNodePeer (name: Exclude<PeerName, 'nginx' | 'plugin-redis'>, upstreamOrigin: string): Promise<Peer> {
   switch (name) {
     case 'direct':
-      return { name, origin: upstreamOrigin, cpuMicros: async () => null, stop: async () => {} }
+      return { name, origin: upstreamOrigin, cpuMicros: async () => null, ...NO_PAUSES, stop: async () => {} }
     case 'reply-from':
       return nodeProxyPeer(name, await startProxy({ kind: 'reply-from', upstreamOrigin }, name))
     case 'plugin':
@@ -116,6 +122,8 @@ function nodeProxyPeer (name: PeerName, proxy: ProxyProcess): Peer {
     name,
     origin: originOf(proxy),
     cpuMicros: async () => await processCpuMicros(proxy.pid) ?? (await proxy.call('sample')).cpuMicros,
+    resetPauses: async () => await proxy.call('resetPauses'),
+    pauses: async () => await proxy.call('pauses'),
     stop: async () => await proxy.stop()
   }
 }

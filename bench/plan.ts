@@ -32,13 +32,27 @@ export interface SuitePlan {
     readonly maxAwayMs: number
     readonly midEventShare: number
   }
+  readonly churn: {
+    readonly clients: number
+    readonly eventsPerSecPerClient: number
+    readonly eventBytes: number
+    /** Each client stays connected for a time spread evenly between these, then cuts and resumes. */
+    readonly connectedMinMs: number
+    readonly connectedMaxMs: number
+    readonly maxAwayMs: number
+    readonly midEventShare: number
+    /** Before the measured window: the clients' first connections, the JIT. */
+    readonly warmupSeconds: number
+    readonly seconds: number
+  }
 }
 
 export const SMALL_EVENT = 200
 export const LARGE_EVENT = 2048
 
 /** Full speed with 1, 100 and 1000 clients, and the two fixed rates, at each size; quick leaves out the fixed rates at 2 KB. */
-function throughputCases (quick: boolean): ThroughputCase[] {
+function throughputCases (quick: boolean, only: readonly ThroughputCase[] | undefined): ThroughputCase[] {
+  if (only !== undefined) return [...only]
   return [SMALL_EVENT, LARGE_EVENT].flatMap((eventBytes) => [
     { clients: 1, eventBytes, offeredPerConn: 0 },
     { clients: 100, eventBytes, offeredPerConn: 0 },
@@ -54,11 +68,11 @@ export function suitePlan (options: CliOptions): SuitePlan {
   return {
     mode: quick ? 'quick' : 'full',
     throughput: {
-      cases: throughputCases(quick),
+      cases: throughputCases(quick, options.cases),
       peers: options.peers,
       runs: options.runs ?? (quick ? 1 : 3),
       warmupMs: quick ? 250 : 1000,
-      windowMs: quick ? 500 : 2500,
+      windowMs: options.windowSeconds === undefined ? (quick ? 500 : 2500) : options.windowSeconds * 1000,
       openStallMs: quick ? 500 : 1000
     },
     tracker: { opDurationMs: quick ? 500 : 2000 },
@@ -72,6 +86,17 @@ export function suitePlan (options: CliOptions): SuitePlan {
       meanConnectedMs: 2000,
       maxAwayMs: 500,
       midEventShare: 0.5
+    },
+    churn: {
+      clients: 600,
+      eventsPerSecPerClient: 50,
+      eventBytes: SMALL_EVENT,
+      connectedMinMs: 2000,
+      connectedMaxMs: 7000,
+      maxAwayMs: 100,
+      midEventShare: 0.5,
+      warmupSeconds: quick ? 5 : 10,
+      seconds: options.churnSeconds ?? (quick ? 30 : 120)
     }
   }
 }

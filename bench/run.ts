@@ -13,6 +13,8 @@ import { renderMarkdown } from './report/markdown.js'
 import { fullSpeedCpuRatios, fullSpeedRatios, geometricMean } from './report/ratios.js'
 import type { BenchResults, LoadFigures, MemoryFigures, ReconnectFigures } from './report/results.js'
 import { checkTargets } from './report/targets.js'
+import { configureProxyLaunch } from './proxy-process.js'
+import { runChurn } from './scenarios/churn.js'
 import { runLoad } from './scenarios/load.js'
 import { runMemory } from './scenarios/memory.js'
 import { runReconnect } from './scenarios/reconnect.js'
@@ -29,6 +31,7 @@ async function main (): Promise<number> {
     return 0
   }
   const plan = suitePlan(options)
+  configureProxyLaunch({ nodeArgs: options.proxyNodeArgs, outputDir: options.proxyOutputDir })
   const startedAt = new Date()
   const wallStart = performance.now()
   const figures = emptyFigures(plan, options.scenarios, startedAt)
@@ -92,12 +95,31 @@ async function runScenario (scenario: ScenarioName, testbed: Testbed, plan: Suit
     case 'load':
       figures.load = await runLoad(testbed, plan.load)
       break
+    case 'churn': {
+      const outcome = await runChurn(testbed, plan.churn, plan.throughput.peers)
+      figures.churn = outcome.rows
+      figures.machine.redis = outcome.redisVersion ?? figures.machine.redis
+      figures.notes.push(...outcome.notes)
+      break
+    }
   }
 }
 
 /** Every key of the JSON contract is there even when its scenario did not run: null means not measured. */
 function emptyFigures (plan: SuitePlan, scenarios: readonly ScenarioName[], startedAt: Date): Figures {
-  const memory: MemoryFigures = { bytesPer1000Replay: null, bytesPer1000IdsOnly: null, rss1000Sessions: null, rss10000Sessions: null, rssNoSessions: null, eventBytes: SMALL_EVENT, trackedEvents: null }
+  const memory: MemoryFigures = {
+    bytesPer1000Replay: null,
+    bytesPer1000IdsOnly: null,
+    heapBytesPer1000Replay: null,
+    heapBytesPer1000IdsOnly: null,
+    externalBytesPer1000Replay: null,
+    externalBytesPer1000IdsOnly: null,
+    rss1000Sessions: null,
+    rss10000Sessions: null,
+    rssNoSessions: null,
+    eventBytes: SMALL_EVENT,
+    trackedEvents: null
+  }
   const reconnect: ReconnectFigures = { upstreamP50Ms: null, upstreamP99Ms: null, clientResumeP50Ms: null, clientResumeP99Ms: null, upstreamDrops: 0, clientResumes: 0, clientResumesInOrder: 0, redisStore: null }
   const load: LoadFigures = {
     clients: plan.load.clients,
@@ -133,6 +155,7 @@ function emptyFigures (plan: SuitePlan, scenarios: readonly ScenarioName[], star
     memory,
     reconnect,
     load,
+    churn: [],
     run: { mode: plan.mode, runsPerFigure: plan.throughput.runs, scenarios: [...scenarios], skippedPeers: [], startedAt: startedAt.toISOString(), wallSeconds: 0, loadAverage1mEnd: 0 },
     notes: []
   }

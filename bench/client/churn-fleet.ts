@@ -1,12 +1,18 @@
-import { eventId, eventSeq } from '../wire/event-fields.js'
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks'
+import { eventId, eventSeq, eventTimestamp } from '../wire/event-fields.js'
+import { SENT_AT_HEADER } from '../pauses/connection-timings.js'
+import { wallClockMs } from '../wire/event-payload.js'
 import { SseScanner } from '../wire/sse-scanner.js'
 import { openEventStream, type OpenedStream } from './sse-request.js'
 
 export interface ChurnSpec {
   readonly url: string
   readonly clients: number
-  /** Mean time a client stays connected before it cuts its connection (exponentially spread). */
-  readonly meanConnectedMs: number
+  /**
+   * How long a client stays connected before it cuts its connection: exponentially
+   * spread around a mean, or evenly spread between two bounds.
+   */
+  readonly connected: { readonly meanMs: number } | { readonly minMs: number, readonly maxMs: number }
   /** A client comes back after a random time up to this. */
   readonly maxAwayMs: number
   /** Share of cuts made in the middle of an event rather than between reads. */
@@ -22,12 +28,31 @@ export interface ChurnCounts {
   cuts: number
   midEventCuts: number
   resumes: number
+  /** Resumes answered `recovered; upstream-gaps=N`. */
+  resumesWithUpstreamGaps: number
   /** Resumes not answered `recovered`, by reason. */
   unrecoverable: Record<string, number>
   /** Streams the proxy ended on its own. */
   serverCloses: number
   openFailures: number
 }
+
+/** Latency over a window, of live events only: those the upstream wrote after the client sent its GET. */
+export interface ChurnLatency {
+  readonly p50Ms: number | null
+  readonly p99Ms: number | null
+  readonly maxMs: number | null
+  readonly samples: number
+  /** Events written before the client's GET: replayed from the history, their latency is mostly the time away. */
+  readonly replayed: number
+  /** From a resuming client's GET to its response head. */
+  readonly resumeP50Ms: number | null
+  readonly resumeP99Ms: number | null
+  readonly resumeMaxMs: number | null
+}
+
+// Latencies are recorded in microseconds, from 1 µs to 10 minutes, to 3 significant digits.
+const LATENCY_HIGHEST_US = 600_000_000
 
 /**
  * The load under churn: clients that read a numbered stream, cut their connection
@@ -36,11 +61,12 @@ export interface ChurnCounts {
  */
 export class ChurnFleet {
   readonly #clients: ChurnClient[] = []
-  readonly counts: ChurnCounts = { events: 0, lost: 0, duplicated: 0, cuts: 0, midEventCuts: 0, resumes: 0, unrecoverable: {}, serverCloses: 0, openFailures: 0 }
+  readonly counts: ChurnCounts = { events: 0, lost: 0, duplicated: 0, cuts: 0, midEventCuts: 0, resumes: 0, resumesWithUpstreamGaps: 0, unrecoverable: {}, serverCloses: 0, openFailures: 0 }
+  readonly #latency: LatencyWindow = { histogram: microsHistogram(), resumes: microsHistogram(), replayed: 0 }
 
   start (spec: ChurnSpec): void {
     for (let index = 0; index < spec.clients; index++) {
-      const client = new ChurnClient(spec, this.counts)
+      const client = new ChurnClient(spec, this.counts, this.#latency)
       this.#clients.push(client)
       client.connect()
     }
@@ -51,11 +77,50 @@ export class ChurnFleet {
     this.#clients.length = 0
     return this.counts
   }
+
+  /** The latency since the last call (or the start), and a new window. */
+  takeLatency (): ChurnLatency {
+    const { histogram, resumes, replayed } = this.#latency
+    const window: ChurnLatency = {
+      p50Ms: millis(histogram, histogram.percentile(50)),
+      p99Ms: millis(histogram, histogram.percentile(99)),
+      maxMs: millis(histogram, histogram.max),
+      samples: histogram.count,
+      replayed,
+      resumeP50Ms: millis(resumes, resumes.percentile(50)),
+      resumeP99Ms: millis(resumes, resumes.percentile(99)),
+      resumeMaxMs: millis(resumes, resumes.max)
+    }
+    histogram.reset()
+    resumes.reset()
+    this.#latency.replayed = 0
+    return window
+  }
+}
+
+interface LatencyWindow {
+  readonly histogram: RecordableHistogram
+  readonly resumes: RecordableHistogram
+  replayed: number
+}
+
+function microsHistogram (): RecordableHistogram {
+  return createHistogram({ lowest: 1, highest: LATENCY_HIGHEST_US, figures: 3 })
+}
+
+function recordMs (histogram: RecordableHistogram, ms: number): void {
+  // Two processes' clocks from one system clock: a latency can round to zero, never below.
+  histogram.record(Math.min(LATENCY_HIGHEST_US, Math.max(1, Math.round(ms * 1000))))
+}
+
+function millis (histogram: RecordableHistogram, micros: number): number | null {
+  return histogram.count === 0 ? null : micros / 1000
 }
 
 class ChurnClient {
   readonly #spec: ChurnSpec
   readonly #counts: ChurnCounts
+  readonly #latency: LatencyWindow
   readonly #scanner = new SseScanner()
   #stream: OpenedStream | undefined
   #lastId: string | undefined
@@ -63,21 +128,30 @@ class ChurnClient {
   #cutTimer: NodeJS.Timeout | undefined
   #cutInNextChunk = false
   #stopped = false
+  /** When the current connection's GET was sent, and when the chunk being read arrived (wall clock, ms). */
+  #requestedAt = 0
+  #receivedAt = 0
 
-  constructor (spec: ChurnSpec, counts: ChurnCounts) {
+  constructor (spec: ChurnSpec, counts: ChurnCounts, latency: LatencyWindow) {
     this.#spec = spec
     this.#counts = counts
+    this.#latency = latency
   }
 
   connect (): void {
     if (this.#stopped) return
     const resuming = this.#lastId !== undefined
-    openEventStream(this.#spec.url, resuming ? { 'last-event-id': this.#lastId as string } : {}).then((stream) => {
+    this.#requestedAt = wallClockMs()
+    const sentAt = { [SENT_AT_HEADER]: this.#requestedAt.toFixed(3) }
+    openEventStream(this.#spec.url, resuming ? { 'last-event-id': this.#lastId as string, ...sentAt } : sentAt).then((stream) => {
       if (this.#stopped) {
         stream.request.destroy()
         return
       }
-      if (resuming) this.#checkResume(String(stream.response.headers['x-resume-status'] ?? 'none'))
+      if (resuming) {
+        recordMs(this.#latency.resumes, wallClockMs() - this.#requestedAt)
+        this.#checkResume(String(stream.response.headers['x-resume-status'] ?? 'none'))
+      }
       this.#attach(stream)
     }, () => {
       this.#counts.openFailures++
@@ -94,6 +168,11 @@ class ChurnClient {
   #checkResume (status: string): void {
     this.#counts.resumes++
     if (status === 'recovered') return
+    // Recovered, with notices of gaps the proxy saw upstream in what it replays: the sequence check still holds.
+    if (status.startsWith('recovered;')) {
+      this.#counts.resumesWithUpstreamGaps++
+      return
+    }
     const reason = /reason=([\w-]+)/.exec(status)?.[1] ?? status
     this.#counts.unrecoverable[reason] = (this.#counts.unrecoverable[reason] ?? 0) + 1
     // Evicted: the same stream goes on, and its gap counts as lost. Otherwise a fresh stream starts over.
@@ -106,10 +185,18 @@ class ChurnClient {
     stream.response.on('data', (chunk: Buffer) => this.#read(chunk))
     stream.response.once('error', () => {})
     stream.response.once('close', () => this.#closed(stream))
-    this.#cutTimer = setTimeout(() => this.#cutSoon(), -Math.log(1 - Math.random()) * this.#spec.meanConnectedMs)
+    this.#cutTimer = setTimeout(() => this.#cutSoon(), this.#connectedMs())
+  }
+
+  #connectedMs (): number {
+    const connected = this.#spec.connected
+    return 'meanMs' in connected
+      ? -Math.log(1 - Math.random()) * connected.meanMs
+      : connected.minMs + Math.random() * (connected.maxMs - connected.minMs)
   }
 
   #read (chunk: Buffer): void {
+    this.#receivedAt = wallClockMs()
     if (!this.#cutInNextChunk) {
       this.#scanner.feed(chunk, this.#onEvent)
       return
@@ -125,6 +212,7 @@ class ChurnClient {
     // The in-band resume-status notice carries no seq.
     if (Number.isNaN(seq)) return
     this.#counts.events++
+    this.#recordLatency(eventTimestamp(chunk, start, end))
     const last = this.#lastSeq
     if (last !== undefined && seq <= last) {
       this.#counts.duplicated++
@@ -133,6 +221,15 @@ class ChurnClient {
     if (last !== undefined && seq > last + 1) this.#counts.lost += seq - last - 1
     this.#lastSeq = seq
     this.#lastId = eventId(chunk, start, end)
+  }
+
+  #recordLatency (writtenAt: number): void {
+    if (Number.isNaN(writtenAt)) return
+    if (writtenAt < this.#requestedAt) {
+      this.#latency.replayed++
+      return
+    }
+    recordMs(this.#latency.histogram, this.#receivedAt - writtenAt)
   }
 
   #cutSoon (): void {

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { closeSync, openSync } from 'node:fs'
 import { isMessageOfKind, type ReadyMessage, type ReplyMessage, type RpcMethods } from './protocol.js'
 
 export interface ForkOptions {
@@ -8,6 +9,8 @@ export interface ForkOptions {
   readonly args?: readonly string[]
   readonly execArgv?: readonly string[]
   readonly readyTimeoutMs?: number
+  /** The child's stdout goes to this file (appended) instead of the harness's stdout, which carries the report. */
+  readonly stdoutFile?: string
 }
 
 interface PendingCall {
@@ -39,10 +42,17 @@ export class ChildHandle<Api extends RpcMethods<Api>, ReadyInfo = unknown> {
 
   /** Starts a compiled child module and waits until it announces itself. */
   static async fork<Api extends RpcMethods<Api>, ReadyInfo = unknown> (module: URL, options: ForkOptions): Promise<ChildHandle<Api, ReadyInfo>> {
-    const child = fork(module, [...options.args ?? []], {
-      execArgv: [...options.execArgv ?? []],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-    })
+    const stdout = options.stdoutFile === undefined ? 'inherit' : openSync(options.stdoutFile, 'a')
+    let child: ChildProcess
+    try {
+      child = fork(module, [...options.args ?? []], {
+        execArgv: [...options.execArgv ?? []],
+        stdio: ['ignore', stdout, 'inherit', 'ipc']
+      })
+    } finally {
+      // The child holds its own copy of the descriptor.
+      if (typeof stdout === 'number') closeSync(stdout)
+    }
     // The child is ours: its ready message carries the ReadyInfo it was written to send.
     const info = await waitForReady(child, options.label, options.readyTimeoutMs ?? 20_000) as ReadyInfo
     return new ChildHandle<Api, ReadyInfo>(child, options.label, info)

@@ -7,6 +7,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import mcpSseResilience, { type McpSseResilienceOptions } from '../../lib/index.js'
 import { announceReady, serveCalls } from '../ipc/serve.js'
+import { ConnectionTimings, type ResumeStages } from '../pauses/connection-timings.js'
+import { PauseMonitor, type PauseFigures } from '../pauses/pause-monitor.js'
 
 export type ProxySpec =
   | { readonly kind: 'reply-from', readonly upstreamOrigin: string }
@@ -22,6 +24,12 @@ export type ProxyApi = {
   sample: () => Promise<ProxySample>
   /** Runs a full GC first when the process was started with --expose-gc. */
   sampleAfterGc: () => Promise<ProxySample>
+  /** Starts a new window for `pauses`. */
+  resetPauses: () => Promise<void>
+  /** The event loop's delay and the GC pauses since `resetPauses` (or the start). */
+  pauses: () => Promise<PauseFigures>
+  /** Where resumes waited since the last call: before the accept, before the request, before the head. */
+  takeResumeStages: () => Promise<ResumeStages>
 }
 
 export interface ProxyReady {
@@ -46,16 +54,24 @@ function sample (): ProxySample {
   return { cpuMicros: cpu.user + cpu.system, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed }
 }
 
+const pauses = new PauseMonitor()
 const spec = JSON.parse(process.argv[2] ?? '{}') as ProxySpec
 const app = await buildApp(spec)
 await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 })
+const resumeStages = new ConnectionTimings(app.server)
 
 serveCalls<ProxyApi>({
   sample: async () => sample(),
   sampleAfterGc: async () => {
     globalThis.gc?.()
     return sample()
-  }
+  },
+  resetPauses: async () => pauses.reset(),
+  pauses: async () => pauses.read(),
+  takeResumeStages: async () => resumeStages.take()
 })
+
+// The harness stops a proxy with SIGTERM: exiting through process.exit lets --cpu-prof write its profile.
+process.once('SIGTERM', () => process.exit(0))
 
 announceReady({ port: (app.server.address() as AddressInfo).port } satisfies ProxyReady)

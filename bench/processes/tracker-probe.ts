@@ -3,16 +3,16 @@
  * held per tracked event, and operations per second.
  */
 import { announceReady, serveCalls } from '../ipc/serve.js'
-import { historyHeapPer1000 } from '../tracker/heap-cost.js'
+import { historyCostPer1000, type HistoryCost } from '../tracker/heap-cost.js'
 import { trackerOpRates, type TrackerOpRates } from '../tracker/op-rate.js'
 
 export type TrackerProbeApi = {
-  historyHeapPer1000: (events: number, eventBytes: number, replay: boolean) => Promise<number>
+  historyCostPer1000: (events: number, eventBytes: number, replay: boolean) => Promise<HistoryCost>
   opRates: (durationMs: number, eventBytes: number) => Promise<TrackerOpRates>
 }
 
 serveCalls<TrackerProbeApi>({
-  historyHeapPer1000: async (events, eventBytes, replay) => historyHeapPer1000(events, eventBytes, replay),
+  historyCostPer1000: async (events, eventBytes, replay) => historyCostPer1000(events, eventBytes, replay),
   opRates: async (durationMs, eventBytes) => trackerOpRates(durationMs, eventBytes)
 })
 

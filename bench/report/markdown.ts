@@ -1,6 +1,6 @@
 import { PEER_NAMES } from '../peers.js'
 import { findRow, fullSpeedRatios } from './ratios.js'
-import type { BenchResults, CaseRatio, ThroughputRow } from './results.js'
+import type { BenchResults, CaseRatio, ChurnFigures, ThroughputRow } from './results.js'
 
 /** The run as markdown: the throughput table, a section per other scenario, the targets. */
 export function renderMarkdown (results: BenchResults): string {
@@ -11,6 +11,7 @@ export function renderMarkdown (results: BenchResults): string {
     memorySection(results),
     reconnectSection(results),
     loadSection(results),
+    churnSection(results.churn),
     targetsSection(results),
     notesSection(results.notes)
   ].filter((section) => section !== '').join('\n\n') + '\n'
@@ -33,19 +34,20 @@ function throughputSection (rows: readonly ThroughputRow[]): string {
   const lines = [
     '### Throughput and latency',
     '',
-    'Latency: from the upstream writing an event to the client reading it. Proxy CPU: the proxy process\'s user + system time over the events delivered (`direct` has no proxy).',
+    'Latency: from the upstream writing an event to the client reading it. Proxy CPU: the proxy process\'s user + system time over the events delivered (`direct` has no proxy). ' +
+      'Loop delay: how late the proxy\'s event loop came back to a 1 ms timer over the window, p99 (Node proxies only).',
     '',
-    '| peer | clients | event | offered per conn | delivered events/s | p50 ms | p99 ms | proxy CPU µs/event |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|'
+    '| peer | clients | event | offered per conn | delivered events/s | p50 ms | p99 ms | proxy CPU µs/event | proxy loop delay p99 ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|'
   ]
   let previousCase = ''
   for (const row of [...rows].sort((left, right) => caseKey(left).localeCompare(caseKey(right)) || peerOrder(left) - peerOrder(right))) {
     const thisCase = caseKey(row)
-    if (previousCase !== '' && thisCase !== previousCase) lines.push('| | | | | | | | |')
+    if (previousCase !== '' && thisCase !== previousCase) lines.push('| | | | | | | | | |')
     previousCase = thisCase
     lines.push(`| ${row.scenario} | ${row.clients} | ${row.eventBytes} B | ${row.offeredPerConn === 0 ? 'full speed' : `${row.offeredPerConn}/s`} | ` +
       `${formatRate(row.eventsPerSec)}${row.streamsOpened < row.clients ? ` (${row.streamsOpened} streams open)` : ''} | ` +
-      `${fixed(row.p50Ms, 2)} | ${fixed(row.p99Ms, 2)} | ${fixed(row.cpuUsPerEvent, 2)} |`)
+      `${fixed(row.p50Ms, 2)} | ${fixed(row.p99Ms, 2)} | ${fixed(row.cpuUsPerEvent, 2)} | ${fixed(row.proxyLoopDelayP99Ms, 1)} |`)
   }
   const ratios = [
     ratioLine('plugin / reply-from at full speed', fullSpeedRatios(rows, 'plugin', 'reply-from')),
@@ -102,8 +104,8 @@ function memorySection ({ memory }: BenchResults): string {
     '',
     '| what | figure |',
     '|---|---:|',
-    `| history heap per 1000 events, replay (${memory.eventBytes} B events) | ${formatKb(memory.bytesPer1000Replay)} |`,
-    `| history heap per 1000 events, ids only | ${formatKb(memory.bytesPer1000IdsOnly)} |`,
+    `| history per 1000 events, replay (${memory.eventBytes} B events): heap + external | ${formatKb(memory.heapBytesPer1000Replay)} + ${formatKb(memory.externalBytesPer1000Replay)} = ${formatKb(memory.bytesPer1000Replay)} |`,
+    `| history per 1000 events, ids only: heap + external | ${formatKb(memory.heapBytesPer1000IdsOnly)} + ${formatKb(memory.externalBytesPer1000IdsOnly)} = ${formatKb(memory.bytesPer1000IdsOnly)} |`,
     `| proxy RSS, no session | ${fixed(memory.rssNoSessions, 1)} MB |`,
     `| proxy RSS, 1000 idle sessions | ${fixed(memory.rss1000Sessions, 1)} MB |`,
     `| proxy RSS, 10000 idle sessions | ${fixed(memory.rss10000Sessions, 1)} MB |`
@@ -151,6 +153,46 @@ function loadSection ({ load }: BenchResults): string {
     `| proxy heap after a forced GC, start and each tenth of the run | ${load.heapAfterGcMb.map((value) => value.toFixed(0)).join(', ')} MB (${fixed(load.heapGrowthSecondHalfPct, 1)}% over the second half) |`,
     `| upstream backlog at the end | ${formatKb(load.upstreamBacklogBytes)} |`
   ].join('\n')
+}
+
+function churnSection (rows: readonly ChurnFigures[]): string {
+  if (rows.length === 0) return ''
+  const first = rows[0] as ChurnFigures
+  const column = (label: string, cell: (row: ChurnFigures) => string): string => `| ${label} | ${rows.map(cell).join(' | ')} |`
+  const gc = (row: ChurnFigures, kind: 'minor' | 'major'): string => {
+    const figures = row.proxyGc[kind]
+    const perSecond = figures.count / row.seconds
+    return figures.count === 0 ? 'none' : `${figures.count} (${perSecond.toFixed(1)}/s), mean ${(figures.totalMs / figures.count).toFixed(1)} ms, max ${figures.maxMs.toFixed(1)} ms`
+  }
+  return [
+    '### Churn',
+    '',
+    `${first.clients} streams × ${first.eventsPerSecPerClient} events/s of ${first.eventBytes} B; each client cuts its connection after ${first.connectedMs[0] / 1000}–${first.connectedMs[1] / 1000} s ` +
+      `(evenly spread) and resumes with Last-Event-ID. Counts cover the whole run; latency (live events only), loop delay and GC cover ${first.seconds} s after a ${first.warmupSeconds} s warm-up.`,
+    '',
+    `| what | ${rows.map((row) => row.peer).join(' | ')} |`,
+    `|---|${rows.map(() => '---:').join('|')}|`,
+    column('events delivered', (row) => String(row.eventsDelivered)),
+    column('lost / duplicated', (row) => `${row.lost} / ${row.duplicated}`),
+    column('cuts (mid-event) / resumes (with upstream gaps) / unrecoverable', (row) => `${row.cuts} (${row.midEventCuts}) / ${row.resumes} (${row.resumesWithUpstreamGaps}) / ${formatReasons(row.unrecoverable)}`),
+    column('streams the proxy ended / failed opens', (row) => `${row.serverCloses} / ${row.openFailures}`),
+    column('latency p50 / p99 / max ms', (row) => `${fixed(row.latencyP50Ms, 1)} / ${fixed(row.latencyP99Ms, 1)} / ${fixed(row.latencyMaxMs, 0)}`),
+    column('resume: GET to response head, p50 / p99 / max ms', (row) => `${fixed(row.resumeP50Ms, 1)} / ${fixed(row.resumeP99Ms, 1)} / ${fixed(row.resumeMaxMs, 0)}`),
+    column('resume in the proxy, p50 / p99 ms: waiting to be accepted; then to be parsed; then for the head', (row) => {
+      const stages = row.resumeStages
+      return `${fixed(stages.acceptWaitP50Ms, 1)} / ${fixed(stages.acceptWaitP99Ms, 1)}; ${fixed(stages.toRequestP50Ms, 1)} / ${fixed(stages.toRequestP99Ms, 1)}; ${fixed(stages.toHeadP50Ms, 1)} / ${fixed(stages.toHeadP99Ms, 1)}`
+    }),
+    column('proxy event-loop delay p50 / p99 / max ms', (row) => `${fixed(row.proxyLoopDelayP50Ms, 1)} / ${fixed(row.proxyLoopDelayP99Ms, 1)} / ${fixed(row.proxyLoopDelayMaxMs, 0)}`),
+    column('proxy scavenges', (row) => gc(row, 'minor')),
+    column('proxy mark-compacts', (row) => gc(row, 'major')),
+    column('proxy CPU', (row) => `${row.proxyCpuPercent.toFixed(0)}% of a core`),
+    column('load generator\'s loop delay p99 ms', (row) => fixed(row.clientLoopDelayP99Ms, 1))
+  ].join('\n')
+}
+
+function formatReasons (reasons: Record<string, number>): string {
+  const parts = Object.entries(reasons).map(([reason, count]) => `${reason} ${count}`)
+  return parts.length === 0 ? '0' : parts.join(', ')
 }
 
 function targetsSection ({ targets }: BenchResults): string {

@@ -1,4 +1,6 @@
 import type { MachineInfo } from '../machine.js'
+import type { ResumeStages } from '../pauses/connection-timings.js'
+import type { GcFigures } from '../pauses/pause-monitor.js'
 import type { PeerName } from '../peers.js'
 
 /** The JSON the bench writes. The first keys of each object are the issue's contract; the rest are extras. */
@@ -9,6 +11,8 @@ export interface BenchResults {
   memory: MemoryFigures
   reconnect: ReconnectFigures
   load: LoadFigures
+  /** The churn scenario, one row per store (plugin, plugin-redis); empty when it did not run. */
+  churn: ChurnFigures[]
   run: RunInfo
   targets: TargetCheck[]
   notes: string[]
@@ -32,6 +36,10 @@ export interface ThroughputRow {
   streamsOpened: number
   /** Streams that the far end closed during the measurement windows, over all runs. */
   streamsEnded: number
+  /** How late the proxy's event loop came back to a 1 ms timer over the window, p99 (median of runs); null for direct and nginx. */
+  proxyLoopDelayP99Ms: number | null
+  /** The proxy's GC pauses over each run's window (PerformanceObserver 'gc'); empty for direct and nginx. */
+  proxyGcByRun: GcFigures[]
 }
 
 export interface TrackerOverhead {
@@ -56,8 +64,15 @@ export interface CaseRatio {
 }
 
 export interface MemoryFigures {
+  /** Heap and external together: what the history costs, wherever it keeps its bytes. */
   bytesPer1000Replay: number | null
   bytesPer1000IdsOnly: number | null
+  /** The V8 heap's share (heapUsed). */
+  heapBytesPer1000Replay: number | null
+  heapBytesPer1000IdsOnly: number | null
+  /** Off the V8 heap: process.memoryUsage().external, which includes arrayBuffers (Node's Buffers). */
+  externalBytesPer1000Replay: number | null
+  externalBytesPer1000IdsOnly: number | null
   /** Proxy RSS in MB. */
   rss1000Sessions: number | null
   rss10000Sessions: number | null
@@ -134,6 +149,52 @@ export interface LoadFigures {
   /** Bytes waiting in the upstream's socket buffers at the end: grows when the proxy cannot keep up. */
   upstreamBacklogBytes: number | null
   historyMaxEvents: number
+}
+
+export interface ChurnFigures {
+  peer: PeerName
+  clients: number
+  eventsPerSecPerClient: number
+  eventBytes: number
+  /** Each client stays connected for a time spread evenly between these (ms), then cuts and resumes. */
+  connectedMs: [number, number]
+  warmupSeconds: number
+  /** The measured window, after the warm-up. */
+  seconds: number
+  /** Events the clients read over the whole run, warm-up included; lost and duplicated likewise. */
+  eventsDelivered: number
+  lost: number
+  duplicated: number
+  /** From the upstream writing a live event to the client reading it, over the window. */
+  latencyP50Ms: number | null
+  latencyP99Ms: number | null
+  latencyMaxMs: number | null
+  latencySamples: number
+  /** Events written before the client's GET (replayed): not in the latency figures. */
+  replayedEvents: number
+  /** From a resuming client's GET to its response head, over the window. */
+  resumeP50Ms: number | null
+  resumeP99Ms: number | null
+  resumeMaxMs: number | null
+  /** The same resumes seen from inside the proxy: waiting to be accepted, then to be parsed, then for the head. */
+  resumeStages: ResumeStages
+  /** How late the proxy's event loop came back to a 1 ms timer, over the window. */
+  proxyLoopDelayP50Ms: number | null
+  proxyLoopDelayP99Ms: number | null
+  proxyLoopDelayMaxMs: number | null
+  proxyGc: GcFigures
+  /** Proxy CPU over the window, in percent of one core. */
+  proxyCpuPercent: number
+  /** The load generator's own loop delay: when it is late, latency is inflated on the client's side. */
+  clientLoopDelayP99Ms: number | null
+  cuts: number
+  midEventCuts: number
+  resumes: number
+  /** Resumes answered `recovered; upstream-gaps=N`: recovered, with notices of gaps the proxy saw upstream. */
+  resumesWithUpstreamGaps: number
+  unrecoverable: Record<string, number>
+  serverCloses: number
+  openFailures: number
 }
 
 export interface RunInfo {

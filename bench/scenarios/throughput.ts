@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { streamPath } from '../upstream/stream-request.js'
+import { describeGc, type PauseFigures } from '../pauses/pause-monitor.js'
 import { lineUpPeers, type Peer, type PeerLauncher } from '../peers.js'
 import type { SuitePlan, ThroughputCase } from '../plan.js'
 import { progress } from '../progress.js'
@@ -18,6 +19,7 @@ interface Measurement {
   /** How long opening the streams and, after the window, winding them down took: a backed-up proxy is slow to both. */
   readonly openMs: number
   readonly settleMs: number
+  readonly pauses: PauseFigures | null
 }
 
 export interface ThroughputOutcome {
@@ -74,10 +76,10 @@ async function measureOnce (testbed: Testbed, peer: Peer, testCase: ThroughputCa
   await upstream.call('release')
   const openMs = performance.now() - openStart
   await sleep(plan.warmupMs)
-  const [proxyCpuBefore, upstreamBefore] = await Promise.all([peer.cpuMicros(), upstream.call('stats'), client.call('startWindow')])
+  const [proxyCpuBefore, upstreamBefore] = await Promise.all([peer.cpuMicros(), upstream.call('stats'), client.call('startWindow'), peer.resetPauses()])
   await sleep(plan.windowMs)
   const window = await client.call('endWindow')
-  const [proxyCpuAfter, upstreamAfter] = await Promise.all([peer.cpuMicros(), upstream.call('stats')])
+  const [proxyCpuAfter, upstreamAfter, pauses] = await Promise.all([peer.cpuMicros(), upstream.call('stats'), peer.pauses()])
   // Streams a proxy opens late, from its queue, must not start pumping while the fleet closes.
   const settleStart = performance.now()
   await upstream.call('hold')
@@ -99,7 +101,8 @@ async function measureOnce (testbed: Testbed, peer: Peer, testCase: ThroughputCa
     streamsOpened: opening.opened,
     streamsEnded: window.streamsEnded,
     openMs,
-    settleMs
+    settleMs,
+    pauses
   }
 }
 
@@ -116,7 +119,9 @@ function summarize (peer: PeerLauncher, testCase: ThroughputCase, runs: readonly
     upstreamCpuUsPerEvent: medianOfKnown(runs.map((run) => run.upstreamCpuUsPerEvent)),
     runs: runs.length,
     streamsOpened: Math.min(...runs.map((run) => run.streamsOpened)),
-    streamsEnded: runs.reduce((total, run) => total + run.streamsEnded, 0)
+    streamsEnded: runs.reduce((total, run) => total + run.streamsEnded, 0),
+    proxyLoopDelayP99Ms: medianOfKnown(runs.map((run) => run.pauses?.loopDelayP99Ms ?? null)),
+    proxyGcByRun: runs.flatMap((run) => run.pauses === null ? [] : [run.pauses.gc])
   }
 }
 
@@ -134,5 +139,8 @@ function describeMeasurement (measurement: Measurement): string {
   const rate = measurement.eventsPerSec >= 1000 ? `${(measurement.eventsPerSec / 1000).toFixed(1)}k` : measurement.eventsPerSec.toFixed(0)
   const latency = `p50 ${measurement.p50Ms?.toFixed(2) ?? '-'} ms, p99 ${measurement.p99Ms?.toFixed(2) ?? '-'} ms`
   const phases = `open ${(measurement.openMs / 1000).toFixed(1)} s, settle ${(measurement.settleMs / 1000).toFixed(1)} s`
-  return `${rate} ev/s, ${latency}, cpu ${measurement.cpuUsPerEvent?.toFixed(2) ?? '-'} µs/ev, ${measurement.streamsOpened} streams, ${phases}`
+  const pauses = measurement.pauses === null
+    ? ''
+    : `; proxy loop delay p99 ${measurement.pauses.loopDelayP99Ms?.toFixed(1) ?? '-'} ms, max ${measurement.pauses.loopDelayMaxMs?.toFixed(1) ?? '-'} ms; GC: ${describeGc(measurement.pauses.gc, measurement.pauses.windowMs)}`
+  return `${rate} ev/s, ${latency}, cpu ${measurement.cpuUsPerEvent?.toFixed(2) ?? '-'} µs/ev, ${measurement.streamsOpened} streams, ${phases}${pauses}`
 }
