@@ -1,6 +1,6 @@
 import { eventIdPrefix, mintEpoch, mintStreamId } from '../../lib/session/event-id.js'
 import { createRelayScanner } from '../../lib/wire/sse-byte-scanner.js'
-import { eventWithProxyId } from '../../lib/wire/sse-event-bytes.js'
+import { eventWithProxyId, idLineStart } from '../../lib/wire/sse-event-bytes.js'
 import { eventWriter, wallClockMs } from '../wire/event-payload.js'
 
 /** One event as the proxy holds it after scanning and recording: what the trackers are given. */
@@ -26,11 +26,11 @@ export function relayEvents (count: number, eventBytes: number, onChunk: (events
   const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / eventBytes))
   let batch: RelayedEvent[] = []
   let seq = 0
-  const idPrefix = eventIdPrefix(streamId, epoch)
+  const idStart = idLineStart(eventIdPrefix(streamId, epoch))
   const parser = createRelayScanner({
     onEvent: (lines, id) => {
       seq++
-      batch.push({ seq, upstreamId: id ?? '', bytes: eventWithProxyId(idPrefix, seq, lines) })
+      batch.push({ seq, upstreamId: id ?? '', bytes: eventWithProxyId(idStart, seq, lines) })
     },
     onComment: () => {},
     onRetry: () => {},

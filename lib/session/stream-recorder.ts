@@ -1,6 +1,6 @@
 import type { HistoryRead, RecordedEvent } from '../history/history-store.js'
 import type { SseEvent } from '../wire/sse-event.js'
-import { answeredIdsInEvent, eventData, eventLines, eventWithProxyId, hasLines } from '../wire/sse-event-bytes.js'
+import { answeredIdsInEvent, eventData, eventLines, eventWithProxyId, hasLines, idLineStart } from '../wire/sse-event-bytes.js'
 import { eventIdPrefix } from './event-id.js'
 import { gapNotice, type GapCause } from './resume-status.js'
 import type { AppendQueue } from './append-queue.js'
@@ -22,7 +22,7 @@ export type RecorderEnvironment = Pick<StreamEnvironment, 'epoch' | 'reconnect' 
 export class StreamRecorder implements GapReporter {
   readonly #streamId: string
   readonly #env: RecorderEnvironment
-  readonly #idPrefix: string
+  readonly #idStart: Buffer
   #seq: number
   #batch: StreamItem[] = []
   #recorded: RecordedEvent[] = []
@@ -43,7 +43,7 @@ export class StreamRecorder implements GapReporter {
   constructor (streamId: string, env: RecorderEnvironment, origin: StreamOrigin | undefined) {
     this.#streamId = streamId
     this.#env = env
-    this.#idPrefix = eventIdPrefix(streamId, env.epoch)
+    this.#idStart = idLineStart(eventIdPrefix(streamId, env.epoch))
     this.#seq = origin?.lastSeq ?? 0
     this.#lastUpstreamEventId = origin?.lastUpstreamEventId
     const { reconnect } = env
@@ -109,7 +109,7 @@ export class StreamRecorder implements GapReporter {
    */
   recordAs (lines: Buffer, upstreamId: string | undefined): number {
     const seq = ++this.#seq
-    const recorded: RecordedEvent = { seq, upstreamId, bytes: eventWithProxyId(this.#idPrefix, seq, lines) }
+    const recorded: RecordedEvent = { seq, upstreamId, bytes: eventWithProxyId(this.#idStart, seq, lines) }
     this.#batch.push(recorded)
     this.#recorded.push(recorded)
     return seq

@@ -7,6 +7,7 @@ const CR = 0x0d
 const SPACE = 0x20
 const LOWER_D = 0x64
 const LOWER_E = 0x65
+const ZERO = 0x30
 const RESULT = Buffer.from('"result"')
 const ERROR = Buffer.from('"error"')
 
@@ -37,22 +38,38 @@ export function answeredIdsInEvent (bytes: Buffer): string[] {
   return answeredIds(eventData(bytes))
 }
 
+/** What comes before the seq in an event's proxy id line: `id: <stream id>.<epoch>.`, as bytes, made once per stream. */
+export function idLineStart (idPrefix: string): Buffer {
+  return Buffer.from(`id: ${idPrefix}`, 'latin1')
+}
+
 /**
  * An event's wire form under a proxy id: its lines (as the relay scanner gives them) with
  * `id: <prefix><seq>\n` after a leading `event:` line, as the proxy has always written them
  * (type, id, data), then the blank line. One Buffer of its own, from Node's pool when small:
  * the history keeps it, and every client is written it as it is.
  */
-export function eventWithProxyId (idPrefix: string, seq: number, lines: Buffer): Buffer {
-  // A proxy id is base64url and digits: one byte per character.
-  const idLine = `id: ${idPrefix}${seq}\n`
+export function eventWithProxyId (idStart: Buffer, seq: number, lines: Buffer): Buffer {
+  // Whole-Buffer copies, copyWithin and digits written by hand: a Buffer method given a range,
+  // or a string to encode, costs more than the bytes it moves at this size (an object, a C++ call).
+  const digits = digitCount(seq)
+  const idLength = idStart.length + digits + 1
   const typeEnd = typeLineEnd(lines)
-  const bytes = Buffer.allocUnsafe(idLine.length + lines.length + 1)
-  lines.copy(bytes, 0, 0, typeEnd)
-  bytes.write(idLine, typeEnd, 'latin1')
-  lines.copy(bytes, typeEnd + idLine.length, typeEnd)
+  const bytes = Buffer.allocUnsafe(idLength + lines.length + 1)
+  bytes.set(lines, idLength)
+  if (typeEnd > 0) bytes.copyWithin(0, idLength, idLength + typeEnd)
+  bytes.set(idStart, typeEnd)
+  let digit = typeEnd + idLength - 2
+  for (let rest = seq; digit >= typeEnd + idStart.length; rest = Math.floor(rest / 10)) bytes[digit--] = ZERO + rest % 10
+  bytes[typeEnd + idLength - 1] = LF
   bytes[bytes.length - 1] = LF
   return bytes
+}
+
+function digitCount (seq: number): number {
+  let digits = 1
+  for (let rest = seq; rest >= 10; rest = Math.floor(rest / 10)) digits++
+  return digits
 }
 
 /** Whether `wire`, an event written by eventWithProxyId, carries these lines. */
