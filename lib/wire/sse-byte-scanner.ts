@@ -1,15 +1,7 @@
 import { isUtf8 } from 'node:buffer'
 import { createSseParser, type SseParser, type SseParserHandlers } from './sse-parser.js'
 import { serializeEvent } from './sse-serializer.js'
-
-const LF = 0x0a
-const CR = 0x0d
-const SPACE = 0x20
-const COLON = 0x3a
-const LOWER_D = 0x64
-const LOWER_E = 0x65
-const LOWER_I = 0x69
-const LOWER_R = 0x72
+import { LF, CR, SPACE, COLON, LOWER_D, LOWER_E, LOWER_I, LOWER_R } from './sse-bytes.js'
 
 const DATA = Buffer.from('data')
 const EVENT = Buffer.from('event')

@@ -1,13 +1,8 @@
 import { answeredIds } from './json-rpc.js'
 import type { SseEvent } from './sse-event.js'
 import { serializeEvent } from './sse-serializer.js'
+import { LF, CR, SPACE, LOWER_D, LOWER_E, ZERO } from './sse-bytes.js'
 
-const LF = 0x0a
-const CR = 0x0d
-const SPACE = 0x20
-const LOWER_D = 0x64
-const LOWER_E = 0x65
-const ZERO = 0x30
 const RESULT = Buffer.from('"result"')
 const ERROR = Buffer.from('"error"')
 
