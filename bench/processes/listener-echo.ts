@@ -6,7 +6,8 @@ import type { Server } from 'node:net'
 
 process.on('message', (message: unknown, server?: Server) => {
   if (server === undefined) return
-  // Closed in the same turn it arrives: this process never polls the socket, so never accepts from it.
+  // Closed once sent back (closing before would close the fd being sent). The proxy asks before it
+  // announces itself ready, so no client connects meanwhile and this process accepts nothing.
   process.send?.(message, server, () => server.close())
 })
 process.on('disconnect', () => process.exit(0))
