@@ -4,11 +4,12 @@
  */
 import replyFrom from '@fastify/reply-from'
 import Fastify, { type FastifyInstance } from 'fastify'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import mcpSseResilience, { type McpSseResilienceOptions } from '../../lib/index.js'
 import { announceReady, serveCalls } from '../ipc/serve.js'
 import { ConnectionTimings, type ResumeStages } from '../pauses/connection-timings.js'
 import { PauseMonitor, type PauseFigures } from '../pauses/pause-monitor.js'
+import { listenerCopies } from './listener-copies.js'
 
 export type ProxySpec =
   | { readonly kind: 'reply-from', readonly upstreamOrigin: string }
@@ -58,6 +59,10 @@ const pauses = new PauseMonitor()
 const spec = JSON.parse(process.argv[2] ?? '{}') as ProxySpec
 const app = await buildApp(spec)
 await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 })
+// BENCH_PROXY_LISTENERS=n: n fds on the listening socket, so that a busy loop accepts n connections per iteration, not 1.
+for (const copy of await listenerCopies(app.server, Number(process.env['BENCH_PROXY_LISTENERS'] ?? 1) - 1)) {
+  copy.on('connection', (socket: Socket) => app.server.emit('connection', socket))
+}
 const resumeStages = new ConnectionTimings(app.server)
 
 serveCalls<ProxyApi>({
