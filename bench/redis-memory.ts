@@ -201,9 +201,9 @@ async function measurePhase (redis: Redis, options: Options, replay: boolean, ev
       for (let first = 1; first <= eventsPerStream; first += options.batch) {
         const batch: RecordedEvent[] = []
         for (let seq = first; seq < first + options.batch && seq <= eventsPerStream; seq++) {
-          const bytes = Buffer.from(eventText(streamId, epoch, seq, options.eventBytes))
-          textBytes += bytes.length
-          batch.push({ seq, upstreamId: upstreamId(), bytes })
+          const text = eventText(streamId, epoch, seq, options.eventBytes)
+          textBytes += text.length
+          batch.push({ seq, upstreamId: upstreamId(), text })
         }
         await store.append(sessionId, streamId, batch)
       }

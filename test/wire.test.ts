@@ -3,7 +3,6 @@ import fc from 'fast-check'
 import { createSseParser } from '../lib/wire/sse-parser.js'
 import { serializeComment, serializeEvent, serializeRetry } from '../lib/wire/sse-serializer.js'
 import type { SseEvent } from '../lib/wire/sse-event.js'
-import { eventWithProxyId, hasLines, idLineStart } from '../lib/wire/sse-event-bytes.js'
 
 function parseAll (chunks: Uint8Array[], maxEventBytes = 1 << 20) {
   const events: SseEvent[] = []
@@ -89,17 +88,4 @@ t.test('property: random events, serialized and split into random chunks, parse 
     const normalize = (list: SseEvent[]) => JSON.stringify(list.map(({ id, event, data }) => ({ id, event, data })))
     return normalize(parseAll(chunks).events) === normalize(events)
   }), { numRuns: 300 })
-})
-
-t.test('an event under a proxy id: the id line after a leading type line, any seq, and only those lines match it', async (t) => {
-  const idStart = idLineStart('S.E.')
-  for (const seq of [1, 9, 10, 99, 100, 4096, 999_999_999_999_999]) {
-    t.equal(eventWithProxyId(idStart, seq, Buffer.from('event: tick\ndata: a\ndata: b\n')).toString(), `event: tick\nid: S.E.${seq}\ndata: a\ndata: b\n\n`)
-    t.equal(eventWithProxyId(idStart, seq, Buffer.from('data:x\nevent: late\n')).toString(), `id: S.E.${seq}\ndata:x\nevent: late\n\n`)
-  }
-  const wire = eventWithProxyId(idStart, 12, Buffer.from('event: tick\ndata: a\n'))
-  t.ok(hasLines(wire, Buffer.from('event: tick\ndata: a\n')), 'the lines it was made of')
-  t.notOk(hasLines(wire, Buffer.from('event: tick\ndata: b\n')), 'other data')
-  t.notOk(hasLines(wire, Buffer.from('event: tock\ndata: a\n')), 'another type')
-  t.notOk(hasLines(wire, Buffer.from('data: a\n')), 'no type')
 })

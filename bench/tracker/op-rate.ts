@@ -36,7 +36,7 @@ function historyAppendOperation (pool: readonly RelayedEvent[]): (index: number)
   let seq = 0
   return (index) => {
     const event = pool[index % POOL_SIZE] as RelayedEvent
-    store.append('bench-session', 'bench-stream', [{ seq: ++seq, upstreamId: event.upstreamId, bytes: event.bytes }])
+    store.append('bench-session', 'bench-stream', [{ seq: ++seq, upstreamId: event.upstreamId, text: event.text }])
   }
 }
 

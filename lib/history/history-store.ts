@@ -4,11 +4,8 @@ export interface RecordedEvent {
   readonly seq: number
   /** The upstream's own id, kept for upstream resume and dedup; never sent to clients. */
   readonly upstreamId: string | undefined
-  /**
-   * The event as clients receive it, proxy id line included (eventWithProxyId()). Empty in
-   * ids-only mode. Its own Buffer, never a view of an upstream chunk, and never changed.
-   */
-  readonly bytes: Buffer
+  /** The event as clients receive it, proxy id included. Empty in ids-only mode. */
+  readonly text: string
 }
 
 /** What a store can say about the events after a position. */

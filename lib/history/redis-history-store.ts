@@ -1,6 +1,6 @@
 import { StaleOwnerError, StoreResetError } from '../errors.js'
 import type { HistoryLimits, HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from './history-store.js'
-import { defineHistoryScripts, entryField, MAX_EVICTIONS_PER_SCRIPT, recordedEvent, replyArray, replyNumber, timedOperation, type OperationObserver, type RedisClient } from '../store/redis/history-scripts.js'
+import { defineHistoryScripts, MAX_EVICTIONS_PER_SCRIPT, recordedEvent, replyArray, replyNumber, timedOperation, type OperationObserver, type RedisClient } from '../store/redis/history-scripts.js'
 import { activeIndexKey, activeMember, historyKey, historyKeys, leaseKey, liveChannel, metaKey, sessionCountersKey, sessionStreamsKey, streamIndexKey } from '../store/redis/redis-keys.js'
 
 export interface RedisHistoryStoreOptions {
@@ -75,7 +75,7 @@ export class RedisHistoryStore implements HistoryStore {
   async append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
     if (events.length === 0) return
     const keys = historyKeys(this.#prefix, sessionId, streamId)
-    const args: Array<string | number | Buffer> = [
+    const args: Array<string | number> = [
       this.#fences.get(streamId) ?? 0,
       this.#epoch(),
       Date.now(),
@@ -85,7 +85,7 @@ export class RedisHistoryStore implements HistoryStore {
       streamId,
       liveChannel(this.#prefix, sessionId, streamId)
     ]
-    for (const event of events) args.push(event.seq, event.upstreamId ?? '', event.bytes)
+    for (const event of events) args.push(event.seq, event.upstreamId ?? '', event.text)
     const reply = replyArray(await this.#timed('append', async () =>
       await this.#redis.mcpSseAppend(keys.meta, keys.history, keys.sessionCounters, keys.sessionStreams, ...args)))
     const [status, eventsDelta, bytesDelta] = reply
@@ -101,14 +101,13 @@ export class RedisHistoryStore implements HistoryStore {
 
   async readAfter (sessionId: string, streamId: string, afterSeq: number): Promise<HistoryRead> {
     if (!isPosition(afterSeq)) return { status: 'unknown' }
-    const reply = replyArray(await this.#timed('read', async () => await this.#redis.mcpSseReadBuffer(
+    const reply = replyArray(await this.#timed('read', async () => await this.#redis.mcpSseRead(
       metaKey(this.#prefix, sessionId, streamId),
       historyKey(this.#prefix, sessionId, streamId),
       afterSeq,
       afterSeq + 1
     )))
-    const [statusReply, entries] = reply
-    const status = String(statusReply)
+    const [status, entries] = reply
     if (status === 'found') {
       this.#touch(sessionId, streamId)
       return { status: 'found', events: replyArray(entries).map(recordedEvent) }
@@ -124,7 +123,7 @@ export class RedisHistoryStore implements HistoryStore {
     if (!isPosition(seq) || seq === 0) return undefined
     const entries = await this.#timed('upstream-id', async () =>
       await this.#redis.xrange(historyKey(this.#prefix, sessionId, streamId), seq, seq))
-    return entries[0] === undefined ? undefined : entryField(entries[0][1], 'u')
+    return entries[0] === undefined ? undefined : recordedEvent(entries[0]).upstreamId
   }
 
   async expire (now: number): Promise<void> {

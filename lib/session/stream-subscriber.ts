@@ -2,10 +2,10 @@ import type { ClientSseStream } from '../client/client-sse-stream.js'
 import type { HistoryRead } from '../history/history-store.js'
 import { serializeRetry } from '../wire/sse-serializer.js'
 
-/** An event (with its seq), or what is not recorded: a comment, a `retry:`. Its whole wire form. */
+/** An event (with its seq) or a line that is not recorded: a comment, a `retry:`. */
 export interface StreamItem {
   readonly seq?: number | undefined
-  readonly bytes: Buffer
+  readonly text: string
 }
 
 export interface SubscriberOwner {
@@ -20,11 +20,9 @@ export interface SubscriberOwner {
  * subscriber stops writing live and catches up from the history instead: it
  * waits for the socket to drain, then writes what the client lacks in slices,
  * no faster than the client reads. Meanwhile live events queue; if the queue
- * overflows it is dropped and read back from the history, where everything is,
- * so memory stays bounded. Its stream holds the upstream back while it catches up
- * (afterCatchUp), so that the upstream does not outrun it past the end of the
- * history. `lastSentSeq` drops anything the client already has: nothing comes
- * twice, nothing is skipped.
+ * overflows it is dropped and read back from the history, where everything is.
+ * So the upstream is never held back and memory stays bounded. `lastSentSeq`
+ * drops anything the client already has: nothing comes twice, nothing is skipped.
  *
  * A client whose socket takes in nothing for `stallMs` while events wait for it,
  * or whose place has left the history, cannot keep up: it is cut, and counted,
@@ -108,7 +106,7 @@ export class StreamSubscriber {
 
   /** Tells the client, in-band, how long to wait before it reconnects: the SSE `retry:` field. */
   hintRetry (milliseconds: number): void {
-    this.#output?.write(Buffer.from(serializeRetry(milliseconds)))
+    this.#output?.write(serializeRetry(milliseconds))
     this.#output?.flush()
   }
 
@@ -133,7 +131,7 @@ export class StreamSubscriber {
     if (this.#queueOverflowed || this.#queue === undefined) return
     for (const item of items) {
       this.#queue.push(item)
-      this.#queuedChars += item.bytes.length
+      this.#queuedChars += item.text.length
     }
     // Everything queued is in the history too: past the limit, read it back from there.
     if (this.#queuedChars > this.#maxBufferedChars) {
@@ -181,7 +179,7 @@ export class StreamSubscriber {
     let written = 0
     if (!await this.#drained(output)) return false
     for (const item of items) {
-      if (this.#append(output, item)) written += item.bytes.length
+      if (this.#append(output, item)) written += item.text.length
       if (written >= sliceChars) {
         output.flush()
         written = 0
@@ -209,7 +207,7 @@ export class StreamSubscriber {
       if (item.seq <= this.#lastSentSeq) return false
       this.#lastSentSeq = item.seq
     }
-    output.write(item.bytes)
+    output.write(item.text)
     return true
   }
 

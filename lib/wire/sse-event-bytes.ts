@@ -1,7 +1,5 @@
 import { answeredIds } from './json-rpc.js'
-import type { SseEvent } from './sse-event.js'
-import { serializeEvent } from './sse-serializer.js'
-import { LF, CR, SPACE, LOWER_D, LOWER_E, ZERO } from './sse-bytes.js'
+import { LF, CR, SPACE, LOWER_D } from './sse-bytes.js'
 
 const RESULT = Buffer.from('"result"')
 const ERROR = Buffer.from('"error"')
@@ -31,59 +29,4 @@ export function answeredIdsInEvent (bytes: Buffer): string[] {
   // Most events on a stream are notifications.
   if (bytes.indexOf(RESULT) === -1 && bytes.indexOf(ERROR) === -1) return []
   return answeredIds(eventData(bytes))
-}
-
-/** What comes before the seq in an event's proxy id line: `id: <stream id>.<epoch>.`, as bytes, made once per stream. */
-export function idLineStart (idPrefix: string): Buffer {
-  return Buffer.from(`id: ${idPrefix}`, 'latin1')
-}
-
-/**
- * An event's wire form under a proxy id: its lines (as the relay scanner gives them) with
- * `id: <prefix><seq>\n` after a leading `event:` line, as the proxy has always written them
- * (type, id, data), then the blank line. One Buffer of its own, from Node's pool when small:
- * the history keeps it, and every client is written it as it is.
- */
-export function eventWithProxyId (idStart: Buffer, seq: number, lines: Buffer): Buffer {
-  // Whole-Buffer copies, copyWithin and digits written by hand: a Buffer method given a range,
-  // or a string to encode, costs more than the bytes it moves at this size (an object, a C++ call).
-  const digits = digitCount(seq)
-  const idLength = idStart.length + digits + 1
-  const typeEnd = typeLineEnd(lines)
-  const bytes = Buffer.allocUnsafe(idLength + lines.length + 1)
-  bytes.set(lines, idLength)
-  if (typeEnd > 0) bytes.copyWithin(0, idLength, idLength + typeEnd)
-  bytes.set(idStart, typeEnd)
-  let digit = typeEnd + idLength - 2
-  for (let rest = seq; digit >= typeEnd + idStart.length; rest = Math.floor(rest / 10)) bytes[digit--] = ZERO + rest % 10
-  bytes[typeEnd + idLength - 1] = LF
-  bytes[bytes.length - 1] = LF
-  return bytes
-}
-
-function digitCount (seq: number): number {
-  let digits = 1
-  for (let rest = seq; rest >= 10; rest = Math.floor(rest / 10)) digits++
-  return digits
-}
-
-/** Whether `wire`, an event written by eventWithProxyId, carries these lines. */
-export function hasLines (wire: Buffer, lines: Buffer): boolean {
-  const typeEnd = typeLineEnd(lines)
-  const idEnd = wire.indexOf(LF, typeEnd) + 1
-  return wire.length - (idEnd - typeEnd) - 1 === lines.length &&
-    wire.compare(lines, 0, typeEnd, 0, typeEnd) === 0 &&
-    wire.compare(lines, typeEnd, lines.length, idEnd, wire.length - 1) === 0
-}
-
-/** Where a leading `event:` line ends (the scanner keeps only `event` and `data` lines: an `e` starts one); 0 for none. */
-export function typeLineEnd (lines: Buffer): number {
-  return lines[0] === LOWER_E ? lines.indexOf(LF) + 1 : 0
-}
-
-/** The lines of an event the proxy makes itself (a gap notice, a notification), in the scanner's form. */
-export function eventLines (event: SseEvent): Buffer {
-  const wire = serializeEvent({ event: event.event, data: event.data })
-  // Without the blank line, as the scanner gives an event.
-  return Buffer.from(wire.slice(0, -1))
 }

@@ -30,13 +30,13 @@ class GatedStore implements HistoryStore {
   async close (): Promise<void> { await this.local.close() }
 }
 
-const event = (seq: number): RecordedEvent => ({ seq, upstreamId: `u${seq}`, bytes: Buffer.from(`id: s.${seq}\ndata: ${seq}\n\n`) })
+const event = (seq: number): RecordedEvent => ({ seq, upstreamId: `u${seq}`, text: `id: s.${seq}\ndata: ${seq}\n\n` })
 
 /** What the owner replica does: record the events, then publish them live (here, straight to the follower). */
 async function recordAndPublish (store: GatedStore, remote: RemoteStream, from: number, to: number): Promise<void> {
   for (let seq = from; seq <= to; seq++) {
     await store.local.append('A', 's1', [event(seq)])
-    remote.onEvent(seq, event(seq).bytes)
+    remote.onEvent(seq, event(seq).text)
   }
 }
 

@@ -29,7 +29,7 @@ historyStoreContract(t, async (limits) => {
 function events (from: number, to: number, text = (seq: number) => `id: s.${seq}\ndata: ${'x'.repeat(20)}\n\n`): RecordedEvent[] {
   return Array.from({ length: to - from + 1 }, (_, index) => {
     const seq = from + index
-    return { seq, upstreamId: `u${seq}`, bytes: Buffer.from(text(seq)) }
+    return { seq, upstreamId: `u${seq}`, text: text(seq) }
   })
 }
 
@@ -112,7 +112,7 @@ t.test('an append retried with the same batch is harmless; a different one is re
   await store.append('A', 's1', events(3, 5))
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1, 2, 3, 4, 5], 'an overlapping batch adds only what is new')
 
-  const conflicting = [{ seq: 4, upstreamId: 'other', bytes: Buffer.from('x') }, { seq: 6, upstreamId: 'u6', bytes: Buffer.from('x') }]
+  const conflicting = [{ seq: 4, upstreamId: 'other', text: 'x' }, { seq: 6, upstreamId: 'u6', text: 'x' }]
   await t.rejects(store.append('A', 's1', conflicting), { code: 'FST_MCP_SSE_STALE_OWNER', message: /(conflict)/ })
   await t.rejects(store.append('A', 's1', events(7, 8)), { code: 'FST_MCP_SSE_STALE_OWNER', message: /(gap)/ })
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1, 2, 3, 4, 5], 'a refused batch writes nothing, not even its valid events')
@@ -128,16 +128,16 @@ t.test('replay: false keeps no text, yet publishes each event whole to live subs
   await subscriber.subscribe(channel)
   const messages: string[] = []
   subscriber.on('messageBuffer', (from: Buffer, message: Buffer) => {
-    if (from.toString() === channel) messages.push(...parseEvents(message).map(({ seq, bytes }) => `${seq} ${bytes.toString()}`))
+    if (from.toString() === channel) messages.push(...parseEvents(message).map(({ seq, text }) => `${seq} ${text}`))
   })
   const batch = events(1, 3, (seq) => `id: s.${seq}\ndata: {"n": ${seq}}\n\n`)
 
   await store.append('A', 's1', batch.slice(0, 2))
   await store.append('A', 's1', batch.slice(1))
   const read = await store.readAfter('A', 's1', 0)
-  t.same(read.status === 'found' ? read.events.map((event) => [event.bytes.toString(), event.upstreamId]) : read, [['', 'u1'], ['', 'u2'], ['', 'u3']])
+  t.same(read.status === 'found' ? read.events.map((event) => [event.text, event.upstreamId]) : read, [['', 'u1'], ['', 'u2'], ['', 'u3']])
   while (messages.length < 3) await once(subscriber, 'message')
-  t.same(messages, batch.map((event) => `${event.seq} ${event.bytes.toString()}`), 'a retried event is not published twice')
+  t.same(messages, batch.map((event) => `${event.seq} ${event.text}`), 'a retried event is not published twice')
 })
 
 t.test('an append to a stream whose record Redis lost is refused as a store reset', async (t) => {
@@ -173,7 +173,7 @@ t.test('every Redis call is timed and reported, failures included', async (t) =>
   broken.disconnect()
   await t.rejects(store.readAfter('A', 's1', 0))
   t.same(reports, [['append', 'ok'], ['read', 'ok'], ['read', 'error']])
-  t.same(store.stats(), { events: 1, bytes: events(1, 1)[0]!.bytes.length + 2 + 48 })
+  t.same(store.stats(), { events: 1, bytes: events(1, 1)[0]!.text.length + 2 + 48 })
 })
 
 t.test('durable: an append waits for a Redis replica, and one that no replica acknowledged is reported', async (t) => {
@@ -188,8 +188,8 @@ t.test('durable: an append waits for a Redis replica, and one that no replica ac
 
 t.test('an event without an upstream id is recorded without one', async (t) => {
   const { store } = redisStore(t)
-  await store.append('A', 's1', [{ seq: 1, upstreamId: undefined, bytes: Buffer.from('data: x\n\n') }])
-  t.same(await store.readAfter('A', 's1', 0), { status: 'found', events: [{ seq: 1, upstreamId: undefined, bytes: Buffer.from('data: x\n\n') }] })
+  await store.append('A', 's1', [{ seq: 1, upstreamId: undefined, text: 'data: x\n\n' }])
+  t.same(await store.readAfter('A', 's1', 0), { status: 'found', events: [{ seq: 1, upstreamId: undefined, text: 'data: x\n\n' }] })
   t.equal(await store.upstreamIdAt('A', 's1', 1), undefined)
   t.same(store.stats(), { events: 1, bytes: 'data: x\n\n'.length + 48 })
 })
@@ -205,7 +205,7 @@ t.test('expire() visits the streams this store wrote or read, and forgets droppe
   await store.expire(Date.now() + 5000)
   t.same(seqs(await store.readAfter('A', 's1', 0)), 'evicted', 'one it read is')
   t.same(seqs(await store.readAfter('A', 's2', 0)), [1, 2])
-  t.same(store.stats(), { events: -2, bytes: -2 * (events(1, 1)[0]!.bytes.length + 2 + 48) }, 'each store counts what it did itself')
+  t.same(store.stats(), { events: -2, bytes: -2 * (events(1, 1)[0]!.text.length + 2 + 48) }, 'each store counts what it did itself')
 
   await other.dropStream('A', 's1')
   const operations: string[] = []
