@@ -1,11 +1,14 @@
 import t, { type Test } from 'tap'
 import { PassThrough } from 'node:stream'
+import { once } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from '../lib/history/history-store.js'
 import { LocalHistoryStore } from '../lib/history/local-history-store.js'
 import { ProxyMetrics } from '../lib/metrics.js'
 import { ProxiedStream } from '../lib/session/proxied-stream.js'
 import type { ProxySession } from '../lib/session/session-registry.js'
+import type { UpstreamReconnect } from '../lib/session/stream-environment.js'
+import { resolveOptions } from '../lib/config/validate.js'
 import { clientOverSocket } from './helpers/client-stream-server.js'
 
 /**
@@ -18,8 +21,19 @@ class LaterStore implements HistoryStore {
   appends = 0
   /** While set, appends wait for it: a store that has stopped answering. */
   gate: Promise<void> | undefined
+  /** While set, reads wait for it. */
+  readGate: Promise<void> | undefined
+  reads = 0
 
-  async append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
+  /** A store that cannot even start an append: it throws before it returns. */
+  throwAppends = false
+
+  append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
+    if (this.throwAppends) throw new Error('store closed')
+    return this.#appendLater(sessionId, streamId, events)
+  }
+
+  async #appendLater (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
     this.appends++
     await this.gate
     // A random wait, so that appends overlap and finish out of turn unless the stream keeps them in order.
@@ -28,7 +42,12 @@ class LaterStore implements HistoryStore {
     this.local.append(sessionId, streamId, events)
   }
 
-  async readAfter (sessionId: string, streamId: string, afterSeq: number): Promise<HistoryRead> { return await this.local.readAfter(sessionId, streamId, afterSeq) }
+  async readAfter (sessionId: string, streamId: string, afterSeq: number): Promise<HistoryRead> {
+    this.reads++
+    await this.readGate
+    return await this.local.readAfter(sessionId, streamId, afterSeq)
+  }
+
   async upstreamIdAt (sessionId: string, streamId: string, seq: number): Promise<string | undefined> { return await this.local.upstreamIdAt(sessionId, streamId, seq) }
   async expire (now: number): Promise<void> { await this.local.expire(now) }
   async dropStream (): Promise<void> { throw new Error('store unreachable') }
@@ -46,7 +65,7 @@ function recordingLogger (logged: Logged[]): FastifyBaseLogger {
 }
 
 /** A ProxiedStream over `store`, its upstream a PassThrough the test writes to, its client a real socket. */
-async function relay (test: Test, store: LaterStore) {
+async function relay (test: Test, store: LaterStore, reconnect?: UpstreamReconnect) {
   const logged: Logged[] = []
   const upstream = new PassThrough()
   const session: ProxySession = { id: 'session-1', routePath: '/events', endsWithItsStreams: true, subscriptions: new Set(), streams: new Map(), lastActiveAt: Date.now() }
@@ -65,7 +84,8 @@ async function relay (test: Test, store: LaterStore) {
     maxBufferedChars: 1 << 20,
     maxAppendChars: 4096,
     stallMs: 10_000,
-    onForget: () => {}
+    onForget: () => {},
+    reconnect
   })
   const client = await clientOverSocket(test, (output) => {
     stream.subscribe().start(output, [])
@@ -92,6 +112,17 @@ t.test('with a store that answers later, every chunk reaches the client once rec
 t.test('a store that fails: events still reach the client, and the failure is logged, not thrown', async (t) => {
   const store = new LaterStore()
   store.failAppends = true
+  const { upstream, client, logged } = await relay(t, store)
+  upstream.write('data: a\n\n')
+  upstream.write('data: b\n\n')
+  const events = await client.waitForEvents(2)
+  t.same(events.map((event) => event.data), ['a', 'b'])
+  t.ok(logged.some((entry) => entry.level === 'error' && /could not record events/.test(entry.message)))
+})
+
+t.test('a store that throws instead of answering: events still reach the client, and the failure is logged', async (t) => {
+  const store = new LaterStore()
+  store.throwAppends = true
   const { upstream, client, logged } = await relay(t, store)
   upstream.write('data: a\n\n')
   upstream.write('data: b\n\n')
@@ -128,4 +159,34 @@ t.test('store.maxAppendBytes: while the store does not answer, the upstream is r
   open()
   const events = await client.waitForEvents(500)
   t.same(events.map((received) => Number(received.data.split(' ')[0])), Array.from({ length: 500 }, (_, i) => i + 1), 'once the store answers, all of it, in order')
+})
+
+t.test('a stream forgotten while its reconnect reads back the history lets the new upstream connection go', async (t) => {
+  const store = new LaterStore()
+  const reconnected = new PassThrough()
+  let connects = 0
+  const policy = resolveOptions({ routes: [{ kind: 'sse', path: '/events', upstream: 'http://upstream.invalid/events' }] }).reconnect
+  const { stream, upstream, client } = await relay(t, store, {
+    policy,
+    replays: false,
+    needsUpstreamIds: false,
+    connect: async () => {
+      connects++
+      return { kind: 'connected', body: reconnected }
+    }
+  })
+  upstream.write('id: u1\ndata: 1\n\n')
+  await client.waitForEvents(1)
+  let open = (): void => {}
+  store.readGate = new Promise((resolve) => { open = resolve })
+  // A clean close is reconnected at once; the reconnect then reads what it may be sent again.
+  upstream.end()
+  while (store.reads === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+  t.equal(connects, 1, 'the upstream was opened again')
+  stream.forget()
+  open()
+  await once(reconnected, 'close')
+  t.ok(reconnected.destroyed, 'the new connection is closed, not read by a stream that is gone')
+  await client.ended
+  t.same(client.events.map((event) => event.data), ['1'], 'and the client got nothing more')
 })

@@ -4,8 +4,8 @@ import type { ResolvedOptions } from '../config/schema.js'
 import { RedisHistoryStore } from '../history/redis-history-store.js'
 import type { StoreMetrics } from '../metrics/store-metrics.js'
 import { countInto } from '../metrics/shared-count.js'
-import type { ProxiedStream, StreamOrigin, StreamOwnership } from '../session/proxied-stream.js'
-import type { ProxySession, SessionRegistry } from '../session/session-registry.js'
+import type { StreamOrigin, StreamOwnership } from '../session/stream-environment.js'
+import type { ProxySession, SessionRegistry, SessionStream } from '../session/session-registry.js'
 import { liveChannel, recentlyFollowedKey } from '../store/redis/redis-keys.js'
 import { RedisStreamRegistry, type StreamPosition } from '../store/redis/redis-stream-registry.js'
 import type { HeaderMap } from '../upstream/headers.js'
@@ -34,7 +34,7 @@ export interface LocatedStream {
 }
 
 /** Builds, for a route, the stream of a session taken over from another replica. */
-export type StreamReviver = (session: ProxySession, descriptor: StreamDescriptor, origin: StreamOrigin, ownership: StreamOwnership) => ProxiedStream
+export type StreamReviver = (session: ProxySession, descriptor: StreamDescriptor, origin: StreamOrigin, ownership: StreamOwnership) => SessionStream
 
 /** How soon a client sent away from a stream this replica lost comes back. */
 const LOST_STREAM_RETRY_HINT_MS = 100
@@ -131,8 +131,8 @@ export class ReplicaCoordinator {
    * The ownership of a stream this replica opens: it is registered and leased
    * before its first event is recorded. Call bind() with the stream once built.
    */
-  ownNewStream (session: ProxySession, streamId: string, descriptor: StreamDescriptor): { ownership: StreamOwnership, bind: (stream: ProxiedStream) => void } {
-    let stream: ProxiedStream | undefined
+  ownNewStream (session: ProxySession, streamId: string, descriptor: StreamDescriptor): { ownership: StreamOwnership, bind: (stream: SessionStream) => void } {
+    let stream: SessionStream | undefined
     let token = 0
     const ready = (async () => {
       await this.#registry.register(session.id, streamId, JSON.stringify(descriptor), this.#epoch)
@@ -295,7 +295,7 @@ export class ReplicaCoordinator {
     })
   }
 
-  #hold (sessionId: string, streamId: string, token: number, streamOf: () => ProxiedStream | undefined): void {
+  #hold (sessionId: string, streamId: string, token: number, streamOf: () => SessionStream | undefined): void {
     this.store.holdFence(streamId, token)
     this.#leases.hold({ sessionId, streamId, token, onLost: () => streamOf()?.release(LOST_STREAM_RETRY_HINT_MS) })
   }

@@ -3,8 +3,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ClientSseStream } from '../client/client-sse-stream.js'
 import type { ReconnectPolicy } from '../config/schema.js'
 import type { OpenStream, ProxyContext } from '../proxy-context.js'
-import { reconnectDelayMs } from '../upstream/backoff.js'
 import type { HeaderMap } from '../upstream/headers.js'
+import { ReconnectLoop, type Connected } from '../upstream/reconnect-loop.js'
 import { postForEventStream, type ConnectResult } from '../upstream/upstream-connector.js'
 import { reportMalformedLine, reportUpstreamEnd, type UpstreamReportContext } from '../upstream/upstream-events-report.js'
 import { UpstreamStream, type UpstreamEndReason } from '../upstream/upstream-stream.js'
@@ -49,11 +49,12 @@ class ListenRelay {
   #awaitingAck = true
   #completed = false
   #stopped = false
-  /** Attempts of the current outage; 0 once a re-listen has been acknowledged. */
-  #attempt = 0
+  /** Its outage lasts until a re-listen is acknowledged, not merely answered. */
+  readonly #reconnect: ReconnectLoop
   #retryHintMs: number | undefined
-  #reconnectTimer: NodeJS.Timeout | undefined
   #pendingConnect: AbortController | undefined
+  /** The id the pending re-listen asks under. */
+  #relistenIdJson = ''
 
   constructor (context: ProxyContext, request: FastifyRequest, reply: FastifyReply, options: ListenRelayOptions) {
     this.#context = context
@@ -72,6 +73,17 @@ class ListenRelay {
       heartbeatMs: config.health.heartbeatSeconds * 1000,
       maxBufferedBytes: config.limits.clientBufferBytes,
       onSlowConsumer: () => metrics.slowConsumerDisconnects.inc(labels)
+    })
+    this.#reconnect = new ReconnectLoop(options.policy, {
+      context: this.#report,
+      attempting: 'listening to the upstream again',
+      succeeded: 'the upstream acknowledged the listen again',
+      gaveUp: 'gave up listening to the upstream again; closing the client stream'
+    }, {
+      connect: async () => await this.#relisten(),
+      wanted: () => !this.#stopped,
+      onConnected: (result) => this.#relistenAnswered(result),
+      onGiveUp: () => this.#giveUp()
     })
     this.#openStream = { close: () => this.#stop() }
     context.openStreams.add(this.#openStream)
@@ -126,11 +138,8 @@ class ListenRelay {
 
   /** The upstream acknowledged a re-listen: the outage is over, and what it may have lost is told. */
   #relistened (): void {
-    const { metrics } = this.#context
-    const { labels, upstreamUrl, listen } = this.#options
-    metrics.reconnectionSuccesses.inc(labels)
-    this.#report.log.info({ upstream: upstreamUrl, attempt: this.#attempt }, 'the upstream acknowledged the listen again')
-    this.#attempt = 0
+    const { listen } = this.#options
+    this.#reconnect.succeeded()
     for (const data of listenGapNotifications(this.#toldFilter as ListenFilter, listen.idJson)) {
       this.#client.write(serializeEvent({ data }))
     }
@@ -143,54 +152,24 @@ class ListenRelay {
       this.#client.end()
       return
     }
-    this.#scheduleReconnect(reason, reason === 'ended', this.#retryHintMs)
+    this.#reconnect.run(reason, reason === 'ended', this.#retryHintMs).catch(/* c8 ignore next 2 -- postForEventStream answers every
+      failure as a result; this only keeps an unforeseen rejection from going unhandled */ () => this.#giveUp())
   }
 
-  #scheduleReconnect (reason: string, cleanClose: boolean, hintMs: number | undefined): void {
-    const { metrics } = this.#context
-    const { labels, upstreamUrl, policy } = this.#options
-    const attempt = ++this.#attempt
-    if (policy.maxRetries > 0 && attempt > policy.maxRetries) {
-      metrics.reconnectionFailures.inc(labels)
-      this.#report.log.warn({ upstream: upstreamUrl, reason: `${policy.maxRetries} attempts failed; last: ${reason}` }, 'gave up listening to the upstream again; closing the client stream')
-      this.#giveUp()
-      return
-    }
-    const delayMs = reconnectDelayMs(policy, attempt, cleanClose, hintMs)
-    this.#report.log.info({ upstream: upstreamUrl, attempt, delayMs, reason }, 'listening to the upstream again')
-    metrics.reconnectionAttempts.inc(labels)
-    this.#reconnectTimer = setTimeout(() => {
-      this.#reconnectTimer = undefined
-      this.#relisten().catch(/* c8 ignore next 2 -- postForEventStream answers every failure as a result; this
-        only keeps an unforeseen rejection from going unhandled */ () => this.#giveUp())
-    }, delayMs)
-  }
-
-  async #relisten (): Promise<void> {
+  async #relisten (): Promise<ConnectResult> {
     const relisten = relistenRequest(this.#options.listen)
     const pending = new AbortController()
     this.#pendingConnect = pending
-    const result: ConnectResult = await postForEventStream(this.#context.dispatcher, this.#options.upstreamUrl, this.#options.headers, relisten.body, pending.signal)
+    this.#relistenIdJson = relisten.idJson
+    const result = await postForEventStream(this.#context.dispatcher, this.#options.upstreamUrl, this.#options.headers, relisten.body, pending.signal)
     this.#pendingConnect = undefined
-    if (this.#stopped) {
-      /* c8 ignore next 3 -- the client left between the answer's head and this line: the abort destroys
-         that body with an error, which must find a listener (an unheard body error crashes, reply-from#328). */
-      if (result.kind === 'connected') result.body.on('error', () => {}).destroy()
-      return
-    }
-    if (result.kind === 'connected') {
-      this.#upstreamIdJson = relisten.idJson
-      this.#awaitingAck = true
-      this.start(result.body)
-      return
-    }
-    if (result.kind === 'give-up') {
-      this.#context.metrics.reconnectionFailures.inc(this.#options.labels)
-      this.#report.log.warn({ upstream: this.#options.upstreamUrl, reason: result.reason }, 'gave up listening to the upstream again; closing the client stream')
-      this.#giveUp()
-      return
-    }
-    this.#scheduleReconnect(result.reason, false, result.retryAfterMs ?? this.#retryHintMs)
+    return result
+  }
+
+  #relistenAnswered (result: Connected): void {
+    this.#upstreamIdJson = this.#relistenIdJson
+    this.#awaitingAck = true
+    this.start(result.body)
   }
 
   /** A stream that ends without the listen response is the spec's unclean end: the client may listen again itself. */
@@ -203,7 +182,7 @@ class ListenRelay {
   #stop (): void {
     if (this.#stopped) return
     this.#stopped = true
-    clearTimeout(this.#reconnectTimer)
+    this.#reconnect.stop()
     this.#pendingConnect?.abort()
     if (this.#upstream === undefined) this.#client.end()
     else this.#upstream.abort()

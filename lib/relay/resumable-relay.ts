@@ -4,10 +4,11 @@ import { ClientSseStream } from '../client/client-sse-stream.js'
 import { reconnectPolicyFor, type ReconnectPolicy, type RouteConfig } from '../config/schema.js'
 import type { RouteLabels } from '../metrics.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { ProxiedStream, type StreamEnvironment, type StreamOrigin, type StreamOwnership, type UpstreamReconnect } from '../session/proxied-stream.js'
+import { ProxiedStream } from '../session/proxied-stream.js'
+import type { StreamEnvironment, StreamOrigin, StreamOwnership, UpstreamReconnect } from '../session/stream-environment.js'
 import { mintStreamId } from '../session/event-id.js'
 import type { StreamDescriptor } from '../cluster/replica-coordinator.js'
-import type { ProxySession, Reservation } from '../session/session-registry.js'
+import type { ProxySession, Reservation, SessionStream } from '../session/session-registry.js'
 import { serializeEvent } from '../wire/sse-serializer.js'
 import { countGapNotices, missNotice, RESUME_STATUS_HEADER, resumeStatusValue, type ResumeMiss } from '../session/resume-status.js'
 import { withoutHopByHop, type HeaderMap } from '../upstream/headers.js'
@@ -56,7 +57,7 @@ export function startResumableStream (
   session: ProxySession,
   body: Readable,
   options: NewStreamOptions
-): ProxiedStream {
+): SessionStream {
   const { context } = route
   const id = mintStreamId()
   const owned = context.coordinator?.ownNewStream(session, id, {
@@ -66,8 +67,8 @@ export function startResumableStream (
     headers: reconnectHeaders(request),
     answers: options.reconnect?.answers === undefined ? undefined : [...options.reconnect.answers]
   })
-  const stream = new ProxiedStream(session, {
-    ...streamEnvironment(route, request.log),
+  const stream: SessionStream = new ProxiedStream(session, {
+    ...streamEnvironment(route, request.log, () => context.sessions.removeStream(stream)),
     upstreamUrl: options.upstreamUrl,
     rewriteEvent: options.rewriteEvent,
     gapNotifications: options.gapNotifications,
@@ -89,7 +90,7 @@ export function startResumableStream (
  * them all, or the id cannot be one of this stream's (`miss`), the client is told
  * so and goes on live from now: never a silent gap.
  */
-export async function resumeStream (route: StreamRoute, reply: FastifyReply, stream: ProxiedStream, afterSeq: number, miss?: ResumeMiss): Promise<void> {
+export async function resumeStream (route: StreamRoute, reply: FastifyReply, stream: SessionStream, afterSeq: number, miss?: ResumeMiss): Promise<void> {
   const { context, labels } = route
   const { metrics } = context
   metrics.clientReconnections.inc(labels)
@@ -131,12 +132,19 @@ export function reviveStream (
   ownership: StreamOwnership,
   reconnect: UpstreamReconnect,
   gapNotifications?: StreamEnvironment['gapNotifications']
-): ProxiedStream {
-  return new ProxiedStream(session, { ...streamEnvironment(route, route.context.log), reconnect, ownership, gapNotifications, upstreamUrl: descriptor.upstreamUrl }, origin)
+): SessionStream {
+  const stream: SessionStream = new ProxiedStream(session, {
+    ...streamEnvironment(route, route.context.log, () => route.context.sessions.removeStream(stream)),
+    reconnect,
+    ownership,
+    gapNotifications,
+    upstreamUrl: descriptor.upstreamUrl
+  }, origin)
+  return stream
 }
 
 /** A client joins a running stream live, from now: a GET for a session's standalone stream. */
-export function joinStream (route: StreamRoute, reply: FastifyReply, stream: ProxiedStream, miss: ResumeMiss | undefined): void {
+export function joinStream (route: StreamRoute, reply: FastifyReply, stream: SessionStream, miss: ResumeMiss | undefined): void {
   const subscriber = stream.subscribe()
   subscriber.startLive(openClientStream(route, reply, miss === undefined ? {} : resumeHeaders(miss), miss))
 }
@@ -149,15 +157,15 @@ export function recordMiss (route: StreamRoute, log: FastifyBaseLogger, miss: Re
   log.info({ route: route.labels.route, reason: miss }, 'Last-Event-ID cannot be served; the client is told and goes on live')
 }
 
-export function missOf (read: Awaited<ReturnType<ProxiedStream['readAfter']>>, replay: boolean): ResumeMiss | undefined {
+export function missOf (read: Awaited<ReturnType<SessionStream['readAfter']>>, replay: boolean): ResumeMiss | undefined {
   if (read.status !== 'found') return read.status
   // Ids-only mode keeps no text to replay (see docs/sse-resilience.md).
   return !replay && read.events.length > 0 ? 'not-replayable' : undefined
 }
 
-function streamEnvironment (route: StreamRoute, log: FastifyBaseLogger): Omit<StreamEnvironment, 'upstreamUrl'> {
+function streamEnvironment (route: StreamRoute, log: FastifyBaseLogger, onForget: () => void): Omit<StreamEnvironment, 'upstreamUrl'> {
   const { context, labels } = route
-  const { options: config, sessions } = context
+  const { options: config } = context
   return {
     store: context.history,
     metrics: context.metrics,
@@ -171,7 +179,7 @@ function streamEnvironment (route: StreamRoute, log: FastifyBaseLogger): Omit<St
     maxBufferedChars: config.limits.clientBufferBytes,
     maxAppendChars: config.store.maxAppendBytes,
     stallMs: config.limits.clientStallSeconds * 1000,
-    onForget: (forgotten) => sessions.removeStream(forgotten)
+    onForget
   }
 }
 

@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { ProxyContext } from '../proxy-context.js'
 import type { ResumeMiss } from '../session/resume-status.js'
 import { parseEventId } from '../session/event-id.js'
-import type { ProxiedStream } from '../session/proxied-stream.js'
+import type { SessionStream } from '../session/session-registry.js'
 import type { StreamPosition } from '../store/redis/redis-stream-registry.js'
 import { firstHeaderValue } from '../upstream/headers.js'
 
@@ -18,7 +18,7 @@ export interface StreamOwnerRef {
 export type ResumeTarget =
   | { readonly kind: 'none' }
   /** A stream here; `miss` when the id cannot be one it issued (another epoch), so it is joined live. */
-  | { readonly kind: 'stream', readonly stream: ProxiedStream, readonly afterSeq: number, readonly miss?: ResumeMiss }
+  | { readonly kind: 'stream', readonly stream: SessionStream, readonly afterSeq: number, readonly miss?: ResumeMiss }
   /** A stream another replica records (Redis store). */
   | { readonly kind: 'remote', readonly sessionId: string, readonly streamId: string, readonly position: StreamPosition, readonly afterSeq: number }
   | { readonly kind: 'miss', readonly miss: ResumeMiss }

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { recordMiss, resumeStream, startResumableStream, type StreamRoute } from '../relay/resumable-relay.js'
 import { resumeRemoteStream } from '../relay/remote-resume.js'
-import type { StreamEnvironment, UpstreamReconnect } from '../session/proxied-stream.js'
+import type { StreamEnvironment, UpstreamReconnect } from '../session/stream-environment.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream } from '../upstream/forward.js'
 import { sendStoreUnavailable, sendTooManySessions } from './json-rpc-errors.js'

@@ -32,11 +32,14 @@ export interface ProxySession {
   /** The resource URIs the client subscribed to, to subscribe again. */
   readonly subscriptions: Set<string>
   /** streamable-http: the standalone stream a GET opens (one per session, as the SDK allows). */
-  standaloneStream?: ProxiedStream
+  standaloneStream?: SessionStream
   /** The streams this session holds, live or kept for resumption. */
-  readonly streams: Map<string, ProxiedStream>
+  readonly streams: Map<string, SessionStream>
   lastActiveAt: number
 }
+
+/** A stream of a session, which knows the session it belongs to. */
+export type SessionStream = ProxiedStream<ProxySession>
 
 export interface SessionRegistryOptions {
   maxSessions: number
@@ -71,7 +74,7 @@ function reservation (onRelease: () => void): Reservation {
 /** The proxy's sessions and their streams, bounded in number and forgotten when idle. */
 export class SessionRegistry {
   readonly #sessions = new Map<string, ProxySession>()
-  readonly #streams = new Map<string, ProxiedStream>()
+  readonly #streams = new Map<string, SessionStream>()
   readonly #options: SessionRegistryOptions
   readonly #sweepTimer: NodeJS.Timeout
   #reservedSessions = 0
@@ -126,7 +129,7 @@ export class SessionRegistry {
   }
 
   /** A stream by its id. Callers check that it belongs to the session that asks. */
-  findStream (streamId: string): ProxiedStream | undefined {
+  findStream (streamId: string): SessionStream | undefined {
     return this.#streams.get(streamId)
   }
 
@@ -147,14 +150,14 @@ export class SessionRegistry {
   }
 
   /** Adds a stream in the place `held` for it (a session's first stream needs none). */
-  addStream (stream: ProxiedStream, held?: Reservation): void {
+  addStream (stream: SessionStream, held?: Reservation): void {
     held?.release()
     stream.session.streams.set(stream.id, stream)
     this.#streams.set(stream.id, stream)
   }
 
   /** Called once a stream is forgotten; a session that is its stream goes with it. */
-  removeStream (stream: ProxiedStream): void {
+  removeStream (stream: SessionStream): void {
     const { session } = stream
     session.streams.delete(stream.id)
     this.#streams.delete(stream.id)

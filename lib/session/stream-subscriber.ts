@@ -20,9 +20,11 @@ export interface SubscriberOwner {
  * subscriber stops writing live and catches up from the history instead: it
  * waits for the socket to drain, then writes what the client lacks in slices,
  * no faster than the client reads. Meanwhile live events queue; if the queue
- * overflows it is dropped and read back from the history, where everything is.
- * So the upstream is never held back and memory stays bounded. `lastSentSeq`
- * drops anything the client already has: nothing comes twice, nothing is skipped.
+ * overflows it is dropped and read back from the history, where everything is,
+ * so memory stays bounded. Its stream holds the upstream back while it catches up
+ * (afterCatchUp), so that the upstream does not outrun it past the end of the
+ * history. `lastSentSeq` drops anything the client already has: nothing comes
+ * twice, nothing is skipped.
  *
  * A client whose socket takes in nothing for `stallMs` while events wait for it,
  * or whose place has left the history, cannot keep up: it is cut, and counted,

@@ -1,0 +1,65 @@
+import t from 'tap'
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const LIB = resolve(dirname(fileURLToPath(import.meta.url)), '../lib')
+// `import type` counts too: a cycle of types still ties two units together, so neither can be read or changed alone.
+const RELATIVE_IMPORT = /^\s*(?:import|export)\b[^'"]*?(?:\bfrom\s*)?['"](\.{1,2}\/[^'"]+)['"]/gm
+
+function libFiles (folder: string): string[] {
+  return readdirSync(folder, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(folder, entry.name)
+    if (entry.isDirectory()) return libFiles(path)
+    return entry.name.endsWith('.ts') ? [path] : []
+  })
+}
+
+function importGraph (files: readonly string[]): Map<string, string[]> {
+  const graph = new Map<string, string[]>()
+  for (const file of files) {
+    const imports = [...readFileSync(file, 'utf8').matchAll(RELATIVE_IMPORT)]
+      .map((match) => resolve(dirname(file), (match[1] as string).replace(/\.js$/, '.ts')))
+    graph.set(file, imports)
+  }
+  return graph
+}
+
+/** Every cycle a depth-first walk meets, each as the files along it: one per back edge. */
+function importCycles (graph: ReadonlyMap<string, readonly string[]>): string[][] {
+  const state = new Map<string, 'open' | 'done'>()
+  const path: string[] = []
+  const cycles: string[][] = []
+  const visit = (file: string): void => {
+    state.set(file, 'open')
+    path.push(file)
+    for (const imported of graph.get(file) ?? []) {
+      if (!graph.has(imported)) continue
+      const seen = state.get(imported)
+      if (seen === 'open') cycles.push([...path.slice(path.indexOf(imported)), imported])
+      else if (seen === undefined) visit(imported)
+    }
+    path.pop()
+    state.set(file, 'done')
+  }
+  for (const file of graph.keys()) if (!state.has(file)) visit(file)
+  return cycles
+}
+
+const name = (file: string): string => relative(LIB, file)
+
+t.test('no module of lib/ imports itself back through others, type imports included', async (t) => {
+  const graph = importGraph(libFiles(LIB))
+  t.ok(graph.size > 50, `the walk found the sources: ${graph.size} files`)
+  t.ok([...graph.values()].some((imports) => imports.length > 0), 'and their relative imports')
+  const cycles = importCycles(graph).map((cycle) => cycle.map(name).join(' -> '))
+  t.same(cycles, [], cycles.length === 0 ? 'no cycle' : `import cycles:\n${cycles.join('\n')}`)
+})
+
+t.test('the walk does find a cycle where there is one', async (t) => {
+  const a = join(LIB, 'a.ts')
+  const b = join(LIB, 'b.ts')
+  const c = join(LIB, 'c.ts')
+  t.same(importCycles(new Map([[a, [b]], [b, [c]], [c, [a]]])).map((cycle) => cycle.map(name)), [['a.ts', 'b.ts', 'c.ts', 'a.ts']])
+  t.same(importCycles(new Map([[a, [b]], [b, [c]], [c, []]])), [])
+})
