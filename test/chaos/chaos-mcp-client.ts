@@ -25,6 +25,12 @@ class CuttableStream {
   #lastIdAt: number | undefined
   #midEventCut: NodeJS.Timeout | undefined
   #cut = false
+  /**
+   * Set once part of a chunk went up for a mid-event cut: nothing more may follow in the
+   * moment before the connection goes, or the next chunk would be spliced onto the cut
+   * event and turn it into another, valid one (an event lost by the harness, not the proxy).
+   */
+  #parted = false
   #done = false
   readonly #onDone: () => void
   readonly #onMidEventCut: () => void
@@ -49,7 +55,7 @@ class CuttableStream {
           finish()
           return
         }
-        if (this.#cut) return
+        if (this.#cut || this.#parted) return
         if (chunk.done) {
           controller.close()
           finish()
@@ -70,7 +76,7 @@ class CuttableStream {
   }
 
   get cuttable (): boolean {
-    return !this.#done && !this.#cut && this.#midEventCut === undefined && this.#lastIdAt !== undefined && Date.now() - this.#lastIdAt >= 50
+    return !this.#done && !this.#cut && !this.#parted && this.#midEventCut === undefined && this.#lastIdAt !== undefined && Date.now() - this.#lastIdAt >= 50
   }
 
   cut (midEvent: boolean): void {
@@ -84,6 +90,9 @@ class CuttableStream {
 
   /** Passes the chunk on up to a point inside an event, then cuts. */
   #cutInside (controller: ReadableStreamDefaultController<Uint8Array>, chunk: Uint8Array): void {
+    clearTimeout(this.#midEventCut)
+    this.#midEventCut = undefined
+    this.#parted = true
     const candidates: number[] = []
     for (let offset = 1; offset < chunk.length; offset++) {
       if (chunk[offset - 1] !== 0x0a) candidates.push(offset)
