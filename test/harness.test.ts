@@ -173,3 +173,36 @@ t.test('redis-server process', async (t) => {
   t.equal(await redisCommand(redis.port, 'PING'), '+PONG', 'answers again on the same port')
   t.equal(await redisCommand(redis.port, 'GET harness-key'), '$-1', 'and lost its data')
 })
+
+t.test('chaos MCP client: a mid-event cut passes up part of one chunk, nothing after it', async (t) => {
+  const { CuttableStream } = await import('./chaos/chaos-mcp-client.js')
+  const first = 'event: message\nid: s.1\ndata: {"n":1}\n\n'
+  const second = 'event: message\nid: s.2\ndata: {"n":2}\n\n'
+  // Two writes, a moment apart, once the client waits for the body: it reads them as two chunks, the second while the first one's cut is under way.
+  const server = createHttpServer((request, response) => {
+    response.writeHead(200, { 'content-type': 'text/event-stream' })
+    response.flushHeaders()
+    setTimeout(() => {
+      response.write(first)
+      setTimeout(() => response.write(second), 1)
+    }, 50)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const abort = new AbortController()
+  const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { signal: abort.signal })
+  let midEventCuts = 0
+  const stream = new CuttableStream(response.body as ReadableStream<Uint8Array>, abort, () => 0.5, { done: () => {}, midEventCut: () => { midEventCuts++ } })
+  stream.cut(true)
+  const reader = stream.readable.getReader()
+  let received = ''
+  const decoder = new TextDecoder()
+  for (;;) {
+    const chunk = await reader.read().catch(() => ({ done: true as const, value: undefined }))
+    if (chunk.done) break
+    received += decoder.decode(chunk.value, { stream: true })
+  }
+  t.equal(midEventCuts, 1, 'one cut inside an event')
+  t.ok(received.length > 0 && received.length < first.length && first.startsWith(received), `the client got a part of the first event only, and nothing spliced onto it (got ${JSON.stringify(received)})`)
+})

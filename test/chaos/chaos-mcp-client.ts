@@ -16,7 +16,7 @@ import { SequenceCheck } from './sequence-check.js'
  * Last-Event-ID (typescript-sdk issue #2499), which no proxy can make whole. The
  * soak tests the proxy, not that.
  */
-class CuttableStream {
+export class CuttableStream {
   readonly readable: ReadableStream<Uint8Array>
   readonly #abort: AbortController
   readonly #random: () => number
