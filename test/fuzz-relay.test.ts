@@ -5,6 +5,7 @@ import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { startProxy } from './helpers/proxy.js'
 import { metricsText, sleep } from './helpers/hostile.js'
+import { cutAt } from './helpers/sse-byte-scan.js'
 
 // Property: random SSE streams, written by a real node:http upstream in random chunks (cutting lines,
 // CRLF pairs and UTF-8 characters anywhere), go through the proxy's parse -> store -> serialize path
@@ -108,18 +109,6 @@ function joinLines (lines: string[], endings: number[]): string {
   return text
 }
 
-/** Cuts the bytes at the given points (anywhere, inside UTF-8 sequences and CRLF pairs too). */
-function cut (bytes: Buffer, points: number[]): Buffer[] {
-  const sorted = [...new Set(points.map((point) => point % (bytes.length + 1)))].sort((a, b) => a - b)
-  const chunks: Buffer[] = []
-  let start = 0
-  for (const point of [...sorted, bytes.length]) {
-    if (point > start) chunks.push(bytes.subarray(start, point))
-    start = point
-  }
-  return chunks
-}
-
 const normalize = (events: Array<{ event?: string | undefined, data: string }>) => events.map((event) => ({ name: event.event, data: event.data }))
 
 t.test('property: random event streams in random chunks come out of the proxy as they went in, live and replayed from the history', async (t) => {
@@ -153,7 +142,7 @@ t.test('property: random event streams in random chunks come out of the proxy as
       const plan = planOf(blocks)
       const bytes = Buffer.from(joinLines(plan.lines, endings), 'utf8')
       const id = String(++run)
-      runs.set(id, cut(bytes, points))
+      runs.set(id, cutAt(bytes, points))
       junkLines += plan.junk
 
       // Assertions that throw, so that fast-check shrinks a failure to its smallest stream.

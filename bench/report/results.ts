@@ -1,3 +1,4 @@
+import type { ChurnCounts } from '../client/churn-fleet.js'
 import type { MachineInfo } from '../machine.js'
 import type { ResumeStages } from '../pauses/connection-timings.js'
 import type { GcFigures } from '../pauses/pause-monitor.js'
@@ -151,7 +152,8 @@ export interface LoadFigures {
   historyMaxEvents: number
 }
 
-export interface ChurnFigures {
+/** The fleet's counts (bench/client/churn-fleet.ts), with what the run measured around them. */
+export interface ChurnFigures extends Omit<ChurnCounts, 'events'> {
   peer: PeerName
   clients: number
   eventsPerSecPerClient: number
@@ -163,8 +165,6 @@ export interface ChurnFigures {
   seconds: number
   /** Events the clients read over the whole run, warm-up included; lost and duplicated likewise. */
   eventsDelivered: number
-  lost: number
-  duplicated: number
   /** From the upstream writing a live event to the client reading it, over the window. */
   latencyP50Ms: number | null
   latencyP99Ms: number | null
@@ -187,14 +187,6 @@ export interface ChurnFigures {
   proxyCpuPercent: number
   /** The load generator's own loop delay: when it is late, latency is inflated on the client's side. */
   clientLoopDelayP99Ms: number | null
-  cuts: number
-  midEventCuts: number
-  resumes: number
-  /** Resumes answered `recovered; upstream-gaps=N`: recovered, with notices of gaps the proxy saw upstream. */
-  resumesWithUpstreamGaps: number
-  unrecoverable: Record<string, number>
-  serverCloses: number
-  openFailures: number
 }
 
 export interface RunInfo {

@@ -85,15 +85,7 @@ export async function startEverythingUpstream (overrides: Partial<EverythingUpst
   }
 
   async function handle (request: IncomingMessage, response: ServerResponse): Promise<void> {
-    if (new URL(request.url ?? '/', 'http://upstream').pathname !== '/mcp') {
-      refuse(response, 404, -32000, 'Not found: the MCP endpoint is /mcp')
-      return
-    }
-    const foreign = foreignHostOrOrigin(request)
-    if (foreign !== undefined) {
-      refuse(response, 403, -32000, `Forbidden: ${foreign}`)
-      return
-    }
+    if (!admitted(request, response)) return
     const sessionId = request.headers['mcp-session-id']
     if (typeof sessionId === 'string') {
       const session = sessions.get(sessionId)
@@ -131,6 +123,20 @@ export async function startEverythingUpstream (overrides: Partial<EverythingUpst
 }
 
 /** What is wrong with the request's Host or Origin, if either names something other than this machine. */
+/** A request for /mcp from an allowed host and origin; anything else is answered here (404, 403): false. */
+export function admitted (request: IncomingMessage, response: ServerResponse): boolean {
+  if (new URL(request.url ?? '/', 'http://upstream').pathname !== '/mcp') {
+    refuse(response, 404, -32000, 'Not found: the MCP endpoint is /mcp')
+    return false
+  }
+  const foreign = foreignHostOrOrigin(request)
+  if (foreign !== undefined) {
+    refuse(response, 403, -32000, `Forbidden: ${foreign}`)
+    return false
+  }
+  return true
+}
+
 export function foreignHostOrOrigin (request: IncomingMessage): string | undefined {
   const host = request.headers.host
   if (host === undefined || !LOOPBACK_NAMES.has(hostnameOf(`http://${host}`))) return `Host ${String(host)} is not a loopback name`

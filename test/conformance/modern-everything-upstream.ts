@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { createMcpHandler } from '@modelcontextprotocol/server'
 import { serveWebHandler } from '../helpers/web-request.js'
-import { foreignHostOrOrigin, refuse } from './everything-upstream.js'
+import { admitted } from './everything-upstream.js'
 import { createModernEverythingState, createModernServer } from './modern-everything-server.js'
 
 /**
@@ -45,15 +45,7 @@ export async function startModernEverythingUpstream (overrides: Partial<ModernEv
   const serve = serveWebHandler(handler.fetch)
 
   const server = createServer((request, response) => {
-    if (new URL(request.url ?? '/', 'http://upstream').pathname !== '/mcp') {
-      refuse(response, 404, -32000, 'Not found: the MCP endpoint is /mcp')
-      return
-    }
-    const foreign = foreignHostOrOrigin(request)
-    if (foreign !== undefined) {
-      refuse(response, 403, -32000, `Forbidden: ${foreign}`)
-      return
-    }
+    if (!admitted(request, response)) return
     serve(request, response)
   })
   server.listen(options.port, options.host)
