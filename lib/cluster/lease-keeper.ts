@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { RedisStreamRegistry } from '../store/redis/redis-stream-registry.js'
+import type { RedisStreamRegistry } from '../store/redis/stream-registry.js'
 
 export interface HeldLease {
   readonly sessionId: string

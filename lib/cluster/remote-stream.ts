@@ -1,6 +1,6 @@
 import type { HistoryRead, HistoryStore } from '../history/history-store.js'
 import type { StreamItem, StreamSubscriber, SubscriberOwner } from '../session/stream-subscriber.js'
-import type { LiveChannels, LiveListener } from './live-channels.js'
+import type { LiveChannels, LiveListener } from '../store/redis/live-channels.js'
 
 export interface RemoteStreamRef {
   readonly sessionId: string

@@ -1,9 +1,9 @@
 import t, { type Test } from 'tap'
-import { parseEvents } from '../../lib/cluster/live-channels.js'
+import { parseEvents } from '../../lib/store/redis/live-channels.js'
 import type { Redis } from 'ioredis'
 import { defineHistoryScripts, entryField, MAX_EVICTIONS_PER_SCRIPT, recordedEvent, replyArray, replyNumber } from '../../lib/store/redis/history-scripts.js'
-import { activeIndexKey, activeMember, epochKey, historyKeys, liveChannel, parseActiveMember, streamIndexKey, type HistoryKeys } from '../../lib/store/redis/redis-keys.js'
-import { RedisStreamRegistry } from '../../lib/store/redis/redis-stream-registry.js'
+import { activeIndexKey, activeMember, epochKey, historyKeys, liveChannel, parseActiveMember, streamIndexKey, type HistoryKeys } from '../../lib/store/redis/keys.js'
+import { RedisStreamRegistry } from '../../lib/store/redis/stream-registry.js'
 import { redisClient, testRedis } from '../helpers/test-redis.js'
 
 const EPOCH = 'epoch-01'

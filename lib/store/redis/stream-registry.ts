@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { defineHistoryScripts, replyArray, timedOperation, type OperationObserver, type RedisClient } from './history-scripts.js'
-import { activeIndexKey, activeMember, epochKey, historyKey, leaseKey, liveChannel, metaKey, parseActiveMember, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './redis-keys.js'
+import { activeIndexKey, activeMember, epochKey, historyKey, leaseKey, liveChannel, metaKey, parseActiveMember, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './keys.js'
 
 export interface RedisStreamRegistryOptions {
   readonly keyPrefix: string

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
-import type { ProxySession } from '../session/session-registry.js'
-import { isChangeableList, type ServerCapabilities } from '../wire/mcp-initialize.js'
+import type { ProxySession } from '../../session/session-registry.js'
+import { isChangeableList, type ServerCapabilities } from '../../wire/mcp-initialize.js'
 
 /** The part of a session that other replicas need to serve it (Redis store). */
 export interface SessionRecord {

@@ -1,7 +1,7 @@
-import { StaleOwnerError, StoreResetError } from '../errors.js'
-import type { HistoryLimits, HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from './history-store.js'
-import { defineHistoryScripts, MAX_EVICTIONS_PER_SCRIPT, recordedEvent, replyArray, replyNumber, timedOperation, type OperationObserver, type RedisClient } from '../store/redis/history-scripts.js'
-import { activeIndexKey, activeMember, historyKey, historyKeys, leaseKey, liveChannel, metaKey, sessionCountersKey, sessionStreamsKey, streamIndexKey } from '../store/redis/redis-keys.js'
+import { StaleOwnerError, StoreResetError } from '../../errors.js'
+import type { HistoryLimits, HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from '../../history/history-store.js'
+import { defineHistoryScripts, MAX_EVICTIONS_PER_SCRIPT, recordedEvent, replyArray, replyNumber, timedOperation, type OperationObserver, type RedisClient } from './history-scripts.js'
+import { activeIndexKey, activeMember, historyKey, historyKeys, leaseKey, liveChannel, metaKey, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './keys.js'
 
 export interface RedisHistoryStoreOptions {
   readonly keyPrefix: string
