@@ -1,30 +1,14 @@
 import type { Redis } from 'ioredis'
+import type { SessionDirectory, SessionRecord } from '../../cluster/session-directory.js'
 import type { ProxySession } from '../../session/session-registry.js'
-import { isChangeableList, type ServerCapabilities } from '../../wire/mcp-initialize.js'
-
-/** The part of a session that other replicas need to serve it (Redis store). */
-export interface SessionRecord {
-  readonly routePath: string
-  readonly endsWithItsStreams: boolean
-  readonly endRequested: boolean
-  readonly upstreamSessionId: string | undefined
-  readonly initializeRequest: Buffer | undefined
-  readonly initializedNotification: Buffer | undefined
-  readonly subscriptions: readonly string[]
-  readonly serverCapabilities: ServerCapabilities | undefined
-}
-
-export function sessionKey (keyPrefix: string, sessionId: string): string {
-  // The hash tag keeps a session's keys in one Redis Cluster slot.
-  return `${keyPrefix}{${sessionId}}:session`
-}
+import { isChangeableList } from '../../wire/mcp-initialize.js'
+import { sessionKey } from './keys.js'
 
 /**
- * Sessions in Redis, so that a session opened through one replica works through
- * any other: its upstream session, its recorded initialize and subscriptions.
+ * The session directory in Redis: one hash per session, in the session's slot.
  * A record lives `idleTimeoutMs` past its last save or touch.
  */
-export class SessionDirectory {
+export class RedisSessionRecords implements SessionDirectory {
   readonly #redis: Redis
   readonly #keyPrefix: string
   readonly #idleTimeoutMs: number
@@ -82,15 +66,4 @@ export class SessionDirectory {
 function parseSubscriptions (json: string): string[] {
   const parsed: unknown = JSON.parse(json)
   return Array.isArray(parsed) ? parsed.filter((uri): uri is string => typeof uri === 'string') : []
-}
-
-/** Brings a local session up to date with its record. */
-export function applyRecord (session: ProxySession, record: SessionRecord): void {
-  if (record.endRequested) session.endRequested = true
-  if (record.upstreamSessionId !== undefined) session.upstreamSessionId = record.upstreamSessionId
-  if (record.initializeRequest !== undefined) session.initializeRequest = record.initializeRequest
-  if (record.initializedNotification !== undefined) session.initializedNotification = record.initializedNotification
-  if (record.serverCapabilities !== undefined) session.serverCapabilities = record.serverCapabilities
-  session.subscriptions.clear()
-  for (const uri of record.subscriptions) session.subscriptions.add(uri)
 }
