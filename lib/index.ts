@@ -20,6 +20,7 @@ import { LocalHistoryStore } from './history/local-history-store.js'
 import { DisabledHistoryStore } from './history/disabled-history-store.js'
 import { scheduleHistoryExpiry } from './history/history-expiry.js'
 import { ReplicaCoordinator } from './cluster/replica-coordinator.js'
+import { createRedisClusterStore } from './store/redis/redis-cluster-store.js'
 import { mintEpoch } from './session/event-id.js'
 import { registerHealthProbes } from './probes/health-probes.js'
 
@@ -46,7 +47,10 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResiliencePluginOptions> 
     onCountChange: countSessions
   })
   const dispatcher = createUpstreamDispatcher(options)
-  const coordinator = options.store.kind === 'redis' ? new ReplicaCoordinator(options, metrics.storeMetrics(), sessions, fastify.log) : undefined
+  const storeMetrics = options.store.kind === 'redis' ? metrics.storeMetrics() : undefined
+  const coordinator = storeMetrics === undefined
+    ? undefined
+    : new ReplicaCoordinator(options, storeMetrics, sessions, fastify.log, (epoch) => createRedisClusterStore(options, storeMetrics, fastify.log, epoch))
   if (coordinator !== undefined) {
     history = coordinator.store
     await coordinator.start()

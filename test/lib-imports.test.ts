@@ -63,3 +63,27 @@ t.test('the walk does find a cycle where there is one', async (t) => {
   t.same(importCycles(new Map([[a, [b]], [b, [c]], [c, [a]]])).map((cycle) => cycle.map(name)), [['a.ts', 'b.ts', 'c.ts', 'a.ts']])
   t.same(importCycles(new Map([[a, [b]], [b, [c]], [c, []]])), [])
 })
+
+const PACKAGE_IMPORT = /^\s*(?:import|export)\b[^'"]*?(?:\bfrom\s*)?['"]([^./'"][^'"]*)['"]/gm
+const IN_REDIS_STORE = join(LIB, 'store', 'redis') + '/'
+
+function importsFolder (graph: ReadonlyMap<string, readonly string[]>, from: string, to: string): string[] {
+  const inFolder = (file: string, folder: string): boolean => file.startsWith(join(LIB, folder) + '/')
+  return [...graph].flatMap(([file, imports]) => inFolder(file, from) ? imports.filter((imported) => inFolder(imported, to)).map((imported) => `${name(file)} -> ${name(imported)}`) : [])
+}
+
+t.test('only lib/store/redis/ talks to Redis: no other module imports ioredis', async (t) => {
+  const files = libFiles(LIB)
+  const importers = files.filter((file) => [...readFileSync(file, 'utf8').matchAll(PACKAGE_IMPORT)].some((match) => match[1] === 'ioredis'))
+  t.ok(importers.length > 0, `the walk finds the Redis store's imports: ${importers.map(name).join(', ')}`)
+  const outside = importers.filter((file) => !file.startsWith(IN_REDIS_STORE)).map(name)
+  t.same(outside, [], outside.length === 0 ? 'none outside lib/store/redis/' : `ioredis imported outside lib/store/redis/: ${outside.join(', ')}`)
+})
+
+t.test('the folders of the store do not import each other both ways', async (t) => {
+  const graph = importGraph(libFiles(LIB))
+  t.ok(importsFolder(graph, 'store', 'history').length > 0, 'the Redis store implements the history contract of lib/history/')
+  t.same(importsFolder(graph, 'history', 'store'), [], 'lib/history/ (the engine-neutral contract and the local store) imports nothing of lib/store/')
+  t.ok(importsFolder(graph, 'store', 'cluster').length > 0, 'the Redis store implements the interfaces of lib/cluster/')
+  t.same(importsFolder(graph, 'cluster', 'store'), [], 'lib/cluster/ (engine-neutral) imports nothing of lib/store/')
+})

@@ -1,5 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { RedisStreamRegistry } from '../store/redis/redis-stream-registry.js'
+import type { StreamRegistry } from './stream-registry.js'
+
+/** The part of the registry the keeper needs: leases, nothing else. */
+export type LeaseRegistry = Pick<StreamRegistry, 'renew' | 'release'>
 
 export interface HeldLease {
   readonly sessionId: string
@@ -19,7 +22,7 @@ export interface HeldLease {
  * (and the fencing token rejects whatever the old owner still tries to record).
  */
 export class LeaseKeeper {
-  readonly #registry: RedisStreamRegistry
+  readonly #registry: LeaseRegistry
   readonly #owner: string
   readonly #ttlMs: number
   readonly #log: FastifyBaseLogger
@@ -27,7 +30,7 @@ export class LeaseKeeper {
   readonly #timer: NodeJS.Timeout
   readonly #onCountChange: (count: number) => void
 
-  constructor (registry: RedisStreamRegistry, options: { owner: string, ttlMs: number, log: FastifyBaseLogger, onCountChange: (count: number) => void }) {
+  constructor (registry: LeaseRegistry, options: { owner: string, ttlMs: number, log: FastifyBaseLogger, onCountChange: (count: number) => void }) {
     this.#registry = registry
     this.#owner = options.owner
     this.#ttlMs = options.ttlMs
@@ -52,7 +55,7 @@ export class LeaseKeeper {
     await this.#registry.release(lease.sessionId, lease.streamId, this.#owner, lease.token)
   }
 
-  /** Forgets the lease without a word to Redis: the stream finished, and finish() cleared it. */
+  /** Forgets the lease without a word to the store: the stream finished, and finish() cleared it. */
   forget (streamId: string): void {
     this.#forget(streamId)
   }

@@ -1,6 +1,6 @@
 import type { HistoryRead, HistoryStore } from '../history/history-store.js'
 import type { StreamItem, StreamSubscriber, SubscriberOwner } from '../session/stream-subscriber.js'
-import type { LiveChannels, LiveListener } from './live-channels.js'
+import type { LiveFeed, LiveListener } from './live-feed.js'
 
 export interface RemoteStreamRef {
   readonly sessionId: string
@@ -40,7 +40,7 @@ export class RemoteStream implements SubscriberOwner, LiveListener {
   }
 
   /** Listens to the live channel. Call before the first read. */
-  async listen (channels: LiveChannels): Promise<void> {
+  async listen (channels: LiveFeed): Promise<void> {
     this.#stopListening = await channels.listen(this.#ref.channel, this)
     if (this.#closed) this.#stopListening()
   }

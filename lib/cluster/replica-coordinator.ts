@@ -1,21 +1,19 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ResolvedOptions } from '../config/schema.js'
-import { RedisHistoryStore } from '../history/redis-history-store.js'
 import type { StoreMetrics } from '../metrics/store-metrics.js'
 import { countInto } from '../metrics/shared-count.js'
 import type { StreamOrigin, StreamOwnership } from '../session/stream-environment.js'
 import type { ProxySession, SessionRegistry, SessionStream } from '../session/session-registry.js'
-import { liveChannel, recentlyFollowedKey } from '../store/redis/redis-keys.js'
-import { RedisStreamRegistry, type StreamPosition } from '../store/redis/redis-stream-registry.js'
 import type { HeaderMap } from '../upstream/headers.js'
+import type { ClusterStore, ClusterStoreFactory, FencedHistoryStore } from './cluster-store.js'
 import { LeaseKeeper } from './lease-keeper.js'
+import type { LiveFeed } from './live-feed.js'
 import { withinDeadline } from './request-deadline.js'
-import { LiveChannels } from './live-channels.js'
-import { closeRedis, connectRedis, isRedisReady, openRedis, type RedisClients } from './redis-clients.js'
-import { applyRecord, SessionDirectory } from './session-directory.js'
+import { applyRecord } from './session-directory.js'
+import type { StreamPosition, StreamRegistry } from './stream-registry.js'
 
-/** What another replica needs to open a stream's upstream again (kept in Redis with the stream). */
+/** What another replica needs to open a stream's upstream again (kept in the shared store with the stream). */
 export interface StreamDescriptor {
   readonly routePath: string
   /** sse and legacy-sse streams are their own session; streamable-http ones belong to an MCP session. */
@@ -41,17 +39,16 @@ const LOST_STREAM_RETRY_HINT_MS = 100
 const SWEEP_BATCH = 100
 
 /**
- * Several replicas, one Redis: sessions, history and the ownership of
+ * Several replicas, one shared store (Redis): sessions, history and the ownership of
  * upstream streams are shared. This replica records the streams it leases, follows
- * the others' from Redis for the clients that resume here, and takes over the
+ * the others' from the store for the clients that resume here, and takes over the
  * streams whose owner stopped renewing its lease.
  */
 export class ReplicaCoordinator {
-  readonly store: RedisHistoryStore
-  readonly channels: LiveChannels
-  readonly #clients: RedisClients
-  readonly #registry: RedisStreamRegistry
-  readonly #directory: SessionDirectory
+  readonly store: FencedHistoryStore
+  readonly channels: LiveFeed
+  readonly #shared: ClusterStore
+  readonly #registry: StreamRegistry
   readonly #leases: LeaseKeeper
   readonly #options: ResolvedOptions
   readonly #metrics: StoreMetrics
@@ -62,39 +59,18 @@ export class ReplicaCoordinator {
   #sweepTimer: NodeJS.Timeout | undefined
   #sweeping = false
 
-  constructor (options: ResolvedOptions, metrics: StoreMetrics, sessions: SessionRegistry, log: FastifyBaseLogger) {
-    const { store: storeOptions, history } = options
+  constructor (options: ResolvedOptions, metrics: StoreMetrics, sessions: SessionRegistry, log: FastifyBaseLogger, createStore: ClusterStoreFactory) {
     this.#options = options
     this.#metrics = metrics
     this.#sessions = sessions
     this.#log = log
-    this.#clients = connectRedis(storeOptions.url, log, { durable: storeOptions.durable }, {
-      onLost: (role) => {
-        metrics.storeConnectionsLost.inc({ connection: role })
-        metrics.storeConnectionsUp.dec()
-      },
-      onReady: () => metrics.storeConnectionsUp.inc()
-    })
-    const onOperation = (op: string, result: 'ok' | 'error', seconds: number): void => {
-      metrics.storeOperations.inc({ op, result })
-      metrics.storeLatency.observe({ op }, seconds)
-    }
-    const { keyPrefix } = storeOptions
-    // A finished stream stays resumable for the history TTL; an owned one as long as its lease is renewed.
-    const retainMs = history.ttlSeconds * 1000 + storeOptions.leaseTtlMs
-    this.#registry = new RedisStreamRegistry(this.#clients.commands, { keyPrefix, retainMs, onOperation })
-    this.store = new RedisHistoryStore(this.#clients.history, {
-      keyPrefix,
-      limits: { maxEvents: history.maxEvents, maxBytes: history.maxBytes, ttlMs: history.ttlSeconds * 1000, replay: history.replay },
-      epoch: () => this.#epoch,
-      durable: storeOptions.durable,
-      onOperation
-    })
-    this.#directory = new SessionDirectory(this.#clients.commands, { keyPrefix, idleTimeoutMs: options.sessions.idleTimeoutSeconds * 1000 })
-    this.channels = new LiveChannels(this.#clients.subscriber)
+    this.#shared = createStore(() => this.#epoch)
+    this.#registry = this.#shared.registry
+    this.store = this.#shared.history
+    this.channels = this.#shared.live
     this.#leases = new LeaseKeeper(this.#registry, {
       owner: randomBytes(9).toString('base64url'),
-      ttlMs: storeOptions.leaseTtlMs,
+      ttlMs: options.store.leaseTtlMs,
       log,
       onCountChange: countInto(metrics.upstreamLeasesHeld)
     })
@@ -103,7 +79,7 @@ export class ReplicaCoordinator {
   /** Connects to Redis and starts sweeping for orphaned streams. */
   async start (): Promise<void> {
     try {
-      await openRedis(this.#clients)
+      await this.#shared.open()
       this.#epoch = await this.#registry.ensureEpoch()
     } catch (error) {
       // A replica may start while Redis is away: it answers 503 until Redis is back (the sweep reads the epoch then).
@@ -119,7 +95,7 @@ export class ReplicaCoordinator {
 
   /** Whether Redis takes commands now; while it does not, no new session is opened. */
   get available (): boolean {
-    return this.#epoch !== '' && isRedisReady(this.#clients)
+    return this.#epoch !== '' && this.#shared.ready
   }
 
   /** Routes say how to reopen their streams when this replica takes one over. */
@@ -163,7 +139,7 @@ export class ReplicaCoordinator {
   }
 
   liveChannelOf (sessionId: string, streamId: string): string {
-    return liveChannel(this.#options.store.keyPrefix, sessionId, streamId)
+    return this.#shared.liveChannelOf(sessionId, streamId)
   }
 
   /**
@@ -171,7 +147,7 @@ export class ReplicaCoordinator {
    * opened through another replica), brought up to date with its record.
    */
   async findSession (sessionId: string, routePath: string): Promise<ProxySession | undefined> {
-    const record = await this.inTime(this.#directory.load(sessionId))
+    const record = await this.inTime(this.#shared.sessions.load(sessionId))
     const local = this.#sessions.find(sessionId, routePath)
     if (record === undefined || record.routePath !== routePath) {
       if (local !== undefined) this.#sessions.delete(local.id)
@@ -184,7 +160,7 @@ export class ReplicaCoordinator {
 
   /** Records a session's state for the other replicas; a failure is logged. */
   saveSession (session: ProxySession): void {
-    this.#directory.save(session).catch((error: unknown) => {
+    this.#shared.sessions.save(session).catch((error: unknown) => {
       this.#log.error({ err: error }, 'could not save a session to Redis')
     })
   }
@@ -194,12 +170,12 @@ export class ReplicaCoordinator {
    * hears of it; settles within store.requestTimeoutMs, and a failure is logged.
    */
   async markSessionEndRequested (sessionId: string): Promise<void> {
-    await this.#settleInTime(this.#directory.markEndRequested(sessionId), 'could not mark a session as ending in Redis')
+    await this.#settleInTime(this.#shared.sessions.markEndRequested(sessionId), 'could not mark a session as ending in Redis')
   }
 
   /** Settles once Redis forgot the session, or store.requestTimeoutMs later; a failure is logged. */
   async deleteSession (sessionId: string): Promise<void> {
-    await this.#settleInTime(this.#directory.delete(sessionId), 'could not delete a session from Redis')
+    await this.#settleInTime(this.#shared.sessions.delete(sessionId), 'could not delete a session from Redis')
   }
 
   async #settleInTime (work: Promise<void>, failure: string): Promise<void> {
@@ -212,7 +188,7 @@ export class ReplicaCoordinator {
 
   /** Claims the streams whose lease ran out, and takes them over. */
   async sweep (now: number): Promise<void> {
-    if (this.#sweeping || !isRedisReady(this.#clients)) return
+    if (this.#sweeping || !this.#shared.ready) return
     this.#sweeping = true
     try {
       await this.#checkEpoch()
@@ -231,8 +207,7 @@ export class ReplicaCoordinator {
   async close (): Promise<void> {
     clearInterval(this.#sweepTimer)
     this.#leases.close()
-    await this.store.close()
-    await closeRedis(this.#clients)
+    await this.#shared.close()
   }
 
   /** A new epoch means Redis lost its data: what this replica records is refused from now on. */
@@ -273,24 +248,9 @@ export class ReplicaCoordinator {
     return this.#sessions.find(sessionId, routePath) ?? this.#sessions.restore({ id: sessionId, routePath, endsWithItsStreams: true })
   }
 
-  /**
-   * Whether clients follow a stream from other replicas: one does now (each such
-   * replica subscribes to the live channel once), or one left less than a grace
-   * period ago and may be reconnecting, as a local client would be given.
-   */
-  async #followedElsewhere (sessionId: string, streamId: string): Promise<boolean> {
-    const { keyPrefix } = this.#options.store
-    const [[, count], recently] = await Promise.all([
-      this.#clients.commands.pubsub('NUMSUB', this.liveChannelOf(sessionId, streamId)) as Promise<[string, number]>,
-      this.#clients.commands.exists(recentlyFollowedKey(keyPrefix, sessionId, streamId))
-    ])
-    return count > 0 || recently === 1
-  }
-
   /** A client that followed a stream from here left: the owner keeps the upstream for a grace period more. */
   noteFollowerLeft (sessionId: string, streamId: string): void {
-    const key = recentlyFollowedKey(this.#options.store.keyPrefix, sessionId, streamId)
-    this.#clients.commands.set(key, '1', 'PX', Math.max(1, this.#options.sessions.detachGraceSeconds * 1000)).catch((error: unknown) => {
+    this.#shared.followers.noteLeft(sessionId, streamId, Math.max(1, this.#options.sessions.detachGraceSeconds * 1000)).catch((error: unknown) => {
       this.#log.warn({ err: error, streamId }, 'could not note that a follower left')
     })
   }
@@ -310,7 +270,7 @@ export class ReplicaCoordinator {
           this.#log.warn({ err: error, streamId }, 'could not mark a stream finished in Redis')
         })
       },
-      followedElsewhere: async () => await this.#followedElsewhere(sessionId, streamId),
+      followedElsewhere: async () => await this.#shared.followers.followedElsewhere(sessionId, streamId),
       released: () => {
         this.store.releaseFence(streamId)
         this.#leases.release(streamId).catch((error: unknown) => {

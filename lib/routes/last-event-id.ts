@@ -3,7 +3,7 @@ import type { ProxyContext } from '../proxy-context.js'
 import type { ResumeMiss } from '../session/resume-status.js'
 import { parseEventId } from '../session/event-id.js'
 import type { SessionStream } from '../session/session-registry.js'
-import type { StreamPosition } from '../store/redis/redis-stream-registry.js'
+import type { StreamPosition } from '../cluster/stream-registry.js'
 import { firstHeaderValue } from '../upstream/headers.js'
 
 const STORE_UNAVAILABLE = Symbol('store unavailable')

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import type { Redis } from 'ioredis'
 import { startDemoUpstream } from '../../examples/demo/mcp-server.js'
-import { sessionKey } from '../../lib/cluster/session-directory.js'
+import { sessionKey } from '../../lib/store/redis/keys.js'
 import type { McpSseResilienceOptions } from '../../lib/index.js'
 import { CountingUpstream } from '../helpers/counting-upstream.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'

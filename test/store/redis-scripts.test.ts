@@ -1,9 +1,11 @@
 import t, { type Test } from 'tap'
-import { parseEvents } from '../../lib/cluster/live-channels.js'
+import { parseEvents } from '../../lib/store/redis/live-channels.js'
 import type { Redis } from 'ioredis'
-import { defineHistoryScripts, entryField, MAX_EVICTIONS_PER_SCRIPT, recordedEvent, replyArray, replyNumber } from '../../lib/store/redis/history-scripts.js'
-import { activeIndexKey, activeMember, epochKey, historyKeys, liveChannel, parseActiveMember, streamIndexKey, type HistoryKeys } from '../../lib/store/redis/redis-keys.js'
-import { RedisStreamRegistry } from '../../lib/store/redis/redis-stream-registry.js'
+import { defineHistoryScripts, entryField, MAX_EVICTIONS_PER_SCRIPT, recordedEvent } from '../../lib/store/redis/history-scripts.js'
+import { activeIndexKey, activeMember, epochKey, historyKeys, leaseKey, liveChannel, parseActiveMember, streamIndexKey, type HistoryKeys } from '../../lib/store/redis/keys.js'
+import { dropLeases } from '../../lib/store/redis/lease-scripts.js'
+import { replyArray, replyNumber } from '../../lib/store/redis/operations.js'
+import { RedisStreamRegistry } from '../../lib/store/redis/stream-registry.js'
 import { redisClient, testRedis } from '../helpers/test-redis.js'
 
 const EPOCH = 'epoch-01'
@@ -29,7 +31,7 @@ const rawBytes = (event: RawEvent): number => event[2].length + event[1].length 
 
 /** One stream of one session, with the append script called as the store calls it. */
 function streamOf (redis: Redis, keyPrefix: string, sessionId: string, streamId: string) {
-  const keys: HistoryKeys = historyKeys(keyPrefix, sessionId, streamId)
+  const keys: HistoryKeys & { lease: string } = { ...historyKeys(keyPrefix, sessionId, streamId), lease: leaseKey(keyPrefix, sessionId, streamId) }
   return {
     keys,
     append: async (batch: readonly RawEvent[], options: AppendOptions = {}): Promise<unknown> => await redis.mcpSseAppend(
@@ -248,7 +250,7 @@ t.test('drop: a stream, then its session, leave no key behind', async (t) => {
   await s1.append(raw(1, 2))
   await s2.append(raw(1, 3))
   const drop = async (target: ReturnType<typeof stream>, streamId: string): Promise<unknown> =>
-    await redis.mcpSseDropStream(target.keys.meta, target.keys.history, target.keys.sessionCounters, target.keys.sessionStreams, target.keys.lease, streamId)
+    await redis.mcpSseDropStream(target.keys.meta, target.keys.history, target.keys.sessionCounters, target.keys.sessionStreams, streamId)
   t.same(await drop(s1, 's1'), [2, 2 * size])
   t.same(await drop(s1, 's1'), null, 'nil once gone')
   t.equal(await redis.hget(s1.keys.sessionCounters, 'bytes'), String(3 * size))
@@ -256,9 +258,10 @@ t.test('drop: a stream, then its session, leave no key behind', async (t) => {
   t.equal(await redis.exists(stream('A', 's3').keys.meta), 0, 'an empty batch creates no stream')
   await registry.register('A', 's3', '{}', EPOCH)
   await registry.claim('A', 's3', 'replica-1', 60_000, Date.now())
-  const dropped = replyArray(await redis.mcpSseDropSession(s1.keys.sessionCounters, s1.keys.sessionStreams, `${keyPrefix}{A}:m:`, `${keyPrefix}{A}:h:`, `${keyPrefix}{A}:lease:`))
+  const dropped = replyArray(await redis.mcpSseDropSession(s1.keys.sessionCounters, s1.keys.sessionStreams, `${keyPrefix}{A}:m:`, `${keyPrefix}{A}:h:`))
   t.same(dropped.slice(0, 2), [3, 3 * size])
   t.same(dropped.slice(2).sort(), ['s2', 's3'])
+  await dropLeases(redis, keyPrefix, 'A', ['s2', 's3'])
   await redis.unlink(activeIndexKey(keyPrefix), streamIndexKey(keyPrefix, 's3'))
   t.same(await redis.keys(`${keyPrefix}*`), [])
 
@@ -291,21 +294,21 @@ t.test('claim: nothing while a lease is held, for a finished stream, or for an u
   await registry.register('A', 's1', '{}', EPOCH)
   const now = Date.now()
   t.equal(await registry.claim('A', 's1', 'replica-1', 5000, now), 1)
-  t.equal(await redis.get(historyKeys(keyPrefix, 'A', 's1').lease), 'replica-1:1')
-  t.ok(await redis.pttl(historyKeys(keyPrefix, 'A', 's1').lease) > 4000)
+  t.equal(await redis.get(leaseKey(keyPrefix, 'A', 's1')), 'replica-1:1')
+  t.ok(await redis.pttl(leaseKey(keyPrefix, 'A', 's1')) > 4000)
   t.equal(await redis.zscore(activeIndexKey(keyPrefix), activeMember('A', 's1')), String(now + 5000))
   t.equal(await registry.claim('A', 's1', 'replica-2', 5000, now), undefined, 'the lease is held')
   t.equal(await registry.claim('A', 's1', 'replica-1', 5000, now), undefined, 'even by the same owner')
   t.equal(await registry.claim('A', 'nope', 'replica-1', 5000, now), undefined)
   t.ok(await registry.finish('A', 's1', 1))
-  await redis.del(historyKeys(keyPrefix, 'A', 's1').lease)
+  await redis.del(leaseKey(keyPrefix, 'A', 's1'))
   t.equal(await registry.claim('A', 's1', 'replica-2', 5000, now), undefined, 'a finished stream is never claimed')
   t.match(await registry.position('A', 's1'), { fence: 1, finished: true })
 })
 
 t.test('renew: extends the lease of its holder only', async (t) => {
   const { redis, keyPrefix, registry } = setup(t)
-  const lease = historyKeys(keyPrefix, 'A', 's1').lease
+  const lease = leaseKey(keyPrefix, 'A', 's1')
   await registry.register('A', 's1', '{}', EPOCH)
   const now = Date.now()
   const token = await registry.claim('A', 's1', 'replica-1', 200, now) ?? 0
@@ -322,7 +325,7 @@ t.test('renew: extends the lease of its holder only', async (t) => {
 
 t.test('release: only by the holder; an unfinished stream is due for takeover at once', async (t) => {
   const { redis, keyPrefix, registry } = setup(t)
-  const lease = historyKeys(keyPrefix, 'A', 's1').lease
+  const lease = leaseKey(keyPrefix, 'A', 's1')
   await registry.register('A', 's1', '{}', EPOCH)
   const now = Date.now()
   const token = await registry.claim('A', 's1', 'replica-1', 60_000, now) ?? 0
@@ -357,7 +360,7 @@ t.test('finish: only for the current owner; it publishes `end <last>` and leaves
   await registry.register('A', 's1', '{}', EPOCH)
   const first = await registry.claim('A', 's1', 'replica-1', 60_000, Date.now()) ?? 0
   await stream('A', 's1').append(raw(1, 3), { token: first })
-  await redis.del(historyKeys(keyPrefix, 'A', 's1').lease)
+  await redis.del(leaseKey(keyPrefix, 'A', 's1'))
   const second = await registry.claim('A', 's1', 'replica-2', 60_000, Date.now()) ?? 0
   t.equal(await registry.finish('A', 's1', first), false, 'a stale owner cannot finish it')
   t.match(await registry.position('A', 's1'), { finished: false })

@@ -1,9 +1,12 @@
-import type { Cluster, Redis, RedisKey, RedisValue, Result } from 'ioredis'
+import type { RedisKey, RedisValue, Result } from 'ioredis'
 import type { RecordedEvent } from '../../history/history-store.js'
+import type { RedisClient } from './client.js'
+import { replyArray } from './operations.js'
 
 /**
- * The Lua scripts of the Redis store. Each runs atomically in Redis, so that a
- * stream's metadata and its events never disagree, whatever runs beside it.
+ * The Lua scripts of the history: its events, its evictions, its drops. Each runs
+ * atomically in Redis, so that a stream's metadata and its events never disagree,
+ * whatever runs beside it.
  * ioredis sends them by EVALSHA and falls back to EVAL on NOSCRIPT.
  *
  * Redis does not roll back a script that fails half way: every script checks all it
@@ -228,16 +231,17 @@ return {events, bytes}
 `
 
 /**
- * KEYS: meta, history, session counters, session streams, lease. ARGV: streamId.
+ * KEYS: meta, history, session counters, session streams. ARGV: streamId.
  * Returns {events, bytes} the stream held, or nil when there was no such stream.
+ * The stream's lease is the lease code's to drop (dropLeases in lease-scripts.ts).
  */
 export const DROP_STREAM_SCRIPT = `
-local meta, history, counters, streams, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local meta, history, counters, streams = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local known = redis.call('EXISTS', meta, history) > 0 or redis.call('SISMEMBER', streams, ARGV[1]) == 1
 if not known then return false end
 local events = redis.call('XLEN', history)
 local bytes = tonumber(redis.call('HGET', meta, 'bytes') or '0')
-redis.call('DEL', meta, history, lease)
+redis.call('DEL', meta, history)
 redis.call('SREM', streams, ARGV[1])
 if redis.call('SCARD', streams) == 0 then
   redis.call('DEL', counters)
@@ -248,91 +252,22 @@ return {events, bytes}
 `
 
 /**
- * KEYS: session counters, session streams. ARGV: the prefixes of the meta, history and lease keys of the session's streams.
- * Returns {events, bytes, streamId...}: what the session held, and its streams.
+ * KEYS: session counters, session streams. ARGV: the prefixes of the meta and history keys of the session's streams.
+ * Returns {events, bytes, streamId...}: what the session held, and its streams (whose leases the lease code drops).
  */
 export const DROP_SESSION_SCRIPT = `
 local counters, streams = KEYS[1], KEYS[2]
-local metaBase, historyBase, leaseBase = ARGV[1], ARGV[2], ARGV[3]
+local metaBase, historyBase = ARGV[1], ARGV[2]
 local reply = {0, 0}
 -- No unpack(): Lua's stack caps it at a few thousand values.
 for _, member in ipairs(redis.call('SMEMBERS', streams)) do
   reply[1] = reply[1] + redis.call('XLEN', historyBase .. member)
   reply[2] = reply[2] + tonumber(redis.call('HGET', metaBase .. member, 'bytes') or '0')
-  redis.call('DEL', metaBase .. member, historyBase .. member, leaseBase .. member)
+  redis.call('DEL', metaBase .. member, historyBase .. member)
   reply[#reply + 1] = member
 end
 redis.call('DEL', counters, streams)
 return reply
-`
-
-/**
- * KEYS: meta, history, session streams. ARGV: epoch, descriptor, streamId, retainMs.
- * Creates the stream's meta unless it exists (a registered stream never goes back to 0), and sets its descriptor.
- * The keys expire `retainMs` from now unless a lease renewal extends them: nothing outlives its replicas for long.
- */
-export const REGISTER_SCRIPT = `
-local meta, history, streams = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('EXISTS', meta) == 0 then
-  redis.call('DEL', history)
-  redis.call('HSET', meta, 'last', 0, 'evicted', 0, 'bytes', 0, 'fence', 0, 'epoch', ARGV[1])
-end
-redis.call('HSET', meta, 'desc', ARGV[2])
-redis.call('SADD', streams, ARGV[3])
-redis.call('PEXPIRE', meta, ARGV[4])
-redis.call('PEXPIRE', streams, ARGV[4])
-return 1
-`
-
-/**
- * KEYS: meta, lease. ARGV: owner, ttlMs.
- * Takes the lease of an unfinished stream that has none; returns its new fencing token, 0 while
- * another replica holds it, or -1 for a stream that is over or gone (nothing to claim, ever).
- */
-export const CLAIM_SCRIPT = `
-local meta, lease = KEYS[1], KEYS[2]
-if redis.call('EXISTS', meta) == 0 or redis.call('HGET', meta, 'finished') == '1' then return -1 end
-if redis.call('EXISTS', lease) == 1 then return 0 end
-local token = redis.call('HINCRBY', meta, 'fence', 1)
-redis.call('SET', lease, ARGV[1] .. ':' .. string.format('%d', token), 'PX', ARGV[2])
-return token
-`
-
-/**
- * KEYS: lease, meta, history, session counters, session streams. ARGV: `<owner>:<token>`, ttlMs, retainMs.
- * Extends the lease only for its holder, and keeps the stream's keys for `retainMs` more; 1 or 0.
- */
-export const RENEW_SCRIPT = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-for index = 2, 5 do redis.call('PEXPIRE', KEYS[index], ARGV[3]) end
-return 1
-`
-
-/** KEYS: lease, meta. ARGV: `<owner>:<token>`. Drops the lease only for its holder; returns {released, finished}. */
-export const RELEASE_SCRIPT = `
-local released = 0
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  released = 1
-end
-local finished = redis.call('HGET', KEYS[2], 'finished') == '1' and 1 or 0
-return {released, finished}
-`
-
-/**
- * KEYS: meta, history. ARGV: token, live channel, retainMs.
- * Marks the stream finished unless a newer owner holds it, and publishes `end <last>`; 1 or 0.
- * A finished stream stays resumable for `retainMs`, then its keys expire.
- */
-export const FINISH_SCRIPT = `
-local state = redis.call('HMGET', KEYS[1], 'fence', 'last')
-if redis.call('EXISTS', KEYS[1]) == 0 or tonumber(state[1] or '0') > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'finished', '1')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', ARGV[2], 'end ' .. (state[2] or '0'))
-return 1
 `
 
 /** KEYS: one key. ARGV: a value. Deletes the key only while it holds that value; 1 or 0. */
@@ -346,44 +281,10 @@ const SCRIPTS = {
   mcpSseAppend: { lua: APPEND_SCRIPT, numberOfKeys: 4 },
   mcpSseRead: { lua: READ_SCRIPT, numberOfKeys: 2 },
   mcpSseExpire: { lua: EXPIRE_SCRIPT, numberOfKeys: 3 },
-  mcpSseDropStream: { lua: DROP_STREAM_SCRIPT, numberOfKeys: 5 },
+  mcpSseDropStream: { lua: DROP_STREAM_SCRIPT, numberOfKeys: 4 },
   mcpSseDropSession: { lua: DROP_SESSION_SCRIPT, numberOfKeys: 2 },
-  mcpSseRegister: { lua: REGISTER_SCRIPT, numberOfKeys: 3 },
-  mcpSseClaim: { lua: CLAIM_SCRIPT, numberOfKeys: 2 },
-  mcpSseRenew: { lua: RENEW_SCRIPT, numberOfKeys: 5 },
-  mcpSseRelease: { lua: RELEASE_SCRIPT, numberOfKeys: 2 },
-  mcpSseFinish: { lua: FINISH_SCRIPT, numberOfKeys: 2 },
   mcpSseDeleteIfEqual: { lua: DELETE_IF_EQUAL_SCRIPT, numberOfKeys: 1 }
 } as const
-
-export type RedisClient = Redis | Cluster
-
-/** Told of every Redis call: its name, whether Redis answered, and how long it took. */
-export type OperationObserver = (op: string, result: 'ok' | 'error', seconds: number) => void
-
-/** Times a Redis call and reports it to the observer. */
-export async function timedOperation<T> (onOperation: OperationObserver | undefined, op: string, call: () => Promise<T>): Promise<T> {
-  const started = performance.now()
-  let result: 'ok' | 'error' = 'error'
-  try {
-    const reply = await call()
-    result = 'ok'
-    return reply
-  } finally {
-    onOperation?.(op, result, (performance.now() - started) / 1000)
-  }
-}
-
-// Script replies are unknown to TypeScript: these narrow them.
-
-export function replyArray (reply: unknown): unknown[] {
-  return Array.isArray(reply) ? reply : []
-}
-
-export function replyNumber (reply: unknown): number {
-  const value = Number(reply)
-  return Number.isFinite(value) ? value : 0
-}
 
 const NO_BYTES = Buffer.alloc(0)
 
@@ -432,13 +333,8 @@ declare module 'ioredis' {
     /** mcpSseRead with every bulk string of the reply as a Buffer (ioredis defines it with the command). */
     mcpSseReadBuffer(meta: RedisKey, history: RedisKey, afterSeq: RedisValue, fromSeq: RedisValue): Result<unknown, Context>
     mcpSseExpire(meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, cutoff: RedisValue, maxEvictions: RedisValue): Result<unknown, Context>
-    mcpSseDropStream(meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, sessionStreams: RedisKey, lease: RedisKey, streamId: RedisValue): Result<unknown, Context>
-    mcpSseDropSession(sessionCounters: RedisKey, sessionStreams: RedisKey, metaBase: RedisValue, historyBase: RedisValue, leaseBase: RedisValue): Result<unknown, Context>
-    mcpSseRegister(meta: RedisKey, history: RedisKey, sessionStreams: RedisKey, epoch: RedisValue, descriptor: RedisValue, streamId: RedisValue, retainMs: RedisValue): Result<unknown, Context>
-    mcpSseClaim(meta: RedisKey, lease: RedisKey, owner: RedisValue, ttlMs: RedisValue): Result<unknown, Context>
-    mcpSseRenew(lease: RedisKey, meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, sessionStreams: RedisKey, holder: RedisValue, ttlMs: RedisValue, retainMs: RedisValue): Result<unknown, Context>
-    mcpSseRelease(lease: RedisKey, meta: RedisKey, holder: RedisValue): Result<unknown, Context>
-    mcpSseFinish(meta: RedisKey, history: RedisKey, token: RedisValue, channel: RedisValue, retainMs: RedisValue): Result<unknown, Context>
+    mcpSseDropStream(meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, sessionStreams: RedisKey, streamId: RedisValue): Result<unknown, Context>
+    mcpSseDropSession(sessionCounters: RedisKey, sessionStreams: RedisKey, metaBase: RedisValue, historyBase: RedisValue): Result<unknown, Context>
     mcpSseDeleteIfEqual(key: RedisKey, value: RedisValue): Result<unknown, Context>
   }
 }

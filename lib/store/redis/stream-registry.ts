@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { defineHistoryScripts, replyArray, timedOperation, type OperationObserver, type RedisClient } from './history-scripts.js'
-import { activeIndexKey, activeMember, epochKey, historyKey, leaseKey, liveChannel, metaKey, parseActiveMember, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './redis-keys.js'
+import type { StreamPosition, StreamRef, StreamRegistry } from '../../cluster/stream-registry.js'
+import type { RedisClient } from './client.js'
+import { activeIndexKey, activeMember, epochKey, historyKey, leaseKey, liveChannel, metaKey, parseActiveMember, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './keys.js'
+import { defineLeaseScripts } from './lease-scripts.js'
+import { replyArray, timedOperation, type OperationObserver } from './operations.js'
+import { defineRegistryScripts } from './registry-scripts.js'
 
 export interface RedisStreamRegistryOptions {
   readonly keyPrefix: string
@@ -10,27 +14,6 @@ export interface RedisStreamRegistryOptions {
    */
   readonly retainMs: number
   readonly onOperation?: OperationObserver
-}
-
-/** What Redis knows of a stream, for the replica that takes it over. */
-export interface StreamPosition {
-  /** The highest seq recorded. */
-  readonly lastSeq: number
-  /** The highest seq evicted, 0 if none. */
-  readonly evictedThrough: number
-  /** The upstream id of the last recorded event that had one: where to resume the upstream. */
-  readonly cursor: string | undefined
-  readonly finished: boolean
-  /** The takeover descriptor given at registration. */
-  readonly descriptor: string | undefined
-  /** The last fencing token issued. */
-  readonly fence: number
-  readonly epoch: string
-}
-
-export interface StreamRef {
-  readonly sessionId: string
-  readonly streamId: string
 }
 
 /** 6 random bytes: 8 base64url characters. */
@@ -44,13 +27,10 @@ function integerField (value: string | undefined): number {
 }
 
 /**
- * Which replica reads which upstream stream. A replica claims a stream's lease and
- * gets a fencing token, higher than any before it; it renews the lease while it
- * reads; the history store rejects the appends of a token that a later claim
- * superseded. The active index lists the unfinished streams by lease expiry, so that
- * the others find the streams whose owner died.
+ * The stream registry in Redis. The active index lists the unfinished streams by
+ * lease expiry, so that the others find the streams whose owner died.
  */
-export class RedisStreamRegistry {
+export class RedisStreamRegistry implements StreamRegistry {
   readonly #redis: RedisClient
   readonly #prefix: string
   readonly #onOperation: OperationObserver | undefined
@@ -61,7 +41,8 @@ export class RedisStreamRegistry {
     this.#prefix = options.keyPrefix
     this.#retainMs = options.retainMs
     this.#onOperation = options.onOperation
-    defineHistoryScripts(redis)
+    defineRegistryScripts(redis)
+    defineLeaseScripts(redis)
   }
 
   /** The store epoch: the one in Redis, or a new one when Redis has none (first start, or it lost its data). */

@@ -1,8 +1,12 @@
-import { StaleOwnerError, StoreResetError } from '../errors.js'
-import type { EventBatch } from './event-batch.js'
-import type { HistoryLimits, HistoryRead, HistoryStats, HistoryStore } from './history-store.js'
-import { defineHistoryScripts, entryField, MAX_EVICTIONS_PER_SCRIPT, recordedEvent, replyArray, replyNumber, timedOperation, type OperationObserver, type RedisClient } from '../store/redis/history-scripts.js'
-import { activeIndexKey, activeMember, historyKey, historyKeys, leaseKey, liveChannel, metaKey, sessionCountersKey, sessionStreamsKey, streamIndexKey } from '../store/redis/redis-keys.js'
+import { StaleOwnerError, StoreResetError } from '../../errors.js'
+import type { FencedHistoryStore } from '../../cluster/cluster-store.js'
+import type { EventBatch } from '../../history/event-batch.js'
+import type { HistoryLimits, HistoryRead, HistoryStats } from '../../history/history-store.js'
+import type { RedisClient } from './client.js'
+import { defineHistoryScripts, entryField, MAX_EVICTIONS_PER_SCRIPT, recordedEvent } from './history-scripts.js'
+import { activeIndexKey, activeMember, historyKey, historyKeys, liveChannel, metaKey, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './keys.js'
+import { dropLeases } from './lease-scripts.js'
+import { replyArray, replyNumber, timedOperation, type OperationObserver } from './operations.js'
 
 export interface RedisHistoryStoreOptions {
   readonly keyPrefix: string
@@ -39,7 +43,7 @@ function isPosition (seq: number): boolean {
  * report it: exact with one replica; with several, each reports its own share, and
  * one that evicts what another appended may go below zero.
  */
-export class RedisHistoryStore implements HistoryStore {
+export class RedisHistoryStore implements FencedHistoryStore {
   readonly #redis: RedisClient
   readonly #prefix: string
   readonly #limits: HistoryLimits
@@ -141,8 +145,11 @@ export class RedisHistoryStore implements HistoryStore {
 
   async dropStream (sessionId: string, streamId: string): Promise<void> {
     const keys = historyKeys(this.#prefix, sessionId, streamId)
-    const reply = await this.#timed('drop', async () =>
-      await this.#redis.mcpSseDropStream(keys.meta, keys.history, keys.sessionCounters, keys.sessionStreams, keys.lease, streamId))
+    const reply = await this.#timed('drop', async () => {
+      const dropped = await this.#redis.mcpSseDropStream(keys.meta, keys.history, keys.sessionCounters, keys.sessionStreams, streamId)
+      if (dropped !== null) await dropLeases(this.#redis, this.#prefix, sessionId, [streamId])
+      return dropped
+    })
     this.#forget(sessionId, streamId)
     if (reply === null) return
     const [events, bytes] = replyArray(reply)
@@ -151,15 +158,18 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   async dropSession (sessionId: string): Promise<void> {
-    const reply = replyArray(await this.#timed('drop', async () => await this.#redis.mcpSseDropSession(
-      sessionCountersKey(this.#prefix, sessionId),
-      sessionStreamsKey(this.#prefix, sessionId),
-      metaKey(this.#prefix, sessionId, ''),
-      historyKey(this.#prefix, sessionId, ''),
-      leaseKey(this.#prefix, sessionId, '')
-    )))
-    const [events, bytes, ...streamIds] = reply
-    const dropped = streamIds.filter((streamId): streamId is string => typeof streamId === 'string')
+    const reply = replyArray(await this.#timed('drop', async () => {
+      const session = replyArray(await this.#redis.mcpSseDropSession(
+        sessionCountersKey(this.#prefix, sessionId),
+        sessionStreamsKey(this.#prefix, sessionId),
+        metaKey(this.#prefix, sessionId, ''),
+        historyKey(this.#prefix, sessionId, '')
+      ))
+      await dropLeases(this.#redis, this.#prefix, sessionId, streamIdsOf(session))
+      return session
+    }))
+    const [events, bytes] = reply
+    const dropped = streamIdsOf(reply)
     this.#count(-replyNumber(events), -replyNumber(bytes))
     for (const streamId of dropped) this.#forget(sessionId, streamId)
     if (dropped.length > 0) await this.#dropIndexes(sessionId, dropped)
@@ -232,4 +242,9 @@ export class RedisHistoryStore implements HistoryStore {
   async #timed<T> (op: string, call: () => Promise<T>): Promise<T> {
     return await timedOperation(this.#onOperation, op, call)
   }
+}
+
+/** The stream ids of a drop-session reply, `{events, bytes, streamId...}`. */
+function streamIdsOf (reply: readonly unknown[]): string[] {
+  return reply.slice(2).filter((streamId): streamId is string => typeof streamId === 'string')
 }

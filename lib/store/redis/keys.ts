@@ -15,8 +15,6 @@ export interface HistoryKeys {
   readonly sessionCounters: string
   /** Set of the session's stream ids. */
   readonly sessionStreams: string
-  /** String `<owner>:<token>`, with an expiry: the replica that reads the upstream. */
-  readonly lease: string
 }
 
 function sessionTag (prefix: string, sessionId: string): string {
@@ -39,6 +37,7 @@ export function sessionStreamsKey (prefix: string, sessionId: string): string {
   return `${sessionTag(prefix, sessionId)}streams`
 }
 
+/** String `<owner>:<token>`, with an expiry: the replica that reads the upstream. */
 export function leaseKey (prefix: string, sessionId: string, streamId: string): string {
   return `${sessionTag(prefix, sessionId)}lease:${streamId}`
 }
@@ -48,8 +47,7 @@ export function historyKeys (prefix: string, sessionId: string, streamId: string
     meta: metaKey(prefix, sessionId, streamId),
     history: historyKey(prefix, sessionId, streamId),
     sessionCounters: sessionCountersKey(prefix, sessionId),
-    sessionStreams: sessionStreamsKey(prefix, sessionId),
-    lease: leaseKey(prefix, sessionId, streamId)
+    sessionStreams: sessionStreamsKey(prefix, sessionId)
   }
 }
 
@@ -88,6 +86,11 @@ export function parseActiveMember (member: string): { sessionId: string, streamI
   const space = member.indexOf(' ')
   if (space <= 0 || space === member.length - 1) return undefined
   return { sessionId: member.slice(0, space), streamId: member.slice(space + 1) }
+}
+
+/** Hash: a session's record, for the replicas that did not open it (session-records.ts). */
+export function sessionKey (prefix: string, sessionId: string): string {
+  return `${sessionTag(prefix, sessionId)}session`
 }
 
 /** String: the store epoch, a random value that changes when Redis loses its data. */

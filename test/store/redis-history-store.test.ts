@@ -6,14 +6,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { parseEvents } from '../../lib/cluster/live-channels.js'
+import { parseEvents } from '../../lib/store/redis/live-channels.js'
 import type { HistoryLimits, RecordedEvent } from '../../lib/history/history-store.js'
 import { LocalHistoryStore } from '../../lib/history/local-history-store.js'
-import { RedisHistoryStore, type RedisHistoryStoreOptions } from '../../lib/history/redis-history-store.js'
+import { RedisHistoryStore, type RedisHistoryStoreOptions } from '../../lib/store/redis/history-store.js'
 import { StaleOwnerError, StoreResetError } from '../../lib/errors.js'
-import { historyKeys, liveChannel, streamIndexKey } from '../../lib/store/redis/redis-keys.js'
-import { RedisStreamRegistry } from '../../lib/store/redis/redis-stream-registry.js'
-import { historyStoreContract } from './history-store-contract.js'
+import { historyKeys, leaseKey, liveChannel, streamIndexKey } from '../../lib/store/redis/keys.js'
+import { RedisStreamRegistry } from '../../lib/store/redis/stream-registry.js'
+import { historyStoreContract } from '../history/history-store-contract.js'
 import { freePort } from '../helpers/free-port.js'
 import { REDIS_SERVER_BINARY, startRedisServer } from '../helpers/redis-process.js'
 import { keysUnder, redisClient, testRedis } from '../helpers/test-redis.js'
@@ -84,7 +84,7 @@ t.test('once another replica claims the stream, the old owner\'s appends are ref
   await registry.register('A', 's1', '{}', EPOCH)
   first.holdFence('s1', await registry.claim('A', 's1', 'replica-1', 5000, Date.now()) ?? 0)
   await first.append('A', 's1', batchOf(events(1, 2)))
-  await redis.del(historyKeys(keyPrefix, 'A', 's1').lease)
+  await redis.del(leaseKey(keyPrefix, 'A', 's1'))
   second.holdFence('s1', await registry.claim('A', 's1', 'replica-2', 5000, Date.now()) ?? 0)
   const statsBefore = first.stats()
 
@@ -240,9 +240,10 @@ t.test('dropStream and dropSession clear the stream index only for the session t
   await store.dropStream('A', 's1')
   t.equal(await registry.sessionOf('s1'), undefined)
   t.same(await registry.expiredLeases(Number.MAX_SAFE_INTEGER, 10), [], 'nor is it in the active index any more')
+  t.ok(await registry.claim('A', 's2', 'replica-1', 5000, Date.now()), 's2 leased too: dropSession drops its lease')
   await store.dropSession('A')
   t.equal(await registry.sessionOf('s2'), undefined)
-  t.same(await keysUnder(redis, keyPrefix), [], 'nothing is left in Redis')
+  t.same(await keysUnder(redis, keyPrefix), [], 'nothing is left in Redis, leases included')
 })
 
 t.test('close() forgets local state and leaves the shared client open', async (t) => {
@@ -260,7 +261,8 @@ t.test('close() forgets local state and leaves the shared client open', async (t
 
 t.test('the stream index key lives in the stream\'s slot, not the session\'s', async (t) => {
   t.equal(streamIndexKey('p:', 's1'), 'p:{s1}:sid')
-  t.same(historyKeys('p:', 'A', 's1'), { meta: 'p:{A}:m:s1', history: 'p:{A}:h:s1', sessionCounters: 'p:{A}:s', sessionStreams: 'p:{A}:streams', lease: 'p:{A}:lease:s1' })
+  t.same(historyKeys('p:', 'A', 's1'), { meta: 'p:{A}:m:s1', history: 'p:{A}:h:s1', sessionCounters: 'p:{A}:s', sessionStreams: 'p:{A}:streams' })
+  t.equal(leaseKey('p:', 'A', 's1'), 'p:{A}:lease:s1', 'the lease in its session\'s slot too')
 })
 
 t.test('durable: with a Redis replica attached, an append returns once the replica has it', async (t) => {

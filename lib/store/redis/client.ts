@@ -1,5 +1,8 @@
-import { Redis } from 'ioredis'
+import { Redis, type Cluster } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
+
+/** What the store's classes and scripts run on: one Redis, or a Redis Cluster. */
+export type RedisClient = Redis | Cluster
 
 /**
  * The Redis connections of one replica, whatever the number of sessions:

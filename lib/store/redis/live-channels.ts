@@ -1,19 +1,11 @@
 import type { Redis } from 'ioredis'
-
-/** What a live channel carries: an event the owner recorded, or the end of the stream. */
-export interface LiveListener {
-  /** `bytes`: the event's wire form, a view of the message. */
-  readonly onEvent: (seq: number, bytes: Buffer) => void
-  readonly onEnd: () => void
-  /** The subscriber reconnected: messages may have been lost meanwhile. */
-  readonly resync: () => void
-}
+import type { LiveFeed, LiveListener } from '../../cluster/live-feed.js'
 
 /**
  * One subscriber connection for every live channel this replica listens to:
  * a channel is subscribed while at least one listener wants it.
  */
-export class LiveChannels {
+export class LiveChannels implements LiveFeed {
   readonly #subscriber: Redis
   readonly #listeners = new Map<string, Set<LiveListener>>()
 
