@@ -1,4 +1,15 @@
-import type { RecordedEvent } from './history-store.js'
+/** One event as the history keeps it. */
+export interface RecordedEvent {
+  /** Its position in its stream, from 1; the proxy's event id carries it. */
+  readonly seq: number
+  /** The upstream's own id, kept for upstream resume and dedup; never sent to clients. */
+  readonly upstreamId: string | undefined
+  /**
+   * The event as clients receive it, proxy id line included (batch-builder.ts). Empty in
+   * ids-only mode. Its own Buffer, never a view of an upstream chunk, and never changed.
+   */
+  readonly bytes: Buffer
+}
 
 /**
  * What one upstream chunk produced, as clients receive it: one Buffer with the events

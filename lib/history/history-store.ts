@@ -1,17 +1,6 @@
-import type { EventBatch } from './event-batch.js'
+import type { EventBatch, RecordedEvent } from './event-batch.js'
 
-/** One event as the history keeps it. */
-export interface RecordedEvent {
-  /** Its position in its stream, from 1; the proxy's event id carries it. */
-  readonly seq: number
-  /** The upstream's own id, kept for upstream resume and dedup; never sent to clients. */
-  readonly upstreamId: string | undefined
-  /**
-   * The event as clients receive it, proxy id line included (batch-builder.ts). Empty in
-   * ids-only mode. Its own Buffer, never a view of an upstream chunk, and never changed.
-   */
-  readonly bytes: Buffer
-}
+export type { RecordedEvent } from './event-batch.js'
 
 /** What a store can say about the events after a position. */
 export type HistoryRead =
