@@ -21,9 +21,18 @@ export class ByteBlocks {
     return this.#firstBlock + this.#blocks.length - 1
   }
 
-  /** Copies `bytes[start, end)` in; returns the offset they are at, in block lastBlock. */
+  /**
+   * Keeps `bytes[start, end)`; returns the offset they are at, in block lastBlock. They are
+   * copied in, unless they are at least a block's worth: then that range becomes a block of
+   * its own, uncopied, and `bytes` must never change.
+   */
   write (bytes: Buffer, start: number, end: number): number {
     const length = end - start
+    if (length >= MAX_BLOCK_BYTES) {
+      this.#blocks.push(bytes.subarray(start, end))
+      this.#written = length
+      return 0
+    }
     let block = this.#blocks[this.#blocks.length - 1]
     if (block === undefined || block.length - this.#written < length) block = this.#newBlock(length)
     const offset = this.#written

@@ -38,16 +38,39 @@ class StreamHistory {
     return this.size === 0 ? Infinity : this.#times[this.#head] as number
   }
 
-  /** `bytes`: the event's, or none in ids-only mode. */
-  /** Event `seq`: `bytes[start, end)`, or nothing kept (ids-only mode) when start === end. */
-  push (seq: number, upstreamId: string | undefined, bytes: Buffer, start: number, end: number, order: number, at: number): void {
-    this.#upstreamIds.push(upstreamId)
-    this.#offsets.push(start === end ? 0 : this.#blocks.write(bytes, start, end))
-    this.#blockNumbers.push(this.#blocks.lastBlock)
-    this.#lengths.push(end - start)
-    this.#orders.push(order)
-    this.#times.push(at)
-    this.lastSeq = seq
+  /**
+   * A batch's events: event i is `bytes[bounds[2i], bounds[2i + 1])`, or nothing kept
+   * (ids-only mode) when `keep` is false. Events side by side in the batch (all of them,
+   * unless comments came between) are copied into a block at once. Returns the bytes they count for.
+   */
+  pushBatch (batch: EventBatch, keep: boolean, order: number, at: number): number {
+    const { bytes, bounds, upstreamIds, count } = batch
+    let counted = 0
+    let index = 0
+    while (index < count) {
+      const runStart = bounds[2 * index] as number
+      let runEnd = bounds[2 * index + 1] as number
+      let last = index
+      if (keep) {
+        while (last + 1 < count && bounds[2 * (last + 1)] === runEnd) runEnd = bounds[2 * ++last + 1] as number
+      }
+      const offset = keep ? this.#blocks.write(bytes, runStart, runEnd) - runStart : 0
+      const block = this.#blocks.lastBlock
+      for (; index <= last; index++) {
+        const start = bounds[2 * index] as number
+        const length = keep ? (bounds[2 * index + 1] as number) - start : 0
+        const upstreamId = upstreamIds[index]
+        counted += eventBytes(length, upstreamId)
+        this.#upstreamIds.push(upstreamId)
+        this.#offsets.push(keep ? offset + start : 0)
+        this.#blockNumbers.push(block)
+        this.#lengths.push(length)
+        this.#orders.push(order++)
+        this.#times.push(at)
+      }
+    }
+    this.lastSeq = batch.firstSeq + count - 1
+    return counted
   }
 
   /** Removes the oldest event, and says how many bytes it counted for; callers check that there is one. */
@@ -119,22 +142,16 @@ export class LocalHistoryStore implements HistoryStore {
 
   /** append(), synchronously, with the clock given: for callers on the hot path and for tests. */
   appendNow (sessionId: string, streamId: string, batch: EventBatch, now: number): void {
+    if (batch.count === 0) return
     const session = this.#sessionFor(sessionId)
     const stream = this.#streamFor(session, streamId)
-    const { bytes: wire, bounds, upstreamIds, firstSeq } = batch
-    const replay = this.#limits.replay
-    for (let index = 0; index < batch.count; index++) {
-      const start = bounds[2 * index] as number
-      const end = replay ? bounds[2 * index + 1] as number : start
-      const upstreamId = upstreamIds[index]
-      const bytes = eventBytes(end - start, upstreamId)
-      stream.push(firstSeq + index, upstreamId, wire, start, end, ++this.#order, now)
-      session.bytes += bytes
-      this.#bytes += bytes
-      this.#events++
-      if (stream.size > this.#limits.maxEvents) this.#evictOldest(session, stream)
-      while (session.bytes > this.#limits.maxBytes) this.#evictOldestOfSession(session, stream)
-    }
+    const bytes = stream.pushBatch(batch, this.#limits.replay, this.#order + 1, now)
+    this.#order += batch.count
+    session.bytes += bytes
+    this.#bytes += bytes
+    this.#events += batch.count
+    while (stream.size > this.#limits.maxEvents) this.#evictOldest(session, stream)
+    while (session.bytes > this.#limits.maxBytes) this.#evictOldestOfSession(session, stream)
   }
 
   async readAfter (sessionId: string, streamId: string, afterSeq: number): Promise<HistoryRead> {
