@@ -33,10 +33,6 @@ export class BatchBuilder {
     this.#idStart = idLineStart(idPrefix)
   }
 
-  get empty (): boolean {
-    return this.#length === 0
-  }
-
   /** An event: `lines` as the relay scanner gives them (sse-byte-scanner.ts), which may be a view of a chunk. */
   event (seq: number, lines: Buffer, upstreamId: string | undefined): void {
     const idStart = this.#idStart
