@@ -1,6 +1,7 @@
 /** What a live channel carries: an event the owner recorded, or the end of the stream. */
 export interface LiveListener {
-  readonly onEvent: (seq: number, text: string) => void
+  /** `bytes`: the event's wire form, a view of the message. */
+  readonly onEvent: (seq: number, bytes: Buffer) => void
   readonly onEnd: () => void
   /** The feed reconnected: messages may have been lost meanwhile. */
   readonly resync: () => void

@@ -59,15 +59,15 @@ export class RemoteStream implements SubscriberOwner, LiveListener {
     this.#started = true
     const early = this.#early
     this.#early = []
-    for (const item of early ?? []) this.onEvent(item.seq as number, item.text)
+    for (const item of early ?? []) this.onEvent(item.seq as number, item.bytes)
     if (ended) this.onEnd()
     /* c8 ignore next -- early events were dropped (see #holdEarly): read them from the history. */
     else if (early === undefined) this.#fillHole()
   }
 
-  onEvent (seq: number, text: string): void {
+  onEvent (seq: number, bytes: Buffer): void {
     if (!this.#started) {
-      this.#holdEarly({ seq, text })
+      this.#holdEarly({ seq, bytes })
       return
     }
     if (this.#filling !== undefined) {
@@ -80,7 +80,7 @@ export class RemoteStream implements SubscriberOwner, LiveListener {
       return
     }
     this.#lastSeq = seq
-    this.#subscriber?.deliver([{ seq, text }])
+    this.#subscriber?.deliver([{ seq, bytes }])
   }
 
   onEnd (): void {
@@ -147,7 +147,7 @@ export class RemoteStream implements SubscriberOwner, LiveListener {
         return
       }
       // Ids-only history (history.replay false) has no text to fill the hole with.
-      if (read.events.some((event) => event.text === '')) {
+      if (read.events.some((event) => event.bytes.length === 0)) {
         this.#subscriber?.close()
         return
       }

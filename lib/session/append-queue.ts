@@ -1,14 +1,13 @@
-import type { RecordedEvent } from '../history/history-store.js'
-import type { StreamItem } from './stream-subscriber.js'
+import { joinBatches, type EventBatch } from '../history/event-batch.js'
 
 // Steps waiting on an asynchronous store before the upstream is held back: bounded memory when Redis is slow.
 const MAX_PENDING_APPENDS = 32
 
 export interface AppendTarget {
   /** Stores events: undefined once stored, a promise while the store does I/O. Never throws, never rejects. */
-  readonly append: (recorded: readonly RecordedEvent[]) => Promise<void> | undefined
-  /** Sends what was stored. */
-  readonly deliver: (batch: readonly StreamItem[], events: number) => void
+  readonly append: (batch: EventBatch) => Promise<void> | undefined
+  /** Sends what was stored: batches, oldest first, with this many events in all. */
+  readonly deliver: (batches: readonly EventBatch[], events: number) => void
   /** The store fell behind: the upstream waits. */
   readonly hold: () => void
   /** The store caught up; told whenever the queue runs empty. */
@@ -16,8 +15,8 @@ export interface AppendTarget {
 }
 
 interface WaitingAppend {
-  readonly batch: StreamItem[]
-  readonly recorded: RecordedEvent[]
+  readonly batches: EventBatch[]
+  events: number
   chars: number
 }
 
@@ -52,20 +51,20 @@ export class AppendQueue {
     await this.#chain
   }
 
-  /** Stores what one upstream chunk produced (`recorded`: its events), then sends all of `batch`. */
-  store (batch: StreamItem[], recorded: RecordedEvent[]): void {
+  /** Stores what one upstream chunk produced, then sends it. */
+  store (batch: EventBatch): void {
     if (this.#queuedSteps > 0) {
-      this.#appendInTurn(batch, recorded)
+      this.#appendInTurn(batch)
       return
     }
-    const stored = this.#target.append(recorded)
+    const stored = this.#target.append(batch)
     if (stored === undefined) {
-      this.#target.deliver(batch, recorded.length)
+      this.#target.deliver([batch], batch.count)
       return
     }
     this.inOrder(async () => {
       await stored
-      this.#target.deliver(batch, recorded.length)
+      this.#target.deliver([batch], batch.count)
     })
   }
 
@@ -91,22 +90,22 @@ export class AppendQueue {
    * upstream is held back until the store has caught up: memory stays bounded, and
    * no append is long enough to hold Redis up.
    */
-  #appendInTurn (batch: StreamItem[], recorded: RecordedEvent[]): void {
+  #appendInTurn (batch: EventBatch): void {
     let waiting = this.#waiting
     if (waiting === undefined) {
-      const next: WaitingAppend = { batch, recorded, chars: 0 }
+      const next: WaitingAppend = { batches: [batch], events: batch.count, chars: 0 }
       this.inOrder(async () => {
         if (this.#waiting === next) this.#waiting = undefined
-        await this.#target.append(next.recorded)
-        this.#target.deliver(next.batch, next.recorded.length)
+        if (next.events > 0) await this.#target.append(joinBatches(next.batches))
+        this.#target.deliver(next.batches, next.events)
       })
       this.#waiting = next
       waiting = next
     } else {
-      for (const item of batch) waiting.batch.push(item)
-      for (const event of recorded) waiting.recorded.push(event)
+      waiting.batches.push(batch)
+      waiting.events += batch.count
     }
-    for (const item of batch) waiting.chars += item.text.length
+    waiting.chars += batch.bytes.length
     if (waiting.chars > this.#maxAppendChars || this.#queuedSteps >= MAX_PENDING_APPENDS) this.#target.hold()
   }
 }

@@ -2,10 +2,17 @@ import type { ClientSseStream } from '../client/client-sse-stream.js'
 import type { HistoryRead } from '../history/history-store.js'
 import { serializeRetry } from '../wire/sse-serializer.js'
 
-/** An event (with its seq) or a line that is not recorded: a comment, a `retry:`. */
+/**
+ * Wire bytes for the client: an event (with its seq); what is not recorded (a comment, a
+ * `retry:`); or an upstream chunk's batch (event-batch.ts), whose events end at `seq`.
+ */
 export interface StreamItem {
   readonly seq?: number | undefined
-  readonly text: string
+  readonly bytes: Buffer
+  /** A batch's first seq, where each of its events starts and ends in `bytes`, and the largest one's size. */
+  readonly firstSeq?: number
+  readonly bounds?: Uint32Array
+  readonly largest?: number
 }
 
 export interface SubscriberOwner {
@@ -108,7 +115,7 @@ export class StreamSubscriber {
 
   /** Tells the client, in-band, how long to wait before it reconnects: the SSE `retry:` field. */
   hintRetry (milliseconds: number): void {
-    this.#output?.write(serializeRetry(milliseconds))
+    this.#output?.write(Buffer.from(serializeRetry(milliseconds)))
     this.#output?.flush()
   }
 
@@ -133,7 +140,7 @@ export class StreamSubscriber {
     if (this.#queueOverflowed || this.#queue === undefined) return
     for (const item of items) {
       this.#queue.push(item)
-      this.#queuedChars += item.text.length
+      this.#queuedChars += item.bytes.length
     }
     // Everything queued is in the history too: past the limit, read it back from there.
     if (this.#queuedChars > this.#maxBufferedChars) {
@@ -181,7 +188,7 @@ export class StreamSubscriber {
     let written = 0
     if (!await this.#drained(output)) return false
     for (const item of items) {
-      if (this.#append(output, item)) written += item.text.length
+      if (this.#append(output, item)) written += item.bytes.length
       if (written >= sliceChars) {
         output.flush()
         written = 0
@@ -205,11 +212,17 @@ export class StreamSubscriber {
 
   /** Adds an item to the output unless the client already has it. */
   #append (output: ClientSseStream, item: StreamItem): boolean {
-    if (item.seq !== undefined) {
-      if (item.seq <= this.#lastSentSeq) return false
-      this.#lastSentSeq = item.seq
+    const seq = item.seq
+    if (seq === undefined) {
+      output.write(item.bytes, item.largest)
+      return true
     }
-    output.write(item.text)
+    const lastSentSeq = this.#lastSentSeq
+    if (seq <= lastSentSeq) return false
+    this.#lastSentSeq = seq
+    const { firstSeq, bounds } = item
+    // A batch the client has the start of (a resume met it live): from its first new event on.
+    output.write(firstSeq === undefined || bounds === undefined || firstSeq > lastSentSeq ? item.bytes : item.bytes.subarray(bounds[2 * (lastSentSeq + 1 - firstSeq)]), item.largest)
     return true
   }
 

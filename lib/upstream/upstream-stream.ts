@@ -1,25 +1,28 @@
 import type { Readable } from 'node:stream'
-import { createSseParser, type SseParser, type SseParserHandlers } from '../wire/sse-parser.js'
+import { createRelayScanner, type RelayScanner, type RelayScannerHandlers, type SlowPathReason } from '../wire/sse-byte-scanner.js'
 
 export type UpstreamEndReason = 'ended' | 'failed' | 'stalled' | 'oversized-event' | 'aborted'
 
-export interface UpstreamStreamHandlers extends Omit<SseParserHandlers, 'onOversizedEvent'> {
+export interface UpstreamStreamHandlers extends Omit<RelayScannerHandlers, 'onOversizedEvent'> {
   /** One upstream chunk has been parsed: what it produced may be written out together. */
   onChunkParsed: () => void
   /** Called once, however the stream ends. */
   onEnd: (reason: UpstreamEndReason, error?: Error) => void
+  /** Told once per connection, when its stream leaves the byte path for the string parser. */
+  onSlowPath: (reason: SlowPathReason) => void
 }
 
 /**
- * One upstream SSE response, read event by event. An event cut off by the end of
- * the stream stays in the parser and is never emitted.
+ * One upstream SSE response, read event by event, on bytes (sse-byte-scanner.ts). An
+ * event cut off by the end of the stream stays in the scanner and is never emitted.
  */
 export class UpstreamStream {
   readonly #body: Readable
-  readonly #parser: SseParser
+  readonly #scanner: RelayScanner
   readonly #handlers: UpstreamStreamHandlers
   readonly #idleTimer: NodeJS.Timeout | undefined
   #ended = false
+  #slowPathTold = false
 
   /** `idleTimeoutMs`: silence after which the stream counts as stalled; 0 for never. */
   constructor (body: Readable, handlers: UpstreamStreamHandlers, limits: { maxEventBytes: number, idleTimeoutMs: number }) {
@@ -30,13 +33,18 @@ export class UpstreamStream {
       this.#idleTimer = setTimeout(() => this.#finish('stalled'), idleTimeoutMs)
       this.#idleTimer.unref()
     }
-    this.#parser = createSseParser({
-      ...handlers,
+    const scanner = createRelayScanner({
+      onEvent: handlers.onEvent,
+      onComment: handlers.onComment,
+      onRetry: handlers.onRetry,
+      onMalformedLine: handlers.onMalformedLine,
       onOversizedEvent: () => this.#finish('oversized-event')
     }, maxEventBytes)
+    this.#scanner = scanner
     body.on('data', (chunk: Buffer) => {
       this.#idleTimer?.refresh()
-      this.#parser.feed(chunk)
+      scanner.feed(chunk)
+      if (!this.#slowPathTold && scanner.slowPathReason !== undefined) this.#toldSlowPath(scanner.slowPathReason)
       if (!this.#ended) handlers.onChunkParsed()
     })
     body.once('end', () => this.#finish('ended'))
@@ -54,6 +62,11 @@ export class UpstreamStream {
 
   abort (): void {
     this.#finish('aborted')
+  }
+
+  #toldSlowPath (reason: SlowPathReason): void {
+    this.#slowPathTold = true
+    this.#handlers.onSlowPath(reason)
   }
 
   #finish (reason: UpstreamEndReason, error?: Error): void {

@@ -1,8 +1,9 @@
 import { StaleOwnerError, StoreResetError } from '../../errors.js'
 import type { FencedHistoryStore } from '../../cluster/cluster-store.js'
-import type { HistoryLimits, HistoryRead, HistoryStats, RecordedEvent } from '../../history/history-store.js'
+import type { EventBatch } from '../../history/event-batch.js'
+import type { HistoryLimits, HistoryRead, HistoryStats } from '../../history/history-store.js'
 import type { RedisClient } from './client.js'
-import { defineHistoryScripts, MAX_EVICTIONS_PER_SCRIPT, recordedEvent } from './history-scripts.js'
+import { defineHistoryScripts, entryField, MAX_EVICTIONS_PER_SCRIPT, recordedEvent } from './history-scripts.js'
 import { activeIndexKey, activeMember, historyKey, historyKeys, liveChannel, metaKey, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './keys.js'
 import { dropLeases } from './lease-scripts.js'
 import { replyArray, replyNumber, timedOperation, type OperationObserver } from './operations.js'
@@ -76,10 +77,10 @@ export class RedisHistoryStore implements FencedHistoryStore {
     this.#fences.delete(streamId)
   }
 
-  async append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
-    if (events.length === 0) return
+  async append (sessionId: string, streamId: string, batch: EventBatch): Promise<void> {
+    if (batch.count === 0) return
     const keys = historyKeys(this.#prefix, sessionId, streamId)
-    const args: Array<string | number> = [
+    const args: Array<string | number | Buffer> = [
       this.#fences.get(streamId) ?? 0,
       this.#epoch(),
       Date.now(),
@@ -89,7 +90,10 @@ export class RedisHistoryStore implements FencedHistoryStore {
       streamId,
       liveChannel(this.#prefix, sessionId, streamId)
     ]
-    for (const event of events) args.push(event.seq, event.upstreamId ?? '', event.text)
+    const { bytes, bounds, upstreamIds, firstSeq } = batch
+    for (let index = 0; index < batch.count; index++) {
+      args.push(firstSeq + index, upstreamIds[index] ?? '', bytes.subarray(bounds[2 * index], bounds[2 * index + 1]))
+    }
     const reply = replyArray(await this.#timed('append', async () =>
       await this.#redis.mcpSseAppend(keys.meta, keys.history, keys.sessionCounters, keys.sessionStreams, ...args)))
     const [status, eventsDelta, bytesDelta] = reply
@@ -105,13 +109,14 @@ export class RedisHistoryStore implements FencedHistoryStore {
 
   async readAfter (sessionId: string, streamId: string, afterSeq: number): Promise<HistoryRead> {
     if (!isPosition(afterSeq)) return { status: 'unknown' }
-    const reply = replyArray(await this.#timed('read', async () => await this.#redis.mcpSseRead(
+    const reply = replyArray(await this.#timed('read', async () => await this.#redis.mcpSseReadBuffer(
       metaKey(this.#prefix, sessionId, streamId),
       historyKey(this.#prefix, sessionId, streamId),
       afterSeq,
       afterSeq + 1
     )))
-    const [status, entries] = reply
+    const [statusReply, entries] = reply
+    const status = String(statusReply)
     if (status === 'found') {
       this.#touch(sessionId, streamId)
       return { status: 'found', events: replyArray(entries).map(recordedEvent) }
@@ -127,7 +132,7 @@ export class RedisHistoryStore implements FencedHistoryStore {
     if (!isPosition(seq) || seq === 0) return undefined
     const entries = await this.#timed('upstream-id', async () =>
       await this.#redis.xrange(historyKey(this.#prefix, sessionId, streamId), seq, seq))
-    return entries[0] === undefined ? undefined : recordedEvent(entries[0]).upstreamId
+    return entries[0] === undefined ? undefined : entryField(entries[0][1], 'u')
   }
 
   async expire (now: number): Promise<void> {

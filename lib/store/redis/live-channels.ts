@@ -11,7 +11,7 @@ export class LiveChannels implements LiveFeed {
 
   constructor (subscriber: Redis) {
     this.#subscriber = subscriber
-    // Buffers: the message gives the texts' lengths in bytes (see liveChannel()).
+    // Buffers: events are bytes, and the message gives their lengths in bytes (see liveChannel()).
     subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#dispatch(channel.toString(), message))
     let connectedBefore = false
     subscriber.on('ready', () => {
@@ -53,8 +53,8 @@ export class LiveChannels implements LiveFeed {
       for (const listener of listeners) listener.onEnd()
       return
     }
-    for (const { seq, text } of parseEvents(message)) {
-      for (const listener of listeners) listener.onEvent(seq, text)
+    for (const { seq, bytes } of parseEvents(message)) {
+      for (const listener of listeners) listener.onEvent(seq, bytes)
     }
   }
 
@@ -72,7 +72,7 @@ function parseEnd (message: Buffer): boolean {
 }
 
 /** The events of one append's message, each with its seq; nothing for a message this code did not write. */
-export function parseEvents (message: Buffer): Array<{ seq: number, text: string }> {
+export function parseEvents (message: Buffer): Array<{ seq: number, bytes: Buffer }> {
   const newline = message.indexOf(10)
   const header = message.toString('latin1', 0, newline === -1 ? 0 : newline)
   const space = header.indexOf(' ')
@@ -81,10 +81,11 @@ export function parseEvents (message: Buffer): Array<{ seq: number, text: string
   const total = lengths.reduce((sum, length) => sum + length, 0)
   if (newline === -1 || space <= 0 || !Number.isSafeInteger(firstSeq) || lengths.some((length) => !Number.isSafeInteger(length) || length < 0) ||
       total !== message.length - newline - 1) return []
-  const events: Array<{ seq: number, text: string }> = []
+  const events: Array<{ seq: number, bytes: Buffer }> = []
   let offset = newline + 1
   for (const [index, length] of lengths.entries()) {
-    events.push({ seq: firstSeq + index, text: message.toString('utf8', offset, offset + length) })
+    // A view: the message is this append's alone, and lives as long as its events are queued.
+    events.push({ seq: firstSeq + index, bytes: message.subarray(offset, offset + length) })
     offset += length
   }
   return events
