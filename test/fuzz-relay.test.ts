@@ -5,7 +5,7 @@ import { createParser } from 'eventsource-parser'
 import { StringDecoder } from 'node:string_decoder'
 import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
-import { startProxy } from './helpers/proxy.js'
+import { startProxy, type RunningProxy } from './helpers/proxy.js'
 import { metricsText, sleep } from './helpers/hostile.js'
 import { cutAt } from './helpers/sse-byte-scan.js'
 import { chunksOf, cuts as byteCuts, stream as byteStream } from './helpers/sse-byte-streams.js'
@@ -112,20 +112,22 @@ function joinLines (lines: string[], endings: number[]): string {
   return text
 }
 
-const normalize = (events: Array<{ event?: string | undefined, data: string }>) => events.map((event) => ({ name: event.event, data: event.data }))
-
-t.test('property: random event streams in random chunks come out of the proxy as they went in, live and replayed from the history', async (t) => {
+/**
+ * A real upstream that writes the chunks of run N (`?run=N`) a millisecond apart, between an
+ * opening and a closing text, and the proxy in front of it. Tests fill `runs` before each client opens.
+ */
+async function chunkedRuns (t: { teardown: (fn: () => unknown) => void }, framing: { opening?: string, closing?: string } = {}): Promise<{ runs: Map<string, Buffer[]>, proxy: RunningProxy }> {
   const runs = new Map<string, Buffer[]>()
   const upstream = await SseUpstream.start((request, response) => {
     upstream.openStream(request, response)
     const chunks = runs.get(new URL(request.url ?? '/', 'http://upstream').searchParams.get('run') ?? '') ?? []
     const writeAll = async (): Promise<void> => {
-      response.write('data: start\n\n')
+      if (framing.opening !== undefined) response.write(framing.opening)
       for (const chunk of chunks) {
         response.write(chunk)
         await sleep(1)
       }
-      response.write('data: end\n\n')
+      if (framing.closing !== undefined) response.write(framing.closing)
     }
     writeAll().catch(() => response.destroy())
   })
@@ -134,6 +136,13 @@ t.test('property: random event streams in random chunks come out of the proxy as
     routes: [{ kind: 'sse', path: '/events', upstream: upstream.url('/events') }],
     health: { heartbeatSeconds: 0 }
   })
+  return { runs, proxy }
+}
+
+const normalize = (events: Array<{ event?: string | undefined, data: string }>) => events.map((event) => ({ name: event.event, data: event.data }))
+
+t.test('property: random event streams in random chunks come out of the proxy as they went in, live and replayed from the history', async (t) => {
+  const { runs, proxy } = await chunkedRuns(t, { opening: 'data: start\n\n', closing: 'data: end\n\n' })
 
   let run = 0
   let junkLines = 0
@@ -193,23 +202,7 @@ const nameOf = (name: string | undefined): string | undefined => name === '' ? u
 const byNameAndData = (events: Array<{ event?: string | undefined, data: string }>) => events.map((event) => ({ name: nameOf(event.event), data: event.data }))
 
 t.test('property: random upstream bytes (CR line ends, invalid UTF-8, BOMs) reach a client, live and replayed, as eventsource-parser reads them from the upstream', async (t) => {
-  const runs = new Map<string, Buffer[]>()
-  const upstream = await SseUpstream.start((request, response) => {
-    upstream.openStream(request, response)
-    const chunks = runs.get(new URL(request.url ?? '/', 'http://upstream').searchParams.get('run') ?? '') ?? []
-    const writeAll = async (): Promise<void> => {
-      for (const chunk of chunks) {
-        response.write(chunk)
-        await sleep(1)
-      }
-    }
-    writeAll().catch(() => response.destroy())
-  })
-  t.teardown(async () => await upstream.close())
-  const proxy = await startProxy(t, {
-    routes: [{ kind: 'sse', path: '/events', upstream: upstream.url('/events') }],
-    health: { heartbeatSeconds: 0 }
-  })
+  const { runs, proxy } = await chunkedRuns(t)
 
   let run = 0
   let compared = 0
