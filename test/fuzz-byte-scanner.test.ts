@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { deepStrictEqual, equal } from 'node:assert/strict'
-import { parseWithStrings, scanWithBytes } from './helpers/sse-byte-scan.js'
+import { parseWithStrings, readWithEventsourceParser, scanWithBytes } from './helpers/sse-byte-scan.js'
 import { chunksOf, cuts, stream, streamOf } from './helpers/sse-byte-streams.js'
 
 // Property: for random upstream byte streams cut into random chunks, the relay scanner's events,
@@ -40,4 +40,21 @@ t.test('property: clean streams (LF and CRLF, valid UTF-8, events under the limi
     deepStrictEqual(scanned.seen, parseWithStrings(chunks, 1 << 20))
   }), { numRuns: 500 })
   t.pass('500 clean streams read on bytes alone, as the string parser reads them')
+})
+
+t.test('property: the byte path and the slow path read what eventsource-parser reads from the whole stream: ids, types, data, comments and retries', async (t) => {
+  const paths = new Map<string, number>()
+  // Whatever the random stream left unfinished (a last CR may yet be a CRLF), the blank line ends it.
+  const ending = Buffer.from('\n\ndata: end\n\n')
+  // eventsource-parser drops "ï»¿" (a BOM read as Latin-1) opening a stream only when it comes in one chunk, which
+  // the relay follows chunk by chunk (test above): with the whole stream in one piece, the reference cannot say.
+  const streams = stream.filter((bytes) => !(bytes[0] === 0xc3 && bytes[1] === 0xaf))
+  fc.assert(fc.property(streams, cuts, (random, points) => {
+    const bytes = Buffer.concat([random, ending])
+    const scanned = scanWithBytes(chunksOf(bytes, points), 1 << 20)
+    const path = scanned.slowPathReason === undefined ? 'byte path' : 'slow path'
+    paths.set(path, (paths.get(path) ?? 0) + 1)
+    deepStrictEqual(scanned.seen.filter((seen) => seen[0] !== 'malformed'), readWithEventsourceParser(bytes))
+  }), { numRuns: 3000 })
+  t.ok((paths.get('byte path') ?? 0) > 100 && (paths.get('slow path') ?? 0) > 100, `streams read on each path: ${JSON.stringify(Object.fromEntries(paths))}`)
 })

@@ -1,3 +1,5 @@
+import { createParser } from 'eventsource-parser'
+import { StringDecoder } from 'node:string_decoder'
 import { createSseParser } from '../../lib/wire/sse-parser.js'
 import { createRelayScanner, type SlowPathReason } from '../../lib/wire/sse-byte-scanner.js'
 
@@ -81,4 +83,20 @@ export function cutAt (bytes: Buffer, points: readonly number[]): Buffer[] {
     start = point
   }
   return chunks
+}
+
+/**
+ * The reference: eventsource-parser reading the whole stream, decoded as EventSource decodes
+ * it (UTF-8, invalid sequences replaced). It reports no malformed lines and has no size limit.
+ */
+export function readWithEventsourceParser (bytes: Buffer): Seen[] {
+  const seen: Seen[] = []
+  const parser = createParser({
+    onEvent: (event) => seen.push(['event', event.id, event.event === '' ? undefined : event.event, event.data]),
+    onComment: (comment) => seen.push(['comment', comment]),
+    onRetry: (milliseconds) => seen.push(['retry', milliseconds])
+  })
+  const decoder = new StringDecoder('utf8')
+  parser.feed(decoder.write(bytes) + decoder.end())
+  return seen
 }
