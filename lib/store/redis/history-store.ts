@@ -92,9 +92,11 @@ export class RedisHistoryStore implements FencedHistoryStore {
     for (const event of events) args.push(event.seq, event.upstreamId ?? '', event.text)
     const reply = replyArray(await this.#timed('append', async () =>
       await this.#redis.mcpSseAppend(keys.meta, keys.history, keys.sessionCounters, keys.sessionStreams, ...args)))
-    const [status, eventsDelta, bytesDelta] = reply
+    const [status, eventsDelta, bytesDelta, , lostThrough] = reply
     if (status === 'ok') {
       this.#count(eventsDelta, bytesDelta)
+      // Redis lost writes it had acknowledged (the script booked them as evicted): counted as a failed operation.
+      if (replyNumber(lostThrough) > 0) this.#onOperation?.('lost-writes', 'error', 0)
       this.#touch(sessionId, streamId)
       if (this.#durableTimeoutMs !== undefined) await this.#waitForReplica(this.#durableTimeoutMs)
       return
@@ -210,7 +212,7 @@ export class RedisHistoryStore implements FencedHistoryStore {
     await this.#timed('drop-index', async () => await Promise.all([
       ...streamIds.map(async (streamId) =>
         await this.#redis.mcpSseDeleteIfEqual(streamIndexKey(this.#prefix, streamId), sessionId)),
-      this.#redis.zrem(activeIndexKey(this.#prefix), ...streamIds.map((streamId) => activeMember(sessionId, streamId)))
+      this.#redis.zrem(activeIndexKey(this.#prefix, sessionId), ...streamIds.map((streamId) => activeMember(sessionId, streamId)))
     ]))
   }
 
