@@ -7,6 +7,8 @@ import { startDemoUpstream } from '../../examples/demo/mcp-server.js'
 import { CountingUpstream } from '../helpers/counting-upstream.js'
 import { exactSequence, numbersOf, waitForNumber } from '../helpers/numbered-events.js'
 import { startRedisCluster } from '../helpers/redis-cluster.js'
+import type { McpSseResilienceOptions } from '../../lib/index.js'
+import { startProxy } from '../helpers/proxy.js'
 import { startReplica, type Replica } from '../helpers/replica-process.js'
 import { SseClient } from '../helpers/sse-client.js'
 
@@ -69,25 +71,26 @@ t.test('on a Redis Cluster: an MCP session opened through one replica is served,
   const keyPrefix = `test:${randomUUID()}:`
   const upstream = await startDemoUpstream()
   t.teardown(async () => await upstream.close())
-  const options = {
+  const options: McpSseResilienceOptions = {
     routes: [{ kind: 'streamable-http', path: '/mcp', upstream: `${upstream.origin}/mcp` }],
     store: { kind: 'redis', cluster: cluster.urls, keyPrefix, leaseTtlMs: LEASE_TTL_MS },
     metrics: { enabled: false }
   }
-  const [a, b] = await Promise.all([startReplica(t, options), startReplica(t, options)]) as [Replica, Replica]
+  // In this process, so that the cluster client's own code is measured by coverage too.
+  const [a, b] = [await startProxy(t, options), await startProxy(t, options)] as const
 
-  const throughA = new StreamableHTTPClientTransport(new URL(`${a.url}/mcp`))
+  const throughA = new StreamableHTTPClientTransport(new URL(`${a.origin}/mcp`))
   const clientA = new Client({ name: 'replica-a', version: '1.0.0' })
   await clientA.connect(throughA)
   const sessionId = throughA.sessionId
   t.ok(sessionId, 'replica A opened the session')
-  const throughB = new StreamableHTTPClientTransport(new URL(`${b.url}/mcp`), { sessionId })
+  const throughB = new StreamableHTTPClientTransport(new URL(`${b.origin}/mcp`), { sessionId })
   const clientB = new Client({ name: 'replica-b', version: '1.0.0' })
   await clientB.connect(throughB)
   t.same(await clientB.callTool({ name: 'echo', arguments: { text: 'via B' } }), { content: [{ type: 'text', text: 'via B' }] }, 'replica B found the session in the cluster')
   t.equal(upstream.sessionIds.length, 1, 'one upstream session for both replicas')
   await throughB.terminateSession()
-  const after = await fetch(`${a.url}/mcp`, {
+  const after = await fetch(`${a.origin}/mcp`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId ?? '' },
     body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' })

@@ -68,8 +68,8 @@ function createClient (target: RedisTarget, connectionName: string): RedisClient
     connectionName
   }
   if ('url' in target) return new Redis(target.url, clientOptions)
-  const [first] = target.cluster
-  const auth = first === undefined ? undefined : new URL(first)
+  // The configuration gives at least one node.
+  const auth = new URL(target.cluster[0] ?? 'redis://')
   return new Cluster(target.cluster.map(clusterNode), {
     enableAutoPipelining: true,
     lazyConnect: true,
@@ -78,9 +78,9 @@ function createClient (target: RedisTarget, connectionName: string): RedisClient
     redisOptions: {
       maxRetriesPerRequest: null,
       connectionName,
-      username: auth === undefined || auth.username === '' ? undefined : decodeURIComponent(auth.username),
-      password: auth === undefined || auth.password === '' ? undefined : decodeURIComponent(auth.password),
-      tls: auth?.protocol === 'rediss:' ? {} : undefined
+      username: auth.username === '' ? undefined : decodeURIComponent(auth.username),
+      password: auth.password === '' ? undefined : decodeURIComponent(auth.password),
+      tls: auth.protocol === 'rediss:' ? {} : undefined
     }
   })
 }
