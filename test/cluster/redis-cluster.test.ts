@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { startDemoUpstream } from '../../examples/demo/mcp-server.js'
@@ -8,11 +8,15 @@ import { CountingUpstream } from '../helpers/counting-upstream.js'
 import { exactSequence, numbersOf, waitForNumber } from '../helpers/numbered-events.js'
 import { startRedisCluster } from '../helpers/redis-cluster.js'
 import type { McpSseResilienceOptions } from '../../lib/index.js'
+import { RedisFollowers } from '../../lib/store/redis/followers.js'
+import { liveChannel } from '../../lib/store/redis/keys.js'
+import { LiveChannels } from '../../lib/store/redis/live-channels.js'
 import { startProxy } from '../helpers/proxy.js'
 import { startReplica, type Replica } from '../helpers/replica-process.js'
 import { SseClient } from '../helpers/sse-client.js'
 
-// Two proxy replicas, as separate processes, on a real 3-primary Redis Cluster the test starts.
+// Proxy replicas on a real 3-primary Redis Cluster, started once for this file; each test has its own key prefix.
+const cluster = await startRedisCluster(t)
 const STREAMS = 6
 const LEASE_TTL_MS = 1000
 
@@ -28,7 +32,6 @@ async function keysPerNode (ports: readonly number[], keyPrefix: string): Promis
 }
 
 t.test('on a Redis Cluster: clients move between replicas with no gap and no duplicate, and a killed owner\'s streams are taken over', async (t) => {
-  const cluster = await startRedisCluster(t)
   const keyPrefix = `test:${randomUUID()}:`
   const upstream = await CountingUpstream.start({ replays: true, intervalMs: 10 })
   t.teardown(async () => await upstream.close())
@@ -67,7 +70,6 @@ t.test('on a Redis Cluster: clients move between replicas with no gap and no dup
 })
 
 t.test('on a Redis Cluster: an MCP session opened through one replica is served, and ended, through the other', async (t) => {
-  const cluster = await startRedisCluster(t)
   const keyPrefix = `test:${randomUUID()}:`
   const upstream = await startDemoUpstream()
   t.teardown(async () => await upstream.close())
@@ -96,4 +98,23 @@ t.test('on a Redis Cluster: an MCP session opened through one replica is served,
     body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' })
   })
   t.equal(after.status, 404, 'a session ended through B is gone on A too')
+})
+
+t.test('on a Redis Cluster: a follower counts wherever its replica subscribed, so that the owner keeps the upstream for it', async (t) => {
+  const keyPrefix = `test:${randomUUID()}:`
+  const nodes = cluster.ports.map((port) => ({ host: '127.0.0.1', port }))
+  const [commands, subscriber] = [new Cluster(nodes), new Cluster(nodes)]
+  t.teardown(() => {
+    commands.disconnect()
+    subscriber.disconnect()
+  })
+  const followers = new RedisFollowers(commands, keyPrefix)
+  const live = new LiveChannels(subscriber)
+  // A subscription is held by one node (the subscriber's), whichever holds the stream's slot.
+  const streams = ['s1', 's2', 's3', 's4', 's5', 's6']
+  t.same(await Promise.all(streams.map(async (streamId) => await followers.followedElsewhere('S', streamId))), streams.map(() => false), 'no follower yet')
+  const stops = await Promise.all(streams.map(async (streamId) =>
+    await live.listen(liveChannel(keyPrefix, 'S', streamId), { onEvent: () => {}, onEnd: () => {}, resync: () => {} })))
+  t.same(await Promise.all(streams.map(async (streamId) => await followers.followedElsewhere('S', streamId))), streams.map(() => true), 'each stream\'s follower is counted')
+  for (const stop of stops) stop()
 })
