@@ -142,7 +142,7 @@ function upstreamId (): string {
 
 function kindOf (key: string, prefix: string): KeyKind {
   const rest = key.slice(prefix.length)
-  if (rest === 'active') return 'active index'
+  if (rest.startsWith('{active:')) return 'active index'
   if (rest === 'epoch') return 'epoch'
   const tail = rest.slice(rest.indexOf('}') + 2)
   if (tail.startsWith('m:')) return 'meta'

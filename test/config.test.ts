@@ -30,7 +30,7 @@ t.test('defaults are applied to every section', async (t) => {
     limits: { maxEventBytes: 1048576, maxBodyBytes: 4194304, clientBufferBytes: 1048576, clientStallSeconds: 30 },
     security: { allowedOrigins: [], localhostOrigins: 'auto', allowedHosts: 'auto' },
     shutdown: { retryHintMs: 1000, drainTimeoutMs: 5000 },
-    store: { kind: 'memory', url: 'redis://127.0.0.1:6379', keyPrefix: 'mcp-sse:', leaseTtlMs: 5000, requestTimeoutMs: 2000, maxAppendBytes: 65536, durable: false }
+    store: { kind: 'memory', url: 'redis://127.0.0.1:6379', cluster: [], keyPrefix: 'mcp-sse:', leaseTtlMs: 5000, requestTimeoutMs: 2000, maxAppendBytes: 65536, durable: false }
   })
 })
 
@@ -40,6 +40,17 @@ t.test('store: wrong kind, a URL that is not Redis, braces in the prefix and a t
     store: { kind: 'postgres', url: 'http://127.0.0.1:6379', keyPrefix: 'a{b}', leaseTtlMs: 10 }
   } as never)) as Error
   for (const path of ['store.kind', 'store.url', 'store.keyPrefix', 'store.leaseTtlMs']) t.match(error.message, path)
+})
+
+t.test('store.cluster: a list of Redis URLs, instead of store.url and without store.durable, each conflict said in words', async (t) => {
+  const cluster = ['redis://10.0.0.1:7000', 'rediss://user:secret@10.0.0.2:7000']
+  t.same(resolveOptions({ routes: [SSE_ROUTE], store: { kind: 'redis', cluster } }).store.cluster, cluster)
+  const both = t.throws(() => resolveOptions({ routes: [SSE_ROUTE], store: { kind: 'redis', url: 'redis://10.0.0.1:6379', cluster, durable: true } })) as Error
+  t.match(both.message, /store\.cluster: cannot be used with store\.url/)
+  t.match(both.message, /store\.durable: not available with store\.cluster/)
+  const notRedis = t.throws(() => resolveOptions({ routes: [SSE_ROUTE], store: { kind: 'redis', cluster: ['10.0.0.1:7000'] } })) as Error
+  t.match(notRedis.message, /store\.cluster\[0\]: must match/)
+  t.same(resolveOptions({ routes: [SSE_ROUTE], store: { kind: 'redis', url: 'redis://10.0.0.1:6379', cluster: [], durable: true } }).store.durable, true, 'an empty list is no cluster')
 })
 
 t.test('the caller\'s options object is not modified', async (t) => {

@@ -85,7 +85,7 @@ t.test('two registrations with the Redis store need a key space each, and their 
   await app.register(mcpSseResilience, options('/one', first))
   await t.rejects(async () => await app.register(mcpSseResilience, options('/two', first)), {
     code: 'FST_MCP_SSE_INVALID_CONFIG',
-    message: /store\.keyPrefix: ".*" is already used, on the same store\.url, by another registration of the plugin on this server; give each registration its own store\.keyPrefix/
+    message: /store\.keyPrefix: ".*" is already used, on the same store\.url or store\.cluster, by another registration of the plugin on this server; give each registration its own store\.keyPrefix/
   })
 
   // The host serves the metrics: the store's join its registry with the rest.

@@ -13,10 +13,10 @@ const claims = new WeakMap<object, Set<string>>()
 export function claimStore (fastify: FastifyInstance, store: StoreOptions): void {
   const claimed = claims.get(fastify.server) ?? new Set<string>()
   claims.set(fastify.server, claimed)
-  const keySpace = `${store.url} ${store.keyPrefix}`
+  const keySpace = `${store.cluster.length > 0 ? store.cluster.join(',') : store.url} ${store.keyPrefix}`
   if (claimed.has(keySpace)) {
     // The URL may carry a password: it is not repeated.
-    throw new InvalidConfigError('options', `  - store.keyPrefix: "${store.keyPrefix}" is already used, on the same store.url, by another registration of the plugin on this server; give each registration its own store.keyPrefix`)
+    throw new InvalidConfigError('options', `  - store.keyPrefix: "${store.keyPrefix}" is already used, on the same store.url or store.cluster, by another registration of the plugin on this server; give each registration its own store.keyPrefix`)
   }
   claimed.add(keySpace)
 }

@@ -254,7 +254,11 @@ const StoreSchema = Type.Object({
   url: Type.Optional(Type.String({
     default: 'redis://127.0.0.1:6379',
     pattern: '^rediss?://',
-    description: 'Redis URL, `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Used when kind is `redis`.'
+    description: 'Redis URL, `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Used when kind is `redis`, unless `cluster` is given.'
+  })),
+  cluster: Type.Optional(Type.Array(Type.String({ pattern: '^rediss?://' }), {
+    default: [],
+    description: 'Redis Cluster: the URLs of some of its nodes, `redis://[user:password@]host:port` (or `rediss://`), from which the client learns the others. Used instead of `url`, which must then be left out; `durable` is not available with it (docs/scaling.md).'
   })),
   keyPrefix: Type.Optional(Type.String({
     default: 'mcp-sse:',

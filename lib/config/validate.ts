@@ -23,7 +23,7 @@ export function resolveOptions (input: unknown, source = 'options'): ResolvedOpt
  */
 export function checkOptions (input: unknown, omitKeys: readonly string[] = []): { options: ResolvedOptions, problems: string[] } {
   const copy = copyConfigData(input ?? {}, omitKeys)
-  const problems = [...takeOutListsForSections(copy)]
+  const problems = [...takeOutListsForSections(copy), ...storeTargetConflicts(copy)]
   const options: unknown = Value.Default(OptionsSchema, copy)
   problems.push(...describeErrors(OptionsSchema, options, ''))
   if (problems.length === 0) {
@@ -158,6 +158,21 @@ function formatPath (pointer: string): string {
     .slice(1)
     .map((segment) => segment.replaceAll('~1', '/').replaceAll('~0', '~'))
     .reduce((path, segment) => /^\d+$/.test(segment) ? `${path}[${segment}]` : path === '' ? segment : `${path}.${segment}`, '')
+}
+
+/**
+ * store.url has a default, so whether it was given is only known before defaults are
+ * applied. One store is either one Redis or a Redis Cluster: never both.
+ */
+function * storeTargetConflicts (input: unknown): Generator<string> {
+  const store = typeof input === 'object' && input !== null ? (input as { store?: unknown }).store : undefined
+  if (typeof store !== 'object' || store === null) return
+  const { url, cluster, durable } = store as { url?: unknown, cluster?: unknown, durable?: unknown }
+  const isCluster = Array.isArray(cluster) && cluster.length > 0
+  if (!isCluster) return
+  if (url !== undefined) yield 'store.cluster: cannot be used with store.url; give the cluster\'s node URLs in store.cluster only'
+  // WAIT has no key: a cluster client sends it to any node, not to the one that took the write.
+  if (durable === true) yield 'store.durable: not available with store.cluster'
 }
 
 function findConflicts (options: ResolvedOptions): string[] {

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import type { Redis } from 'ioredis'
 import { startDemoUpstream } from '../../examples/demo/mcp-server.js'
-import { sessionKey } from '../../lib/store/redis/keys.js'
+import { activeIndexKey, sessionKey } from '../../lib/store/redis/keys.js'
 import type { McpSseResilienceOptions } from '../../lib/index.js'
 import { CountingUpstream } from '../helpers/counting-upstream.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
@@ -526,7 +526,7 @@ t.test('a legacy-sse stream is not taken over when its instance closes: its sess
   await legacy.ended
   await until(async () => await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'finished') === '1', 5000, 'the stream to be marked finished')
   t.equal(await metric(b, 'sse_upstream_takeovers_total'), 0, 'not taken over')
-  t.equal(await redis.zscore(`${keyPrefix}active`, `${sessionId} ${streamId}`), null, 'nor listed for a takeover any more')
+  t.equal(await redis.zscore(activeIndexKey(keyPrefix, sessionId), `${sessionId} ${streamId}`), null, 'nor listed for a takeover any more')
 })
 
 t.test('ids-only history: a follower that missed live events while Redis was away is cut, never sent empty events', async (t) => {

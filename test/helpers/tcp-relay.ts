@@ -6,6 +6,8 @@ export interface TcpRelay {
   readonly port: number
   /** Destroys every open client/target socket pair at once. */
   cutAll (): void
+  /** Relays new connections to another port from now on (an endpoint that follows a failover); open pairs are cut. */
+  retarget (port: number): void
   /** Stops relaying: open pairs are cut, new connections destroyed as they arrive. */
   pause (): void
   resume (): void
@@ -21,9 +23,15 @@ interface SocketPair {
   target: Socket
 }
 
-export async function startTcpRelay (t: Teardown, targetPort: number): Promise<TcpRelay> {
+export interface TcpRelayOptions {
+  /** Each chunk, either way, is passed on this much later: a slow link (in order, as TCP keeps it). */
+  delayMs?: number
+}
+
+export async function startTcpRelay (t: Teardown, targetPort: number, options: TcpRelayOptions = {}): Promise<TcpRelay> {
   const pairs = new Set<SocketPair>()
   let paused = false
+  let target = targetPort
 
   const cut = (pair: SocketPair): void => {
     pairs.delete(pair)
@@ -39,16 +47,22 @@ export async function startTcpRelay (t: Teardown, targetPort: number): Promise<T
       client.destroy()
       return
     }
-    const target = connect(targetPort, '127.0.0.1')
-    const pair: SocketPair = { client, target }
+    const pair: SocketPair = { client, target: connect(target, '127.0.0.1') }
     pairs.add(pair)
     // Either side ending, failing or closing ends the pair: a relay has no half-open state to keep.
-    for (const socket of [client, target]) {
+    for (const socket of [client, pair.target]) {
       socket.on('error', () => cut(pair))
       socket.once('close', () => cut(pair))
     }
-    client.pipe(target)
-    target.pipe(client)
+    if (options.delayMs === undefined) {
+      client.pipe(pair.target)
+      pair.target.pipe(client)
+      return
+    }
+    const { delayMs } = options
+    for (const [from, to] of [[client, pair.target], [pair.target, client]] as const) {
+      from.on('data', (chunk: Buffer) => setTimeout(() => { if (!to.destroyed) to.write(chunk) }, delayMs))
+    }
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -63,6 +77,10 @@ export async function startTcpRelay (t: Teardown, targetPort: number): Promise<T
   return {
     port: (server.address() as AddressInfo).port,
     cutAll,
+    retarget: (port) => {
+      target = port
+      cutAll()
+    },
     pause: () => {
       paused = true
       cutAll()

@@ -58,7 +58,14 @@ end
 /**
  * KEYS: meta, history, session counters, session streams.
  * ARGV: token, epoch, now, maxEvents, maxBytes, replay, streamId, live channel, then (seq, upstreamId, bytes) per event.
- * Returns {'ok', eventsDelta, bytesDelta, last}, or {'fenced'}, {'reset'}, {'conflict'}, {'gap'} having written nothing.
+ * Returns {'ok', eventsDelta, bytesDelta, last, lostThrough}, or {'fenced'}, {'reset'}, {'conflict'}, {'gap'} having written nothing.
+ *
+ * An owned append (token > 0, not fenced) whose first event is past `last + 1` was preceded by
+ * writes that Redis acknowledged and then lost: a failover to a replica that lagged, an AOF
+ * restart. Its clients saw those events, so the seqs must not be issued again, and no resume
+ * may be served across the hole: the hole and everything before it are booked as evicted
+ * (lostThrough, the seq before the batch), and the batch goes on from there. Unowned appends
+ * still get {'gap'}.
  */
 export const APPEND_SCRIPT = `${ENTRY_HELPERS}
 local meta, history, counters, streams = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -73,9 +80,12 @@ local exists = redis.call('EXISTS', meta) == 1
 if not exists and token > 0 then return {'reset'} end
 if exists and state[2] ~= epoch then return {'reset'} end
 local last = tonumber(state[3] or '0')
+local firstSeq = tonumber(ARGV[FIRST_EVENT])
+local lostThrough = 0
+if exists and token > 0 and firstSeq ~= nil and firstSeq > last + 1 then lostThrough = firstSeq - 1 end
 
 -- Check the whole batch before writing any of it.
-local expected = last
+local expected = math.max(last, lostThrough)
 local batchIds = {}
 local writes = {}
 for i = FIRST_EVENT, #ARGV, 3 do
@@ -104,6 +114,16 @@ if not exists and #writes > 0 then
   redis.call('SADD', streams, streamId)
 end
 
+local budget = ${MAX_EVICTIONS_PER_SCRIPT}
+local evicted, evictedBytes = 0, 0
+
+if lostThrough > 0 then
+  evicted, evictedBytes = redis.call('XLEN', history), tonumber(redis.call('HGET', meta, 'bytes') or '0')
+  redis.call('DEL', history)
+  recordEviction(meta, counters, lostThrough, evictedBytes)
+  redis.call('HSET', meta, 'last', lostThrough)
+end
+
 local added, addedBytes, cursor = 0, 0, nil
 local order = #writes > 0 and redis.call('HINCRBY', counters, 'order', #writes) - #writes or 0
 for k, i in ipairs(writes) do
@@ -125,9 +145,6 @@ if added > 0 then
   redis.call('HINCRBY', meta, 'bytes', addedBytes)
   redis.call('HINCRBY', counters, 'bytes', addedBytes)
 end
-
-local budget = ${MAX_EVICTIONS_PER_SCRIPT}
-local evicted, evictedBytes = 0, 0
 
 local excess = math.min(redis.call('XLEN', history) - maxEvents, budget)
 if excess > 0 then
@@ -182,7 +199,7 @@ if #writes > 0 then
   redis.call('PUBLISH', channel, ARGV[writes[1]] .. ' ' .. table.concat(lengths, ',') .. '\\n' .. table.concat(texts))
 end
 
-return {'ok', added - evicted, addedBytes - evictedBytes, expected}
+return {'ok', added - evicted, addedBytes - evictedBytes, expected, lostThrough}
 `
 
 /**

@@ -94,13 +94,23 @@ export class RedisHistoryStore implements FencedHistoryStore {
     for (let index = 0; index < batch.count; index++) {
       args.push(firstSeq + index, upstreamIds[index] ?? '', bytes.subarray(bounds[2 * index], bounds[2 * index + 1]))
     }
-    const reply = replyArray(await this.#timed('append', async () =>
-      await this.#redis.mcpSseAppend(keys.meta, keys.history, keys.sessionCounters, keys.sessionStreams, ...args)))
-    const [status, eventsDelta, bytesDelta] = reply
+    const run = async (): Promise<void> => this.#appended(sessionId, streamId, replyArray(await this.#timed('append', async () =>
+      await this.#redis.mcpSseAppend(keys.meta, keys.history, keys.sessionCounters, keys.sessionStreams, ...args))))
+    await run()
+    if (this.#durableTimeoutMs === undefined || await this.#waitForReplica(this.#durableTimeoutMs)) return
+    // No replica acknowledged it: the primary that took it may have died before passing it on, and the
+    // reconnect reached the replica promoted instead. Sent again, it adds nothing where it is, and goes
+    // in where it was lost, so that what clients are sent next is in Redis.
+    await run()
+  }
+
+  #appended (sessionId: string, streamId: string, reply: unknown[]): void {
+    const [status, eventsDelta, bytesDelta, , lostThrough] = reply
     if (status === 'ok') {
       this.#count(eventsDelta, bytesDelta)
+      // Redis lost writes it had acknowledged (the script booked them as evicted): counted as a failed operation.
+      if (replyNumber(lostThrough) > 0) this.#onOperation?.('lost-writes', 'error', 0)
       this.#touch(sessionId, streamId)
-      if (this.#durableTimeoutMs !== undefined) await this.#waitForReplica(this.#durableTimeoutMs)
       return
     }
     if (status === 'reset') throw new StoreResetError(streamId)
@@ -187,12 +197,13 @@ export class RedisHistoryStore implements FencedHistoryStore {
     this.#bytes = 0
   }
 
-  /** An append no replica acknowledged in time is in Redis all the same: it is reported, not refused. */
-  async #waitForReplica (timeoutMs: number): Promise<void> {
-    await this.#timed('wait', async () => {
+  /** Whether a replica acknowledged the append in time. One that none did is reported, not refused. */
+  async #waitForReplica (timeoutMs: number): Promise<boolean> {
+    return await this.#timed('wait', async () => {
       const replicas = await this.#redis.wait(1, timeoutMs)
       if (replicas < 1) throw new Error('no Redis replica acknowledged the append in time')
-    }).catch(() => {})
+      return true
+    }).catch(() => false)
   }
 
   async #expireStream (member: string, cutoff: number): Promise<void> {
@@ -215,7 +226,7 @@ export class RedisHistoryStore implements FencedHistoryStore {
     await this.#timed('drop-index', async () => await Promise.all([
       ...streamIds.map(async (streamId) =>
         await this.#redis.mcpSseDeleteIfEqual(streamIndexKey(this.#prefix, streamId), sessionId)),
-      this.#redis.zrem(activeIndexKey(this.#prefix), ...streamIds.map((streamId) => activeMember(sessionId, streamId)))
+      this.#redis.zrem(activeIndexKey(this.#prefix, sessionId), ...streamIds.map((streamId) => activeMember(sessionId, streamId)))
     ]))
   }
 

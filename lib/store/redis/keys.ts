@@ -1,7 +1,7 @@
 /**
  * The names of every Redis key and channel the proxy uses. A session's keys all
  * carry the hash tag `{<sessionId>}`, so that in Redis Cluster they sit in one slot
- * and one script can touch them all. Session and stream ids are base64url: they
+ * and one script can touch them all; no command or script names keys of two slots. Session and stream ids are base64url: they
  * hold no brace, space or colon, so names built from them cannot collide.
  */
 
@@ -72,9 +72,33 @@ export function streamIndexKey (prefix: string, streamId: string): string {
   return `${prefix}{${streamId}}:sid`
 }
 
-/** Sorted set of `<sessionId> <streamId>` scored by lease expiry (ms): the unfinished streams. */
-export function activeIndexKey (prefix: string): string {
-  return `${prefix}active`
+/**
+ * The active index is this many sorted sets, each with a hash tag of its own: in Redis
+ * Cluster they spread over the nodes, so that the lease renewals of every stream do not
+ * all go to one. A sweep reads them all.
+ */
+export const ACTIVE_INDEX_SHARDS = 16
+
+/**
+ * Sorted set of `<sessionId> <streamId>` scored by lease expiry (ms): the unfinished streams
+ * of the sessions of one shard, chosen by the session id (FNV-1a).
+ */
+export function activeIndexKey (prefix: string, sessionId: string): string {
+  let hash = 0x811c9dc5
+  for (let index = 0; index < sessionId.length; index++) {
+    hash ^= sessionId.charCodeAt(index)
+    hash = Math.imul(hash, 0x01000193) >>> 0
+  }
+  return activeIndexShardKey(prefix, hash % ACTIVE_INDEX_SHARDS)
+}
+
+function activeIndexShardKey (prefix: string, shard: number): string {
+  return `${prefix}{active:${shard}}`
+}
+
+/** Every shard of the active index. */
+export function activeIndexKeys (prefix: string): string[] {
+  return Array.from({ length: ACTIVE_INDEX_SHARDS }, (_, shard) => activeIndexShardKey(prefix, shard))
 }
 
 export function activeMember (sessionId: string, streamId: string): string {
@@ -93,7 +117,10 @@ export function sessionKey (prefix: string, sessionId: string): string {
   return `${sessionTag(prefix, sessionId)}session`
 }
 
-/** String: the store epoch, a random value that changes when Redis loses its data. */
+/**
+ * String: the store epoch, a random value that changes when Redis loses its data. One key,
+ * in Redis Cluster too: it is read once per sweep, never per event.
+ */
 export function epochKey (prefix: string): string {
   return `${prefix}epoch`
 }

@@ -1,15 +1,17 @@
-import type { Redis } from 'ioredis'
 import type { LiveFeed, LiveListener } from '../../cluster/live-feed.js'
+import type { RedisClient } from './client.js'
 
 /**
  * One subscriber connection for every live channel this replica listens to:
  * a channel is subscribed while at least one listener wants it.
  */
 export class LiveChannels implements LiveFeed {
-  readonly #subscriber: Redis
+  readonly #subscriber: RedisClient
   readonly #listeners = new Map<string, Set<LiveListener>>()
+  /** Settles once the first subscription is in: the subscriber connection is up. */
+  #opened: Promise<void> | undefined
 
-  constructor (subscriber: Redis) {
+  constructor (subscriber: RedisClient) {
     this.#subscriber = subscriber
     // Buffers: events are bytes, and the message gives their lengths in bytes (see liveChannel()).
     subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#dispatch(channel.toString(), message))
@@ -32,8 +34,24 @@ export class LiveChannels implements LiveFeed {
       this.#listeners.set(channel, listeners)
     }
     listeners.add(listener)
-    await this.#subscriber.subscribe(channel)
+    await this.#subscribe(channel)
     return () => this.#unlisten(channel, listener)
+  }
+
+  /**
+   * A cluster client opens its subscriber connection on the first subscription, and a
+   * second one sent before that connection is ready breaks its ready check (ioredis):
+   * the others wait for the first.
+   */
+  async #subscribe (channel: string): Promise<void> {
+    if (this.#opened === undefined) {
+      const first = this.#subscriber.subscribe(channel)
+      this.#opened = first.then(() => {}, () => { this.#opened = undefined })
+      await first
+      return
+    }
+    await this.#opened
+    await this.#subscriber.subscribe(channel)
   }
 
   #unlisten (channel: string, listener: LiveListener): void {

@@ -10,10 +10,11 @@ import { LiveChannels } from './live-channels.js'
 import { RedisSessionRecords } from './session-records.js'
 import { RedisStreamRegistry } from './stream-registry.js'
 
-/** Everything the replicas share, in one Redis: three connections at most, whatever the number of sessions. */
+/** Everything the replicas share, in one Redis or one Redis Cluster: three clients at most, whatever the number of sessions. */
 export function createRedisClusterStore (options: ResolvedOptions, metrics: StoreMetrics, log: FastifyBaseLogger, epoch: () => string): ClusterStore {
   const { store: storeOptions, history: historyOptions } = options
-  const clients = connectRedis(storeOptions.url, log, { durable: storeOptions.durable }, {
+  const target = storeOptions.cluster.length > 0 ? { cluster: storeOptions.cluster } : { url: storeOptions.url }
+  const clients = connectRedis(target, log, { durable: storeOptions.durable }, {
     onLost: (role) => {
       metrics.storeConnectionsLost.inc({ connection: role })
       metrics.storeConnectionsUp.dec()

@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis'
 import type { SessionDirectory, SessionRecord } from '../../cluster/session-directory.js'
 import type { ProxySession } from '../../session/session-registry.js'
 import { isChangeableList } from '../../wire/mcp-initialize.js'
+import type { RedisClient } from './client.js'
 import { sessionKey } from './keys.js'
 
 /**
@@ -9,11 +9,11 @@ import { sessionKey } from './keys.js'
  * A record lives `idleTimeoutMs` past its last save or touch.
  */
 export class RedisSessionRecords implements SessionDirectory {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keyPrefix: string
   readonly #idleTimeoutMs: number
 
-  constructor (redis: Redis, options: { keyPrefix: string, idleTimeoutMs: number }) {
+  constructor (redis: RedisClient, options: { keyPrefix: string, idleTimeoutMs: number }) {
     this.#redis = redis
     this.#keyPrefix = options.keyPrefix
     this.#idleTimeoutMs = options.idleTimeoutMs

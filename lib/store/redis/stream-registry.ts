@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { StreamPosition, StreamRef, StreamRegistry } from '../../cluster/stream-registry.js'
 import type { RedisClient } from './client.js'
-import { activeIndexKey, activeMember, epochKey, historyKey, leaseKey, liveChannel, metaKey, parseActiveMember, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './keys.js'
+import { activeIndexKey, activeIndexKeys, activeMember, epochKey, historyKey, leaseKey, liveChannel, metaKey, parseActiveMember, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './keys.js'
 import { defineLeaseScripts } from './lease-scripts.js'
 import { replyArray, timedOperation, type OperationObserver } from './operations.js'
 import { defineRegistryScripts } from './registry-scripts.js'
@@ -128,7 +128,7 @@ export class RedisStreamRegistry implements StreamRegistry {
     ))
     const [released, finished] = replyArray(reply)
     if (finished === 1) await this.forgetActive(sessionId, streamId)
-    else if (released === 1) await this.#timed('release', async () => await this.#redis.zadd(activeIndexKey(this.#prefix), 'XX', 0, activeMember(sessionId, streamId)))
+    else if (released === 1) await this.#timed('release', async () => await this.#redis.zadd(activeIndexKey(this.#prefix, sessionId), 'XX', 0, activeMember(sessionId, streamId)))
     return released === 1
   }
 
@@ -162,17 +162,22 @@ export class RedisStreamRegistry implements StreamRegistry {
 
   /** Unfinished streams whose lease expired at `now` (or was released), oldest expiry first. */
   async expiredLeases (now: number, limit: number): Promise<StreamRef[]> {
-    const members = await this.#timed('expired-leases', async () =>
-      await this.#redis.zrangebyscore(activeIndexKey(this.#prefix), '-inf', now, 'LIMIT', 0, limit))
-    return members.map(parseActiveMember).filter((ref) => ref !== undefined)
+    const shards = await this.#timed('expired-leases', async () => await Promise.all(activeIndexKeys(this.#prefix).map(async (key) =>
+      await this.#redis.zrangebyscore(key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit))))
+    const due: Array<{ member: string, expiresAt: number }> = []
+    for (const reply of shards) {
+      for (let index = 0; index + 1 < reply.length; index += 2) due.push({ member: reply[index] as string, expiresAt: Number(reply[index + 1]) })
+    }
+    due.sort((a, b) => a.expiresAt - b.expiresAt)
+    return due.slice(0, limit).map(({ member }) => parseActiveMember(member)).filter((ref) => ref !== undefined)
   }
 
   async forgetActive (sessionId: string, streamId: string): Promise<void> {
-    await this.#timed('forget-active', async () => await this.#redis.zrem(activeIndexKey(this.#prefix), activeMember(sessionId, streamId)))
+    await this.#timed('forget-active', async () => await this.#redis.zrem(activeIndexKey(this.#prefix, sessionId), activeMember(sessionId, streamId)))
   }
 
   async #markActive (sessionId: string, streamId: string, expiresAt: number): Promise<void> {
-    await this.#timed('mark-active', async () => await this.#redis.zadd(activeIndexKey(this.#prefix), expiresAt, activeMember(sessionId, streamId)))
+    await this.#timed('mark-active', async () => await this.#redis.zadd(activeIndexKey(this.#prefix, sessionId), expiresAt, activeMember(sessionId, streamId)))
   }
 
   async #timed<T> (op: string, call: () => Promise<T>): Promise<T> {
