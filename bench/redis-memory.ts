@@ -17,7 +17,6 @@
  *
  * Keys go under `bench:<uuid>:`, and are deleted after each phase and at the end.
  */
-import { batchOf } from '../lib/history/event-batch.js'
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -202,11 +201,11 @@ async function measurePhase (redis: Redis, options: Options, replay: boolean, ev
       for (let first = 1; first <= eventsPerStream; first += options.batch) {
         const batch: RecordedEvent[] = []
         for (let seq = first; seq < first + options.batch && seq <= eventsPerStream; seq++) {
-          const bytes = Buffer.from(eventText(streamId, epoch, seq, options.eventBytes))
-          textBytes += bytes.length
-          batch.push({ seq, upstreamId: upstreamId(), bytes })
+          const text = eventText(streamId, epoch, seq, options.eventBytes)
+          textBytes += text.length
+          batch.push({ seq, upstreamId: upstreamId(), text })
         }
-        await store.append(sessionId, streamId, batchOf(batch))
+        await store.append(sessionId, streamId, batch)
       }
       // One lease renewal, as the owner makes every third of leaseTtlMs: it sets the TTL of every key of the stream.
       if (!await registry.renew(sessionId, streamId, OWNER, token, LEASE_TTL_MS, Date.now())) throw new Error('could not renew a fresh lease')

@@ -1,9 +1,8 @@
-import type { EventBatch } from '../lib/history/event-batch.js'
 import t, { type Test } from 'tap'
 import { PassThrough } from 'node:stream'
 import { once } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
-import type { HistoryRead, HistoryStats, HistoryStore } from '../lib/history/history-store.js'
+import type { HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from '../lib/history/history-store.js'
 import { LocalHistoryStore } from '../lib/history/local-history-store.js'
 import { ProxyMetrics } from '../lib/metrics.js'
 import { ProxiedStream } from '../lib/session/proxied-stream.js'
@@ -29,18 +28,18 @@ class LaterStore implements HistoryStore {
   /** A store that cannot even start an append: it throws before it returns. */
   throwAppends = false
 
-  append (sessionId: string, streamId: string, batch: EventBatch): Promise<void> {
+  append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
     if (this.throwAppends) throw new Error('store closed')
-    return this.#appendLater(sessionId, streamId, batch)
+    return this.#appendLater(sessionId, streamId, events)
   }
 
-  async #appendLater (sessionId: string, streamId: string, batch: EventBatch): Promise<void> {
+  async #appendLater (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
     this.appends++
     await this.gate
     // A random wait, so that appends overlap and finish out of turn unless the stream keeps them in order.
     await new Promise((resolve) => setTimeout(resolve, Math.random() * 5))
     if (this.failAppends) throw new Error('store unreachable')
-    this.local.append(sessionId, streamId, batch)
+    this.local.append(sessionId, streamId, events)
   }
 
   async readAfter (sessionId: string, streamId: string, afterSeq: number): Promise<HistoryRead> {

@@ -38,16 +38,6 @@ t.test('events pass with the upstream\'s own ids; malformed lines are counted an
   t.match(metrics, /sse_upstream_malformed_total\{route_kind="streamable-http",route="\/mcp",reason="unknown-field"\} 1/)
 })
 
-t.test('the type line, the upstream id, comments and retry hints pass; lone CR line ends and invalid UTF-8 are read as EventSource reads them', async (t) => {
-  const proxy = await setup(t, (_request, response) => {
-    response.write(': warming up\n\nretry: 250\n\nevent: message\nid: up-1\ndata: one\n\n')
-    // From here the stream leaves the byte path: a lone CR ends a line, and 0xFF is no UTF-8.
-    response.end(Buffer.concat([Buffer.from('id: up-2\rdata: t'), Buffer.from([0xff]), Buffer.from('o\r\r')]))
-  })
-  const response = await post(proxy.url('/mcp'))
-  t.equal(await response.text(), ': warming up\n\nretry: 250\n\nevent: message\nid: up-1\ndata: one\n\nid: up-2\ndata: t\uFFFDo\n\n')
-})
-
 t.test('an oversized event or a broken upstream connection ends the stream cleanly', async (t) => {
   const proxy = await setup(t, (request, response) => {
     if (request.url?.includes('broken') === true) {

@@ -3,8 +3,6 @@ import fc from 'fast-check'
 import { createSseParser } from '../lib/wire/sse-parser.js'
 import { serializeComment, serializeEvent, serializeRetry } from '../lib/wire/sse-serializer.js'
 import type { SseEvent } from '../lib/wire/sse-event.js'
-import { hasLines } from '../lib/wire/sse-event-bytes.js'
-import { BatchBuilder } from '../lib/session/batch-builder.js'
 
 function parseAll (chunks: Uint8Array[], maxEventBytes = 1 << 20) {
   const events: SseEvent[] = []
@@ -90,23 +88,4 @@ t.test('property: random events, serialized and split into random chunks, parse 
     const normalize = (list: SseEvent[]) => JSON.stringify(list.map(({ id, event, data }) => ({ id, event, data })))
     return normalize(parseAll(chunks).events) === normalize(events)
   }), { numRuns: 300 })
-})
-
-/** One event under a proxy id, as a batch of its own writes it. */
-function eventUnder (seq: number, lines: string): Buffer {
-  const builder = new BatchBuilder('S.E.')
-  builder.event(seq, Buffer.from(lines), undefined)
-  return builder.take()?.bytes ?? Buffer.alloc(0)
-}
-
-t.test('an event under a proxy id: the id line after a leading type line, any seq, and only those lines match it', async (t) => {
-  for (const seq of [1, 9, 10, 99, 100, 4096, 999_999_999_999_999]) {
-    t.equal(eventUnder(seq, 'event: tick\ndata: a\ndata: b\n').toString(), `event: tick\nid: S.E.${seq}\ndata: a\ndata: b\n\n`)
-    t.equal(eventUnder(seq, 'data:x\nevent: late\n').toString(), `id: S.E.${seq}\ndata:x\nevent: late\n\n`)
-  }
-  const wire = eventUnder(12, 'event: tick\ndata: a\n')
-  t.ok(hasLines(wire, Buffer.from('event: tick\ndata: a\n')), 'the lines it was made of')
-  t.notOk(hasLines(wire, Buffer.from('event: tick\ndata: b\n')), 'other data')
-  t.notOk(hasLines(wire, Buffer.from('event: tock\ndata: a\n')), 'another type')
-  t.notOk(hasLines(wire, Buffer.from('data: a\n')), 'no type')
 })

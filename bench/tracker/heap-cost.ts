@@ -21,7 +21,7 @@ export function historyCostPer1000 (events: number, eventBytes: number, replay: 
   const before = memoryAfterGc()
   const store = new LocalHistoryStore({ maxEvents: events, maxBytes: Number.MAX_SAFE_INTEGER, ttlMs: HOUR_MS, replay })
   relayEvents(events, eventBytes, (batch) => {
-    store.append(SESSION, STREAM, batch)
+    store.append(SESSION, STREAM, batch.map(({ seq, upstreamId, text }) => ({ seq, upstreamId, text })))
   })
   const after = memoryAfterGc()
   if (store.stats().events !== events) throw new Error(`the history kept ${store.stats().events} of ${events} events`)

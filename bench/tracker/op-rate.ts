@@ -1,7 +1,6 @@
-import { batchOf, eventAt, type EventBatch } from '../../lib/history/event-batch.js'
 import { LocalHistoryStore } from '../../lib/history/local-history-store.js'
 import { UpstreamDedupe } from '../../lib/session/upstream-dedupe.js'
-import { relayEvents } from './relayed-events.js'
+import { relayEvents, type RelayedEvent } from './relayed-events.js'
 
 // Distinct events cycled through.
 const POOL_SIZE = 4096
@@ -17,31 +16,27 @@ export interface TrackerOpRates {
 }
 
 export function trackerOpRates (durationMs: number, eventBytes: number): TrackerOpRates {
-  // One-event batches, as an upstream that writes an event per chunk gives them.
-  const pool: EventBatch[] = []
-  relayEvents(POOL_SIZE, eventBytes, (batch) => {
-    for (let index = 0; index < batch.count; index++) pool.push(batchOf([eventAt(batch, index)]))
-  })
+  const pool: RelayedEvent[] = []
+  relayEvents(POOL_SIZE, eventBytes, (batch) => pool.push(...batch))
   return {
     dedupe: opsPerSecond(durationMs, dedupeOperation(pool)),
     historyAppend: opsPerSecond(durationMs, historyAppendOperation(pool))
   }
 }
 
-function dedupeOperation (pool: readonly EventBatch[]): (index: number) => void {
+function dedupeOperation (pool: readonly RelayedEvent[]): (index: number) => void {
   const dedupe = new UpstreamDedupe(DEDUPE_WINDOW)
   return (index) => {
-    dedupe.remember((pool[index % POOL_SIZE] as EventBatch).upstreamIds[0] ?? '', index)
+    dedupe.remember((pool[index % POOL_SIZE] as RelayedEvent).upstreamId, index)
   }
 }
 
-function historyAppendOperation (pool: readonly EventBatch[]): (index: number) => void {
+function historyAppendOperation (pool: readonly RelayedEvent[]): (index: number) => void {
   const store = new LocalHistoryStore(HISTORY_LIMITS)
   let seq = 0
   return (index) => {
-    const batch = pool[index % POOL_SIZE] as EventBatch
-    seq++
-    store.append('bench-session', 'bench-stream', { ...batch, firstSeq: seq, seq })
+    const event = pool[index % POOL_SIZE] as RelayedEvent
+    store.append('bench-session', 'bench-stream', [{ seq: ++seq, upstreamId: event.upstreamId, text: event.text }])
   }
 }
 

@@ -10,7 +10,7 @@ const SSE_HEADERS = {
   'x-accel-buffering': 'no'
 }
 
-const KEEPALIVE = Buffer.from(serializeComment('keepalive'))
+const KEEPALIVE = serializeComment('keepalive')
 
 export interface ClientStreamOptions {
   /** A keep-alive comment this often; 0 for none. */
@@ -22,16 +22,14 @@ export interface ClientStreamOptions {
 }
 
 /**
- * The client's side of a stream. Bytes are gathered and written in one write per
- * upstream chunk: socket writes, not parsing, are what an event costs, and each
- * write of a chunked response is a chunk of its own on the wire.
+ * The client's side of a stream. Text is gathered and written in one write per
+ * upstream chunk: socket writes, not parsing, are what an event costs.
  */
 export class ClientSseStream {
   readonly #response: ServerResponse
   readonly #options: ClientStreamOptions
-  #pending: Buffer[] = []
-  #pendingBytes = 0
-  /** The longest piece written since the last flush: one event, or a slice of a replay. */
+  #pending = ''
+  /** The longest text written since the last flush: one event, or a slice of a replay. */
   #largestPending = 0
 
   constructor (reply: FastifyReply, headers: HeaderMap, options: ClientStreamOptions) {
@@ -51,34 +49,25 @@ export class ClientSseStream {
     return this.#response.destroyed || this.#response.writableEnded
   }
 
-  /**
-   * Adds bytes to the next flush; they are not copied until then, and must not change
-   * meanwhile. `largest`: the largest event in them, when they hold several.
-   */
-  write (bytes: Buffer, largest = bytes.length): void {
-    this.#pending.push(bytes)
-    this.#pendingBytes += bytes.length
-    if (largest > this.#largestPending) this.#largestPending = largest
+  write (text: string): void {
+    this.#pending += text
+    if (text.length > this.#largestPending) this.#largestPending = text.length
   }
 
   /**
    * Sends what was written. False when the socket is full: `onDrain` tells when it
    * empties. A client that has fallen behind by more than the limit is cut, and so
-   * is one sent a single event larger than it. A batch of many small events is
+   * is one sent a single text larger than it. A batch of many small events is
    * neither: callers stop writing once the socket is full, so a batch is bounded.
    */
   flush (): boolean {
-    const pending = this.#pending
-    if (pending.length === 0) return true
-    const pendingBytes = this.#pendingBytes
+    if (this.#pending === '' || this.closed) return true
+    const text = this.#pending
     const largest = this.#largestPending
-    this.#pending = []
-    this.#pendingBytes = 0
+    this.#pending = ''
     this.#largestPending = 0
-    if (this.closed) return true
-    const bytes = pending.length === 1 ? pending[0] as Buffer : Buffer.concat(pending, pendingBytes)
     const behind = this.#response.writableLength
-    const accepted = this.#response.write(bytes)
+    const accepted = this.#response.write(text)
     if (behind > this.#options.maxBufferedBytes || largest > this.#options.maxBufferedBytes) this.cutAsSlowConsumer()
     return accepted
   }

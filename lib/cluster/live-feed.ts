@@ -1,7 +1,6 @@
 /** What a live channel carries: an event the owner recorded, or the end of the stream. */
 export interface LiveListener {
-  /** `bytes`: the event's wire form, a view of the message. */
-  readonly onEvent: (seq: number, bytes: Buffer) => void
+  readonly onEvent: (seq: number, text: string) => void
   readonly onEnd: () => void
   /** The feed reconnected: messages may have been lost meanwhile. */
   readonly resync: () => void

@@ -59,15 +59,15 @@ export class RemoteStream implements SubscriberOwner, LiveListener {
     this.#started = true
     const early = this.#early
     this.#early = []
-    for (const item of early ?? []) this.onEvent(item.seq as number, item.bytes)
+    for (const item of early ?? []) this.onEvent(item.seq as number, item.text)
     if (ended) this.onEnd()
     /* c8 ignore next -- early events were dropped (see #holdEarly): read them from the history. */
     else if (early === undefined) this.#fillHole()
   }
 
-  onEvent (seq: number, bytes: Buffer): void {
+  onEvent (seq: number, text: string): void {
     if (!this.#started) {
-      this.#holdEarly({ seq, bytes })
+      this.#holdEarly({ seq, text })
       return
     }
     if (this.#filling !== undefined) {
@@ -80,7 +80,7 @@ export class RemoteStream implements SubscriberOwner, LiveListener {
       return
     }
     this.#lastSeq = seq
-    this.#subscriber?.deliver([{ seq, bytes }])
+    this.#subscriber?.deliver([{ seq, text }])
   }
 
   onEnd (): void {
@@ -147,7 +147,7 @@ export class RemoteStream implements SubscriberOwner, LiveListener {
         return
       }
       // Ids-only history (history.replay false) has no text to fill the hole with.
-      if (read.events.some((event) => event.bytes.length === 0)) {
+      if (read.events.some((event) => event.text === '')) {
         this.#subscriber?.close()
         return
       }

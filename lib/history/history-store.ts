@@ -1,6 +1,12 @@
-import type { EventBatch, RecordedEvent } from './event-batch.js'
-
-export type { RecordedEvent } from './event-batch.js'
+/** One event as the history keeps it. */
+export interface RecordedEvent {
+  /** Its position in its stream, from 1; the proxy's event id carries it. */
+  readonly seq: number
+  /** The upstream's own id, kept for upstream resume and dedup; never sent to clients. */
+  readonly upstreamId: string | undefined
+  /** The event as clients receive it, proxy id included. Empty in ids-only mode. */
+  readonly text: string
+}
 
 /** What a store can say about the events after a position. */
 export type HistoryRead =
@@ -39,7 +45,7 @@ export interface HistoryStore {
    * A store that needs no I/O records them at once and returns nothing, so that
    * they reach the client in the same turn; one that does I/O returns a promise.
    */
-  append: (sessionId: string, streamId: string, batch: EventBatch) => Promise<void> | undefined
+  append: (sessionId: string, streamId: string, events: readonly RecordedEvent[]) => Promise<void> | undefined
   /** The stream's events with a seq above `afterSeq`. */
   readAfter: (sessionId: string, streamId: string, afterSeq: number) => Promise<HistoryRead>
   /** The upstream id recorded for one event, if it is still known. */

@@ -1,23 +1,17 @@
-import { ByteBlocks } from './byte-blocks.js'
-import type { EventBatch } from './event-batch.js'
 import type { HistoryLimits, HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from './history-store.js'
 
-// Rough cost of one kept event beyond its bytes (six array slots), so that maxBytes bounds memory, not only events.
+// Rough heap cost of one kept event beyond its strings (four array slots, string headers),
+// so that maxBytes bounds memory, not only text.
 const EVENT_OVERHEAD_BYTES = 48
-const NO_BYTES = Buffer.alloc(0)
 
 /**
  * A stream's kept events, column by column: no object per event, which is what
  * makes ids-only mode cheap (see bench/). Seqs are contiguous, so a position is
- * found by arithmetic. The events' bytes are copied into blocks off the V8 heap
- * (byte-blocks.ts), where each is a block number, an offset and a length.
+ * found by arithmetic.
  */
 class StreamHistory {
-  readonly #blocks = new ByteBlocks()
   #upstreamIds: Array<string | undefined> = []
-  #blockNumbers: number[] = []
-  #offsets: number[] = []
-  #lengths: number[] = []
+  #texts: string[] = []
   /** Append order over the whole store: the smallest is the oldest. */
   #orders: number[] = []
   #times: number[] = []
@@ -27,7 +21,7 @@ class StreamHistory {
   lastSeq = 0
 
   get size (): number {
-    return this.#lengths.length - this.#head
+    return this.#texts.length - this.#head
   }
 
   get oldestOrder (): number {
@@ -38,55 +32,25 @@ class StreamHistory {
     return this.size === 0 ? Infinity : this.#times[this.#head] as number
   }
 
-  /**
-   * A batch's events: event i is `bytes[bounds[2i], bounds[2i + 1])`, or nothing kept
-   * (ids-only mode) when `keep` is false. Events side by side in the batch (all of them,
-   * unless comments came between) are copied into a block at once. Returns the bytes they count for.
-   */
-  pushBatch (batch: EventBatch, keep: boolean, order: number, at: number): number {
-    const { bytes, bounds, upstreamIds, count } = batch
-    let counted = 0
-    let index = 0
-    while (index < count) {
-      const runStart = bounds[2 * index] as number
-      let runEnd = bounds[2 * index + 1] as number
-      let last = index
-      if (keep) {
-        while (last + 1 < count && bounds[2 * (last + 1)] === runEnd) runEnd = bounds[2 * ++last + 1] as number
-      }
-      const offset = keep ? this.#blocks.write(bytes, runStart, runEnd) - runStart : 0
-      const block = this.#blocks.lastBlock
-      for (; index <= last; index++) {
-        const start = bounds[2 * index] as number
-        const length = keep ? (bounds[2 * index + 1] as number) - start : 0
-        const upstreamId = upstreamIds[index]
-        counted += eventBytes(length, upstreamId)
-        this.#upstreamIds.push(upstreamId)
-        this.#offsets.push(keep ? offset + start : 0)
-        this.#blockNumbers.push(block)
-        this.#lengths.push(length)
-        this.#orders.push(order++)
-        this.#times.push(at)
-      }
-    }
-    this.lastSeq = batch.firstSeq + count - 1
-    return counted
+  push (event: RecordedEvent, text: string, order: number, at: number): void {
+    this.#upstreamIds.push(event.upstreamId)
+    this.#texts.push(text)
+    this.#orders.push(order)
+    this.#times.push(at)
+    this.lastSeq = event.seq
   }
 
   /** Removes the oldest event, and says how many bytes it counted for; callers check that there is one. */
   shift (): number {
-    const bytes = eventBytes(this.#lengths[this.#head] as number, this.#upstreamIds[this.#head])
+    const bytes = eventBytes(this.#texts[this.#head] as string, this.#upstreamIds[this.#head])
     this.evictedThrough = this.lastSeq - this.size + 1
     this.#upstreamIds[this.#head] = undefined
+    this.#texts[this.#head] = ''
     this.#head++
-    // The block being written to stays, even once all its events are gone.
-    this.#blocks.releaseBefore(this.size === 0 ? this.#blocks.lastBlock : this.#blockNumbers[this.#head] as number)
     // Compact now and then instead of Array#shift on every eviction.
-    if (this.#head > 1024 && this.#head * 2 > this.#lengths.length) {
+    if (this.#head > 1024 && this.#head * 2 > this.#texts.length) {
       this.#upstreamIds = this.#upstreamIds.slice(this.#head)
-      this.#blockNumbers = this.#blockNumbers.slice(this.#head)
-      this.#offsets = this.#offsets.slice(this.#head)
-      this.#lengths = this.#lengths.slice(this.#head)
+      this.#texts = this.#texts.slice(this.#head)
       this.#orders = this.#orders.slice(this.#head)
       this.#times = this.#times.slice(this.#head)
       this.#head = 0
@@ -94,15 +58,12 @@ class StreamHistory {
     return bytes
   }
 
-  /** The events after `seq`, their bytes as views of the blocks, which no later write changes. */
   after (seq: number): RecordedEvent[] {
     const firstSeq = this.lastSeq - this.size + 1
     const events: RecordedEvent[] = []
     for (let next = Math.max(seq + 1, firstSeq); next <= this.lastSeq; next++) {
       const index = this.#head + next - firstSeq
-      const length = this.#lengths[index] as number
-      const bytes = length === 0 ? NO_BYTES : this.#blocks.view(this.#blockNumbers[index] as number, this.#offsets[index] as number, length)
-      events.push({ seq: next, upstreamId: this.#upstreamIds[index], bytes })
+      events.push({ seq: next, upstreamId: this.#upstreamIds[index], text: this.#texts[index] as string })
     }
     return events
   }
@@ -114,8 +75,8 @@ class StreamHistory {
   }
 }
 
-function eventBytes (length: number, upstreamId: string | undefined): number {
-  return length + (upstreamId?.length ?? 0) + EVENT_OVERHEAD_BYTES
+function eventBytes (text: string, upstreamId: string | undefined): number {
+  return text.length + (upstreamId?.length ?? 0) + EVENT_OVERHEAD_BYTES
 }
 
 class SessionHistory {
@@ -135,23 +96,25 @@ export class LocalHistoryStore implements HistoryStore {
     this.#limits = limits
   }
 
-  append (sessionId: string, streamId: string, batch: EventBatch): undefined {
-    this.appendNow(sessionId, streamId, batch, Date.now())
+  append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): undefined {
+    this.appendNow(sessionId, streamId, events, Date.now())
     return undefined
   }
 
   /** append(), synchronously, with the clock given: for callers on the hot path and for tests. */
-  appendNow (sessionId: string, streamId: string, batch: EventBatch, now: number): void {
-    if (batch.count === 0) return
+  appendNow (sessionId: string, streamId: string, events: readonly RecordedEvent[], now: number): void {
     const session = this.#sessionFor(sessionId)
     const stream = this.#streamFor(session, streamId)
-    const bytes = stream.pushBatch(batch, this.#limits.replay, this.#order + 1, now)
-    this.#order += batch.count
-    session.bytes += bytes
-    this.#bytes += bytes
-    this.#events += batch.count
-    while (stream.size > this.#limits.maxEvents) this.#evictOldest(session, stream)
-    while (session.bytes > this.#limits.maxBytes) this.#evictOldestOfSession(session, stream)
+    for (const event of events) {
+      const text = this.#limits.replay ? event.text : ''
+      const bytes = eventBytes(text, event.upstreamId)
+      stream.push(event, text, ++this.#order, now)
+      session.bytes += bytes
+      this.#bytes += bytes
+      this.#events++
+      if (stream.size > this.#limits.maxEvents) this.#evictOldest(session, stream)
+      while (session.bytes > this.#limits.maxBytes) this.#evictOldestOfSession(session, stream)
+    }
   }
 
   async readAfter (sessionId: string, streamId: string, afterSeq: number): Promise<HistoryRead> {

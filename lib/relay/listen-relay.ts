@@ -6,11 +6,10 @@ import type { OpenStream, ProxyContext } from '../proxy-context.js'
 import type { HeaderMap } from '../upstream/headers.js'
 import { ReconnectLoop, type Connected } from '../upstream/reconnect-loop.js'
 import { postForEventStream, type ConnectResult } from '../upstream/upstream-connector.js'
-import { reportMalformedLine, reportSlowPath, reportUpstreamEnd, type UpstreamReportContext } from '../upstream/upstream-events-report.js'
+import { reportMalformedLine, reportUpstreamEnd, type UpstreamReportContext } from '../upstream/upstream-events-report.js'
 import { UpstreamStream, type UpstreamEndReason } from '../upstream/upstream-stream.js'
 import { acknowledgedFilterIn, isListenResponse, listenGapNotifications, narrowFilter, relistenRequest, type ListenFilter, type ListenRequest } from '../wire/mcp-listen.js'
 import type { SseEvent } from '../wire/sse-event.js'
-import { eventData } from '../wire/sse-event-bytes.js'
 import { serializeComment, serializeEvent, serializeRetry } from '../wire/sse-serializer.js'
 import type { RelayOptions } from './sse-relay.js'
 
@@ -99,14 +98,12 @@ class ListenRelay {
 
   start (body: Readable): void {
     const upstream = new UpstreamStream(body, {
-      // A listen stream carries notifications, few, each read for the listen's id: decoded, as text.
-      onEvent: (lines, id, type) => this.#onEvent({ id, event: type, data: eventData(lines) }),
-      onComment: (comment) => this.#client.write(Buffer.from(serializeComment(comment))),
+      onEvent: (event) => this.#onEvent(event),
+      onComment: (comment) => this.#client.write(serializeComment(comment)),
       onRetry: (milliseconds) => {
         this.#retryHintMs = milliseconds
-        this.#client.write(Buffer.from(serializeRetry(milliseconds)))
+        this.#client.write(serializeRetry(milliseconds))
       },
-      onSlowPath: (reason) => reportSlowPath(this.#report, reason),
       onMalformedLine: (reason) => reportMalformedLine(this.#report, reason),
       onChunkParsed: () => {
         if (this.#completed) upstream.abort()
@@ -135,7 +132,7 @@ class ListenRelay {
     // The minted id is unguessable: wherever its text appears, it is the listen request's id.
     const data = upstreamIdJson === undefined ? event.data : event.data.replaceAll(upstreamIdJson, idJson)
     if (isListenResponse(data, idJson)) this.#completed = true
-    this.#client.write(Buffer.from(serializeEvent(data === event.data ? event : { ...event, data })))
+    this.#client.write(serializeEvent(data === event.data ? event : { ...event, data }))
     this.#context.metrics.eventsForwarded.inc(this.#options.labels)
   }
 
@@ -144,7 +141,7 @@ class ListenRelay {
     const { listen } = this.#options
     this.#reconnect.succeeded()
     for (const data of listenGapNotifications(this.#toldFilter as ListenFilter, listen.idJson)) {
-      this.#client.write(Buffer.from(serializeEvent({ data })))
+      this.#client.write(serializeEvent({ data }))
     }
   }
 

@@ -9,6 +9,7 @@ import type { StreamEnvironment, StreamOrigin, StreamOwnership, UpstreamReconnec
 import { mintStreamId } from '../session/event-id.js'
 import type { StreamDescriptor } from '../cluster/replica-coordinator.js'
 import type { ProxySession, Reservation, SessionStream } from '../session/session-registry.js'
+import { serializeEvent } from '../wire/sse-serializer.js'
 import { countGapNotices, missNotice, RESUME_STATUS_HEADER, resumeStatusValue, type ResumeMiss } from '../session/resume-status.js'
 import { withoutHopByHop, type HeaderMap } from '../upstream/headers.js'
 import { connectEventStream } from '../upstream/upstream-connector.js'
@@ -201,7 +202,7 @@ export function openClientStream (route: StreamRoute, reply: FastifyReply, heade
   metrics.streamsActive.inc(labels)
   output.onClose(() => metrics.streamsActive.dec(labels))
   if (miss !== undefined) {
-    output.write(missNotice(miss))
+    output.write(serializeEvent(missNotice(miss)))
     output.flush()
   }
   return output

@@ -3,12 +3,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ClientSseStream } from '../client/client-sse-stream.js'
 import type { RouteLabels } from '../metrics.js'
 import type { OpenStream, ProxyContext } from '../proxy-context.js'
+import { reportMalformedLine, reportUpstreamEnd, type UpstreamReportContext } from '../upstream/upstream-events-report.js'
 import { UpstreamStream } from '../upstream/upstream-stream.js'
-import { serializeComment, serializeRetry } from '../wire/sse-serializer.js'
-import { typeLineEnd } from '../wire/sse-event-bytes.js'
-import { reportMalformedLine, reportSlowPath, reportUpstreamEnd, type UpstreamReportContext } from '../upstream/upstream-events-report.js'
-
-const BLANK_LINE = Buffer.from('\n')
+import { serializeComment, serializeEvent, serializeRetry } from '../wire/sse-serializer.js'
 
 export interface RelayOptions {
   labels: RouteLabels
@@ -17,9 +14,8 @@ export interface RelayOptions {
 
 /**
  * Relays one upstream event stream to one client, with no history: the streams
- * of MCP 2026-07-28 requests, which belong to their request. Each event goes out as
- * the upstream's bytes under the upstream's own id, never decoded, with the upstream
- * paused while the client's socket is full. Either
+ * of MCP 2026-07-28 requests, which belong to their request. Parse, serialize,
+ * write, with the upstream paused while the client's socket is full. Either
  * side ending ends both: closing the client's stream cancels the request.
  */
 export function relayEventStream (
@@ -45,28 +41,17 @@ export function relayEventStream (
     onSlowConsumer: () => metrics.slowConsumerDisconnects.inc(labels)
   })
   const upstream = new UpstreamStream(body, {
-    onEvent (lines, id) {
-      // The lines may be a view of the chunk, which the next chunk does not touch: written by the flush below.
-      if (id === undefined) {
-        client.write(lines)
-      } else {
-        // The scanner gives only ids with no line break or NUL in them: written as they came, after the type.
-        const typeEnd = typeLineEnd(lines)
-        client.write(lines.subarray(0, typeEnd))
-        client.write(Buffer.from(`id: ${id}\n`))
-        client.write(lines.subarray(typeEnd))
-      }
-      client.write(BLANK_LINE)
+    onEvent (event) {
+      client.write(serializeEvent(event))
       metrics.eventsForwarded.inc(labels)
     },
     onComment (comment) {
-      client.write(Buffer.from(serializeComment(comment)))
+      client.write(serializeComment(comment))
     },
     onRetry (milliseconds) {
-      client.write(Buffer.from(serializeRetry(milliseconds)))
+      client.write(serializeRetry(milliseconds))
     },
     onMalformedLine: (reason) => reportMalformedLine(report, reason),
-    onSlowPath: (reason) => reportSlowPath(report, reason),
     onChunkParsed () {
       if (!client.flush()) upstream.pause()
     },

@@ -1,13 +1,14 @@
-import { joinBatches, type EventBatch } from '../history/event-batch.js'
+import type { RecordedEvent } from '../history/history-store.js'
+import type { StreamItem } from './stream-subscriber.js'
 
 // Steps waiting on an asynchronous store before the upstream is held back: bounded memory when Redis is slow.
 const MAX_PENDING_APPENDS = 32
 
 export interface AppendTarget {
   /** Stores events: undefined once stored, a promise while the store does I/O. Never throws, never rejects. */
-  readonly append: (batch: EventBatch) => Promise<void> | undefined
-  /** Sends what was stored: batches, oldest first, with this many events in all. */
-  readonly deliver: (batches: readonly EventBatch[], events: number) => void
+  readonly append: (recorded: readonly RecordedEvent[]) => Promise<void> | undefined
+  /** Sends what was stored. */
+  readonly deliver: (batch: readonly StreamItem[], events: number) => void
   /** The store fell behind: the upstream waits. */
   readonly hold: () => void
   /** The store caught up; told whenever the queue runs empty. */
@@ -15,8 +16,8 @@ export interface AppendTarget {
 }
 
 interface WaitingAppend {
-  readonly batches: EventBatch[]
-  events: number
+  readonly batch: StreamItem[]
+  readonly recorded: RecordedEvent[]
   chars: number
 }
 
@@ -51,20 +52,20 @@ export class AppendQueue {
     await this.#chain
   }
 
-  /** Stores what one upstream chunk produced, then sends it. */
-  store (batch: EventBatch): void {
+  /** Stores what one upstream chunk produced (`recorded`: its events), then sends all of `batch`. */
+  store (batch: StreamItem[], recorded: RecordedEvent[]): void {
     if (this.#queuedSteps > 0) {
-      this.#appendInTurn(batch)
+      this.#appendInTurn(batch, recorded)
       return
     }
-    const stored = this.#target.append(batch)
+    const stored = this.#target.append(recorded)
     if (stored === undefined) {
-      this.#target.deliver([batch], batch.count)
+      this.#target.deliver(batch, recorded.length)
       return
     }
     this.inOrder(async () => {
       await stored
-      this.#target.deliver([batch], batch.count)
+      this.#target.deliver(batch, recorded.length)
     })
   }
 
@@ -90,22 +91,22 @@ export class AppendQueue {
    * upstream is held back until the store has caught up: memory stays bounded, and
    * no append is long enough to hold Redis up.
    */
-  #appendInTurn (batch: EventBatch): void {
+  #appendInTurn (batch: StreamItem[], recorded: RecordedEvent[]): void {
     let waiting = this.#waiting
     if (waiting === undefined) {
-      const next: WaitingAppend = { batches: [batch], events: batch.count, chars: 0 }
+      const next: WaitingAppend = { batch, recorded, chars: 0 }
       this.inOrder(async () => {
         if (this.#waiting === next) this.#waiting = undefined
-        if (next.events > 0) await this.#target.append(joinBatches(next.batches))
-        this.#target.deliver(next.batches, next.events)
+        await this.#target.append(next.recorded)
+        this.#target.deliver(next.batch, next.recorded.length)
       })
       this.#waiting = next
       waiting = next
     } else {
-      waiting.batches.push(batch)
-      waiting.events += batch.count
+      for (const item of batch) waiting.batch.push(item)
+      for (const event of recorded) waiting.recorded.push(event)
     }
-    waiting.chars += batch.bytes.length
+    for (const item of batch) waiting.chars += item.text.length
     if (waiting.chars > this.#maxAppendChars || this.#queuedSteps >= MAX_PENDING_APPENDS) this.#target.hold()
   }
 }

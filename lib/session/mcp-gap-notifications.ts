@@ -1,4 +1,4 @@
-import { eventLines } from '../wire/sse-event-bytes.js'
+import type { SseEvent } from '../wire/sse-event.js'
 import type { ProxySession } from './session-registry.js'
 
 /**
@@ -8,25 +8,13 @@ import type { ProxySession } from './session-registry.js'
  * subscribed to. The client then fetches them again; a notification it did not
  * need costs it one request, one it lost would have left it stale.
  */
-export function mcpGapNotifications (session: ProxySession): Buffer[] {
-  const notifications: Buffer[] = []
+export function mcpGapNotifications (session: ProxySession): SseEvent[] {
+  const notifications: SseEvent[] = []
   for (const list of session.serverCapabilities?.listChanged ?? []) {
-    notifications.push(listChangedLines(list))
+    notifications.push({ data: `{"jsonrpc":"2.0","method":"notifications/${list}/list_changed"}` })
   }
   for (const uri of session.subscriptions) {
-    notifications.push(eventLines({ data: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri } }) }))
+    notifications.push({ data: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri } }) })
   }
   return notifications
-}
-
-// A handful of lists (tools, prompts, resources): each notification's bytes are made once.
-const listChanged = new Map<string, Buffer>()
-
-function listChangedLines (list: string): Buffer {
-  let lines = listChanged.get(list)
-  if (lines === undefined) {
-    lines = eventLines({ data: `{"jsonrpc":"2.0","method":"notifications/${list}/list_changed"}` })
-    listChanged.set(list, lines)
-  }
-  return lines
 }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { Counter } from 'prom-client'
 import type { HistoryRead } from '../history/history-store.js'
-import { reportMalformedLine, reportSlowPath, reportUpstreamEnd } from '../upstream/upstream-events-report.js'
+import { reportMalformedLine, reportUpstreamEnd } from '../upstream/upstream-events-report.js'
 import { UpstreamStream, type UpstreamEndReason } from '../upstream/upstream-stream.js'
 import { serializeComment, serializeRetry } from '../wire/sse-serializer.js'
 import { AppendQueue } from './append-queue.js'
@@ -93,14 +93,13 @@ export class ProxiedStream<Session extends StreamSession = StreamSession> {
   start (body: Readable): void {
     this.#connectedAt = performance.now()
     this.#upstream = new UpstreamStream(body, {
-      onEvent: (lines, id, type) => this.#recorder.record(lines, id, type),
-      onComment: (comment) => this.#recorder.pass(Buffer.from(serializeComment(comment))),
+      onEvent: (event) => this.#recorder.record(event),
+      onComment: (comment) => this.#recorder.pass(serializeComment(comment)),
       onRetry: (milliseconds) => {
         this.#retryHintMs = milliseconds
-        this.#recorder.pass(Buffer.from(serializeRetry(milliseconds)))
+        this.#recorder.pass(serializeRetry(milliseconds))
       },
       onMalformedLine: (reason) => reportMalformedLine(this.#env, reason),
-      onSlowPath: (reason) => reportSlowPath(this.#env, reason),
       onChunkParsed: () => this.#commit(),
       onEnd: (reason, error) => this.#upstreamEnded(reason, error)
     }, { maxEventBytes: this.#env.maxEventBytes, idleTimeoutMs: this.#env.idleTimeoutMs })

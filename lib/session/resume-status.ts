@@ -1,5 +1,4 @@
-import { eventLines } from '../wire/sse-event-bytes.js'
-import { serializeEvent } from '../wire/sse-serializer.js'
+import type { SseEvent } from '../wire/sse-event.js'
 
 /** Why a Last-Event-ID could not be served. */
 export type ResumeMiss = 'evicted' | 'unknown' | 'malformed' | 'not-replayable' | 'store-reset'
@@ -16,8 +15,8 @@ export const RESUME_STATUS_HEADER = 'x-resume-status'
 /** The in-band event that says the same; MCP clients and EventSource ignore unknown event types. */
 export const RESUME_STATUS_EVENT = 'resume-status'
 
-// How a recorded gap notice starts (its type line comes before its id line).
-const GAP_NOTICE_TYPE_LINE = Buffer.from(`event: ${RESUME_STATUS_EVENT}\n`)
+// How a recorded gap notice starts once serialized (the type line comes first).
+const GAP_NOTICE_PREFIX = `event: ${RESUME_STATUS_EVENT}\n`
 
 /**
  * `recovered`, with how many upstream gaps the replayed events cross, or
@@ -28,37 +27,24 @@ export function resumeStatusValue (miss: ResumeMiss | undefined, upstreamGaps = 
   return upstreamGaps === 0 ? 'recovered' : `recovered; upstream-gaps=${upstreamGaps}`
 }
 
-const missNotices = new Map<ResumeMiss, Buffer>()
-const gapNotices = new Map<GapCause, Buffer>()
-
-/** The first event of a stream whose Last-Event-ID could not be served, whole; it carries no id. */
-export function missNotice (miss: ResumeMiss): Buffer {
-  let notice = missNotices.get(miss)
-  if (notice === undefined) {
-    notice = Buffer.from(serializeEvent({ event: RESUME_STATUS_EVENT, data: `{"recovered":false,"reason":"${miss}"}` }))
-    missNotices.set(miss, notice)
-  }
-  return notice
+/** The first event of a stream whose Last-Event-ID could not be served; it carries no id. */
+export function missNotice (miss: ResumeMiss): SseEvent {
+  return { event: RESUME_STATUS_EVENT, data: `{"recovered":false,"reason":"${miss}"}` }
 }
 
 /**
- * The lines of the event recorded where an upstream may have sent events the proxy never
- * got. It gets a proxy id like any event, so a later resume replays it in its place.
+ * The event recorded where an upstream may have sent events the proxy never got.
+ * It carries a proxy id like any event, so a later resume replays it in its place.
  */
-export function gapNotice (cause: GapCause): Buffer {
-  let notice = gapNotices.get(cause)
-  if (notice === undefined) {
-    notice = eventLines({ event: RESUME_STATUS_EVENT, data: `{"recovered":false,"reason":"upstream-gap","cause":"${cause}"}` })
-    gapNotices.set(cause, notice)
-  }
-  return notice
+export function gapNotice (cause: GapCause): SseEvent {
+  return { event: RESUME_STATUS_EVENT, data: `{"recovered":false,"reason":"upstream-gap","cause":"${cause}"}` }
 }
 
 /** How many of these recorded events are gap notices (a miss notice is never recorded). */
-export function countGapNotices (events: ReadonlyArray<{ readonly bytes: Buffer }>): number {
+export function countGapNotices (events: ReadonlyArray<{ readonly text: string }>): number {
   let gaps = 0
-  for (const { bytes } of events) {
-    if (bytes.subarray(0, GAP_NOTICE_TYPE_LINE.length).equals(GAP_NOTICE_TYPE_LINE)) gaps++
+  for (const event of events) {
+    if (event.text.startsWith(GAP_NOTICE_PREFIX)) gaps++
   }
   return gaps
 }

@@ -1,4 +1,4 @@
-import type { EventBatch } from '../history/event-batch.js'
+import type { RecordedEvent } from '../history/history-store.js'
 import type { StreamEnvironment } from './stream-environment.js'
 
 /**
@@ -13,7 +13,7 @@ export function storeWriter (
   sessionId: string,
   streamId: string,
   onRefused: () => void
-): (batch: EventBatch) => Promise<void> | undefined {
+): (recorded: readonly RecordedEvent[]) => Promise<void> | undefined {
   const { store, log, upstreamUrl, ownership } = env
   const failed = (error: unknown): void => {
     if (isOwnershipLost(error) || ownership !== undefined) {
@@ -23,10 +23,10 @@ export function storeWriter (
     }
     log.error({ err: error, streamId }, 'could not record events; they are sent, but cannot be replayed')
   }
-  return (batch) => {
-    if (batch.count === 0) return undefined
+  return (recorded) => {
+    if (recorded.length === 0) return undefined
     try {
-      return store.append(sessionId, streamId, batch)?.catch(failed)
+      return store.append(sessionId, streamId, recorded)?.catch(failed)
     } catch (error) {
       failed(error)
       return undefined

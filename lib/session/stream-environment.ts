@@ -42,9 +42,9 @@ export interface StreamEnvironment extends UpstreamReportContext {
   /**
    * What a client of this stream would otherwise never learn of a gap, in its
    * protocol's own terms (an MCP session's list_changed notifications): recorded
-   * after the gap notice: each event's lines, as eventLines() makes them.
+   * after the gap notice.
    */
-  readonly gapNotifications?: (() => readonly Buffer[]) | undefined
+  readonly gapNotifications?: (() => readonly SseEvent[]) | undefined
   /** How to open the upstream stream again when it drops; without it, a drop ends the stream. */
   readonly reconnect?: UpstreamReconnect | undefined
   /** The store's epoch, which every event id carries. */

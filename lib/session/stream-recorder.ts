@@ -1,14 +1,13 @@
-import type { HistoryRead } from '../history/history-store.js'
+import type { HistoryRead, RecordedEvent } from '../history/history-store.js'
+import { answeredIds } from '../wire/json-rpc.js'
 import type { SseEvent } from '../wire/sse-event.js'
-import { answeredIdsInEvent, eventData, eventLines, hasLines } from '../wire/sse-event-bytes.js'
+import { serializeWithProxyId } from '../wire/sse-serializer.js'
 import { eventIdPrefix } from './event-id.js'
 import { gapNotice, type GapCause } from './resume-status.js'
 import type { AppendQueue } from './append-queue.js'
 import type { GapReporter, StreamEnvironment, StreamOrigin } from './stream-environment.js'
-import { BatchBuilder } from './batch-builder.js'
+import type { StreamItem } from './stream-subscriber.js'
 import { UpstreamDedupe } from './upstream-dedupe.js'
-
-const NO_LINES = Buffer.alloc(0)
 
 export type RecorderEnvironment = Pick<StreamEnvironment, 'epoch' | 'reconnect' | 'rewriteEvent' | 'gapNotifications' | 'metrics' | 'labels' | 'log' | 'upstreamUrl'>
 
@@ -22,15 +21,14 @@ export type RecorderEnvironment = Pick<StreamEnvironment, 'epoch' | 'reconnect' 
 export class StreamRecorder implements GapReporter {
   readonly #streamId: string
   readonly #env: RecorderEnvironment
-  readonly #batch: BatchBuilder
+  readonly #idPrefix: string
   #seq: number
+  #batch: StreamItem[] = []
+  #recorded: RecordedEvent[] = []
   /** Only a stream that reconnects can be sent the same events twice. */
   readonly #dedupe: UpstreamDedupe | undefined
-  /** After a reconnect: the events the history held of what earlier connections recorded. */
-  #recentEvents = new Map<number, Buffer>()
-  /** The lines of the upstream event being recorded, which the dedupe compares: no closure per event. */
-  #lines: Buffer = NO_LINES
-  readonly #recordedAsLines = (seq: number): boolean => this.#wasRecordedAs(seq, this.#lines)
+  /** After a reconnect: the texts the history held of what earlier connections recorded. */
+  #recentTexts = new Map<number, string>()
   #lastUpstreamEventId: string | undefined
   /** JSON-RPC request ids still waiting for their response on this stream. */
   readonly #unanswered: Set<string> | undefined
@@ -41,7 +39,7 @@ export class StreamRecorder implements GapReporter {
   constructor (streamId: string, env: RecorderEnvironment, origin: StreamOrigin | undefined) {
     this.#streamId = streamId
     this.#env = env
-    this.#batch = new BatchBuilder(eventIdPrefix(streamId, env.epoch))
+    this.#idPrefix = eventIdPrefix(streamId, env.epoch)
     this.#seq = origin?.lastSeq ?? 0
     this.#lastUpstreamEventId = origin?.lastUpstreamEventId
     const { reconnect } = env
@@ -70,44 +68,31 @@ export class StreamRecorder implements GapReporter {
     return this.#unanswered !== undefined && this.#unanswered.size === 0
   }
 
-  /** One upstream event: its lines as the scanner gives them, a view of the chunk that goes no further than this call. */
-  record (lines: Buffer, upstreamId: string | undefined, type: string | undefined): void {
-    this.#lines = lines
-    const duplicate = upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, this.#recordedAsLines) === true
-    // Not kept past this call: a view holds its whole upstream chunk.
-    this.#lines = NO_LINES
-    if (duplicate) {
+  record (upstreamEvent: SseEvent): void {
+    const upstreamId = upstreamEvent.id
+    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, (seq) => this.#wasRecordedAs(seq, upstreamEvent)) === true) {
       this.#env.metrics.eventsDeduplicated.inc(this.#env.labels)
       return
     }
     // An empty id resets the last event id (WHATWG HTML, "Server-sent events").
     if (upstreamId !== undefined) this.#lastUpstreamEventId = upstreamId === '' ? undefined : upstreamId
     if (this.#unanswered !== undefined && this.#unanswered.size > 0) {
-      for (const id of answeredIdsInEvent(lines)) this.#unanswered.delete(id)
+      for (const id of answeredIds(upstreamEvent.data)) this.#unanswered.delete(id)
       this.#answered = this.#unanswered.size === 0
     }
     const rewrite = this.#env.rewriteEvent
-    const recorded = rewrite === undefined ? lines : this.#rewrite(rewrite, lines, upstreamId, type)
-    if (recorded === undefined) return
-    const seq = this.recordAs(recorded, upstreamId)
+    const event = rewrite === undefined ? upstreamEvent : rewrite(upstreamEvent, this)
+    if (event === undefined) return
+    const seq = this.recordAs(event, upstreamEvent.id)
     if (upstreamId !== undefined && upstreamId !== '') this.#dedupe?.remember(upstreamId, seq)
   }
 
-  /** The route's rewrite reads the event decoded; an event it leaves as it was keeps its bytes. */
-  #rewrite (rewrite: NonNullable<RecorderEnvironment['rewriteEvent']>, lines: Buffer, id: string | undefined, type: string | undefined): Buffer | undefined {
-    const upstreamEvent: SseEvent = { id, event: type, data: eventData(lines) }
-    const event = rewrite(upstreamEvent, this)
-    if (event === undefined) return undefined
-    return event === upstreamEvent ? lines : eventLines(event)
-  }
-
-  /**
-   * Records an event the proxy itself puts in the stream (`upstreamId` undefined), or an
-   * upstream one: its lines, copied under the proxy id into the chunk's batch (`lines` may be a view of a chunk).
-   */
-  recordAs (lines: Buffer, upstreamId: string | undefined): number {
+  /** Records an event the proxy itself puts in the stream (`upstreamId` undefined), or an upstream one. */
+  recordAs (event: SseEvent, upstreamId: string | undefined): number {
     const seq = ++this.#seq
-    this.#batch.event(seq, lines, upstreamId)
+    const recorded: RecordedEvent = { seq, upstreamId, text: serializeWithProxyId(this.#idPrefix + seq, event) }
+    this.#batch.push(recorded)
+    this.#recorded.push(recorded)
     return seq
   }
 
@@ -126,16 +111,19 @@ export class StreamRecorder implements GapReporter {
     for (const notification of this.#env.gapNotifications?.() ?? []) this.recordAs(notification, undefined)
   }
 
-  /** What goes out with the events but is not recorded: a comment, a `retry:`. */
-  pass (bytes: Buffer): void {
-    this.#batch.raw(bytes)
+  /** A line that goes out with the events but is not recorded: a comment, a `retry:`. */
+  pass (text: string): void {
+    this.#batch.push({ text })
   }
 
   /** Hands what was gathered since the last time to `queue`; false when there was nothing. */
   flushTo (queue: AppendQueue): boolean {
-    const batch = this.#batch.take()
-    if (batch === undefined) return false
-    queue.store(batch)
+    const batch = this.#batch
+    const recorded = this.#recorded
+    if (batch.length === 0) return false
+    this.#batch = []
+    this.#recorded = []
+    queue.store(batch, recorded)
     return true
   }
 
@@ -154,7 +142,7 @@ export class StreamRecorder implements GapReporter {
     await queue.settled()
     const from = dedupe.oldestRememberedSeq
     const read = from === 0 ? undefined : await readAfter(from - 1).catch(() => undefined)
-    this.#recentEvents = new Map(read?.status === 'found' ? read.events.map((event) => [event.seq, event.bytes]) : [])
+    this.#recentTexts = new Map(read?.status === 'found' ? read.events.map((event) => [event.seq, event.text]) : [])
     dedupe.reconnected()
   }
 
@@ -163,9 +151,9 @@ export class StreamRecorder implements GapReporter {
    * history no longer holds its text (evicted, ids-only mode, history off), the
    * upstream id alone decides.
    */
-  #wasRecordedAs (seq: number, lines: Buffer): boolean {
-    const recorded = this.#recentEvents.get(seq)
-    if (recorded === undefined || recorded.length === 0) return true
-    return hasLines(recorded, lines)
+  #wasRecordedAs (seq: number, upstreamEvent: SseEvent): boolean {
+    const text = this.#recentTexts.get(seq)
+    if (text === undefined || text === '') return true
+    return text === serializeWithProxyId(this.#idPrefix + seq, upstreamEvent)
   }
 }

@@ -2,17 +2,10 @@ import type { ClientSseStream } from '../client/client-sse-stream.js'
 import type { HistoryRead } from '../history/history-store.js'
 import { serializeRetry } from '../wire/sse-serializer.js'
 
-/**
- * Wire bytes for the client: an event (with its seq); what is not recorded (a comment, a
- * `retry:`); or an upstream chunk's batch (event-batch.ts), whose events end at `seq`.
- */
+/** An event (with its seq) or a line that is not recorded: a comment, a `retry:`. */
 export interface StreamItem {
   readonly seq?: number | undefined
-  readonly bytes: Buffer
-  /** A batch's first seq, where each of its events starts and ends in `bytes`, and the largest one's size. */
-  readonly firstSeq?: number
-  readonly bounds?: Uint32Array
-  readonly largest?: number
+  readonly text: string
 }
 
 export interface SubscriberOwner {
@@ -115,7 +108,7 @@ export class StreamSubscriber {
 
   /** Tells the client, in-band, how long to wait before it reconnects: the SSE `retry:` field. */
   hintRetry (milliseconds: number): void {
-    this.#output?.write(Buffer.from(serializeRetry(milliseconds)))
+    this.#output?.write(serializeRetry(milliseconds))
     this.#output?.flush()
   }
 
@@ -140,7 +133,7 @@ export class StreamSubscriber {
     if (this.#queueOverflowed || this.#queue === undefined) return
     for (const item of items) {
       this.#queue.push(item)
-      this.#queuedChars += item.bytes.length
+      this.#queuedChars += item.text.length
     }
     // Everything queued is in the history too: past the limit, read it back from there.
     if (this.#queuedChars > this.#maxBufferedChars) {
@@ -188,7 +181,7 @@ export class StreamSubscriber {
     let written = 0
     if (!await this.#drained(output)) return false
     for (const item of items) {
-      if (this.#append(output, item)) written += item.bytes.length
+      if (this.#append(output, item)) written += item.text.length
       if (written >= sliceChars) {
         output.flush()
         written = 0
@@ -212,17 +205,11 @@ export class StreamSubscriber {
 
   /** Adds an item to the output unless the client already has it. */
   #append (output: ClientSseStream, item: StreamItem): boolean {
-    const seq = item.seq
-    if (seq === undefined) {
-      output.write(item.bytes, item.largest)
-      return true
+    if (item.seq !== undefined) {
+      if (item.seq <= this.#lastSentSeq) return false
+      this.#lastSentSeq = item.seq
     }
-    const lastSentSeq = this.#lastSentSeq
-    if (seq <= lastSentSeq) return false
-    this.#lastSentSeq = seq
-    const { firstSeq, bounds } = item
-    // A batch the client has the start of (a resume met it live): from its first new event on.
-    output.write(firstSeq === undefined || bounds === undefined || firstSeq > lastSentSeq ? item.bytes : item.bytes.subarray(bounds[2 * (lastSentSeq + 1 - firstSeq)]), item.largest)
+    output.write(item.text)
     return true
   }
 

@@ -2,7 +2,6 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { ProxyMetrics, RouteLabels } from '../metrics.js'
 import type { UpstreamEndReason } from './upstream-stream.js'
 import { codedCause } from './error-cause.js'
-import type { SlowPathReason } from '../wire/sse-byte-scanner.js'
 
 /** What logging and counting an upstream stream's troubles needs to know. */
 export interface UpstreamReportContext {
@@ -18,11 +17,6 @@ export interface UpstreamReportContext {
 export function reportMalformedLine (report: UpstreamReportContext, reason: string): void {
   report.metrics.upstreamMalformed.inc({ ...report.labels, reason })
   report.log.debug({ upstream: report.upstreamUrl, reason }, 'ignored a malformed upstream SSE line')
-}
-
-/** A connection whose stream the byte scanner hands to the string parser: logged at DEBUG, once. */
-export function reportSlowPath (report: UpstreamReportContext, reason: SlowPathReason): void {
-  report.log.debug({ upstream: report.upstreamUrl, reason }, 'the upstream stream is read by the string parser from here on')
 }
 
 /** Logs and counts how an upstream connection ended, whoever relays it. */

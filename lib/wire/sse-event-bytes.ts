@@ -1,7 +1,5 @@
 import { answeredIds } from './json-rpc.js'
-import type { SseEvent } from './sse-event.js'
-import { serializeEvent } from './sse-serializer.js'
-import { CR, LF, LOWER_D, LOWER_E, SPACE } from './sse-bytes.js'
+import { LF, CR, SPACE, LOWER_D } from './sse-bytes.js'
 
 const RESULT = Buffer.from('"result"')
 const ERROR = Buffer.from('"error"')
@@ -31,30 +29,4 @@ export function answeredIdsInEvent (bytes: Buffer): string[] {
   // Most events on a stream are notifications.
   if (bytes.indexOf(RESULT) === -1 && bytes.indexOf(ERROR) === -1) return []
   return answeredIds(eventData(bytes))
-}
-
-/** What comes before the seq in an event's proxy id line: `id: <stream id>.<epoch>.`, as bytes, made once per stream. */
-export function idLineStart (idPrefix: string): Buffer {
-  return Buffer.from(`id: ${idPrefix}`, 'latin1')
-}
-
-/** Whether `wire`, an event under a proxy id (batch-builder.ts), carries these lines. */
-export function hasLines (wire: Buffer, lines: Buffer): boolean {
-  const typeEnd = typeLineEnd(lines)
-  const idEnd = wire.indexOf(LF, typeEnd) + 1
-  return wire.length - (idEnd - typeEnd) - 1 === lines.length &&
-    wire.compare(lines, 0, typeEnd, 0, typeEnd) === 0 &&
-    wire.compare(lines, typeEnd, lines.length, idEnd, wire.length - 1) === 0
-}
-
-/** Where a leading `event:` line ends (the scanner keeps only `event` and `data` lines: an `e` starts one); 0 for none. */
-export function typeLineEnd (lines: Buffer): number {
-  return lines[0] === LOWER_E ? lines.indexOf(LF) + 1 : 0
-}
-
-/** The lines of an event the proxy makes itself (a gap notice, a notification), in the scanner's form. */
-export function eventLines (event: SseEvent): Buffer {
-  const wire = serializeEvent({ event: event.event, data: event.data })
-  // Without the blank line, as the scanner gives an event.
-  return Buffer.from(wire.slice(0, -1))
 }

@@ -1,4 +1,3 @@
-import { batchOf, type EventBatch } from '../../lib/history/event-batch.js'
 import t, { type Test } from 'tap'
 import { RemoteStream } from '../../lib/cluster/remote-stream.js'
 import type { HistoryRead, HistoryStats, HistoryStore, RecordedEvent } from '../../lib/history/history-store.js'
@@ -16,7 +15,7 @@ class GatedStore implements HistoryStore {
   gate: Promise<void> | undefined
   reads = 0
 
-  async append (sessionId: string, streamId: string, batch: EventBatch): Promise<void> { this.local.append(sessionId, streamId, batch) }
+  async append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> { this.local.append(sessionId, streamId, events) }
   async readAfter (sessionId: string, streamId: string, afterSeq: number): Promise<HistoryRead> {
     this.reads++
     await this.gate
@@ -31,13 +30,13 @@ class GatedStore implements HistoryStore {
   async close (): Promise<void> { await this.local.close() }
 }
 
-const event = (seq: number): RecordedEvent => ({ seq, upstreamId: `u${seq}`, bytes: Buffer.from(`id: s.${seq}\ndata: ${seq}\n\n`) })
+const event = (seq: number): RecordedEvent => ({ seq, upstreamId: `u${seq}`, text: `id: s.${seq}\ndata: ${seq}\n\n` })
 
 /** What the owner replica does: record the events, then publish them live (here, straight to the follower). */
 async function recordAndPublish (store: GatedStore, remote: RemoteStream, from: number, to: number): Promise<void> {
   for (let seq = from; seq <= to; seq++) {
-    await store.local.append('A', 's1', batchOf([event(seq)]))
-    remote.onEvent(seq, event(seq).bytes)
+    await store.local.append('A', 's1', [event(seq)])
+    remote.onEvent(seq, event(seq).text)
   }
 }
 
@@ -60,7 +59,7 @@ async function follower (test: Test, store: GatedStore) {
 
 t.test('live events that arrive while the first history read runs are held, then merged after the replay: each once, in order', async (t) => {
   const store = new GatedStore()
-  await store.local.append('A', 's1', batchOf([event(1), event(2), event(3)]))
+  await store.local.append('A', 's1', [event(1), event(2), event(3)])
   const { remote, client, releaseFirstRead } = await follower(t, store)
   // Recorded before the read answers, so the read returns them too: the held copies must not go out twice.
   await recordAndPublish(store, remote, 4, 6)
@@ -84,7 +83,7 @@ t.test('live events that arrive while a hole is being filled start another read:
   // Seq 3 never comes live (pub/sub lost it): 4 shows the hole, and the fill is held open.
   let releaseFill = (): void => {}
   store.gate = new Promise((resolve) => { releaseFill = resolve })
-  await store.local.append('A', 's1', batchOf([event(3)]))
+  await store.local.append('A', 's1', [event(3)])
   const readsBefore = store.reads
   await recordAndPublish(store, remote, 4, 4)
   t.equal(store.reads, readsBefore + 1, 'the skipped seq is read from the history')

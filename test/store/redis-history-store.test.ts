@@ -1,4 +1,3 @@
-import { batchOf } from '../../lib/history/event-batch.js'
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { spawn } from 'node:child_process'
@@ -30,7 +29,7 @@ historyStoreContract(t, async (limits) => {
 function events (from: number, to: number, text = (seq: number) => `id: s.${seq}\ndata: ${'x'.repeat(20)}\n\n`): RecordedEvent[] {
   return Array.from({ length: to - from + 1 }, (_, index) => {
     const seq = from + index
-    return { seq, upstreamId: `u${seq}`, bytes: Buffer.from(text(seq)) }
+    return { seq, upstreamId: `u${seq}`, text: text(seq) }
   })
 }
 
@@ -50,10 +49,10 @@ t.test('stats() follow exactly what the memory store counts, through appends, ev
   const { store } = redisStore(t, { limits })
   const local = new LocalHistoryStore(limits)
   const steps: Array<[string, (history: RedisHistoryStore | LocalHistoryStore) => Promise<void> | undefined]> = [
-    ['append', (history) => history.append('A', 's1', batchOf(events(1, 3)))],
-    ['maxEvents', (history) => history.append('A', 's1', batchOf(events(4, 6)))],
-    ['maxBytes over two streams', (history) => history.append('A', 's2', batchOf(events(1, 5)))],
-    ['another session', (history) => history.append('B', 's3', batchOf(events(1, 2)))],
+    ['append', (history) => history.append('A', 's1', events(1, 3))],
+    ['maxEvents', (history) => history.append('A', 's1', events(4, 6))],
+    ['maxBytes over two streams', (history) => history.append('A', 's2', events(1, 5))],
+    ['another session', (history) => history.append('B', 's3', events(1, 2))],
     ['dropStream', async (history) => await history.dropStream('A', 's1')],
     ['dropSession', async (history) => await history.dropSession('A')]
   ]
@@ -72,7 +71,7 @@ t.test('a stream owned with a fencing token records its events', async (t) => {
   const token = await registry.claim('A', 's1', 'replica-1', 5000, Date.now())
   t.equal(token, 1)
   store.holdFence('s1', token ?? 0)
-  await store.append('A', 's1', batchOf(events(1, 2)))
+  await store.append('A', 's1', events(1, 2))
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1, 2])
   t.match(await registry.position('A', 's1'), { lastSeq: 2, cursor: 'u2', fence: 1 })
 })
@@ -83,41 +82,41 @@ t.test('once another replica claims the stream, the old owner\'s appends are ref
   const registry = new RedisStreamRegistry(redis, { keyPrefix, retainMs: 60_000 })
   await registry.register('A', 's1', '{}', EPOCH)
   first.holdFence('s1', await registry.claim('A', 's1', 'replica-1', 5000, Date.now()) ?? 0)
-  await first.append('A', 's1', batchOf(events(1, 2)))
+  await first.append('A', 's1', events(1, 2))
   await redis.del(leaseKey(keyPrefix, 'A', 's1'))
   second.holdFence('s1', await registry.claim('A', 's1', 'replica-2', 5000, Date.now()) ?? 0)
   const statsBefore = first.stats()
 
-  const refused = await first.append('A', 's1', batchOf(events(3, 4))).catch((error: unknown) => error)
+  const refused = await first.append('A', 's1', events(3, 4)).catch((error: unknown) => error)
   t.ok(refused instanceof StaleOwnerError)
   t.match(refused, { code: 'FST_MCP_SSE_STALE_OWNER', message: /(fenced)/ })
   t.same(seqs(await first.readAfter('A', 's1', 0)), [1, 2], 'nothing of the refused batch was written')
   t.same(first.stats(), statsBefore)
   t.match(await registry.position('A', 's1'), { lastSeq: 2, cursor: 'u2' })
 
-  await second.append('A', 's1', batchOf(events(3, 4)))
+  await second.append('A', 's1', events(3, 4))
   t.same(seqs(await second.readAfter('A', 's1', 2)), [3, 4], 'the new owner goes on from where the old one stopped')
   first.releaseFence('s1')
-  await t.rejects(first.append('A', 's1', batchOf(events(5, 5))), { code: 'FST_MCP_SSE_STALE_OWNER' }, 'an unowned append to an owned stream is refused too')
+  await t.rejects(first.append('A', 's1', events(5, 5)), { code: 'FST_MCP_SSE_STALE_OWNER' }, 'an unowned append to an owned stream is refused too')
 })
 
 t.test('an append retried with the same batch is harmless; a different one is refused', async (t) => {
   const { store } = redisStore(t)
-  await store.append('A', 's1', batchOf(events(1, 3)))
+  await store.append('A', 's1', events(1, 3))
   const stats = store.stats()
-  await store.append('A', 's1', batchOf(events(1, 3)))
-  await store.append('A', 's1', batchOf(events(2, 3)))
+  await store.append('A', 's1', events(1, 3))
+  await store.append('A', 's1', events(2, 3))
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1, 2, 3], 'no duplicates')
   t.same(store.stats(), stats)
 
-  await store.append('A', 's1', batchOf(events(3, 5)))
+  await store.append('A', 's1', events(3, 5))
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1, 2, 3, 4, 5], 'an overlapping batch adds only what is new')
 
-  const conflicting = [{ seq: 4, upstreamId: 'other', bytes: Buffer.from('x') }, { seq: 6, upstreamId: 'u6', bytes: Buffer.from('x') }]
-  await t.rejects(store.append('A', 's1', batchOf(conflicting)), { code: 'FST_MCP_SSE_STALE_OWNER', message: /(conflict)/ })
-  await t.rejects(store.append('A', 's1', batchOf(events(7, 8))), { code: 'FST_MCP_SSE_STALE_OWNER', message: /(gap)/ })
+  const conflicting = [{ seq: 4, upstreamId: 'other', text: 'x' }, { seq: 6, upstreamId: 'u6', text: 'x' }]
+  await t.rejects(store.append('A', 's1', conflicting), { code: 'FST_MCP_SSE_STALE_OWNER', message: /(conflict)/ })
+  await t.rejects(store.append('A', 's1', events(7, 8)), { code: 'FST_MCP_SSE_STALE_OWNER', message: /(gap)/ })
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1, 2, 3, 4, 5], 'a refused batch writes nothing, not even its valid events')
-  await store.append('A', 's1', batchOf([]))
+  await store.append('A', 's1', [])
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1, 2, 3, 4, 5])
 })
 
@@ -129,23 +128,23 @@ t.test('replay: false keeps no text, yet publishes each event whole to live subs
   await subscriber.subscribe(channel)
   const messages: string[] = []
   subscriber.on('messageBuffer', (from: Buffer, message: Buffer) => {
-    if (from.toString() === channel) messages.push(...parseEvents(message).map(({ seq, bytes }) => `${seq} ${bytes.toString()}`))
+    if (from.toString() === channel) messages.push(...parseEvents(message).map(({ seq, text }) => `${seq} ${text}`))
   })
   const batch = events(1, 3, (seq) => `id: s.${seq}\ndata: {"n": ${seq}}\n\n`)
 
-  await store.append('A', 's1', batchOf(batch.slice(0, 2)))
-  await store.append('A', 's1', batchOf(batch.slice(1)))
+  await store.append('A', 's1', batch.slice(0, 2))
+  await store.append('A', 's1', batch.slice(1))
   const read = await store.readAfter('A', 's1', 0)
-  t.same(read.status === 'found' ? read.events.map((event) => [event.bytes.toString(), event.upstreamId]) : read, [['', 'u1'], ['', 'u2'], ['', 'u3']])
+  t.same(read.status === 'found' ? read.events.map((event) => [event.text, event.upstreamId]) : read, [['', 'u1'], ['', 'u2'], ['', 'u3']])
   while (messages.length < 3) await once(subscriber, 'message')
-  t.same(messages, batch.map((event) => `${event.seq} ${event.bytes.toString()}`), 'a retried event is not published twice')
+  t.same(messages, batch.map((event) => `${event.seq} ${event.text}`), 'a retried event is not published twice')
 })
 
 t.test('an append to a stream whose record Redis lost is refused as a store reset', async (t) => {
   const { redis, keyPrefix, store } = redisStore(t)
-  await store.append('A', 's1', batchOf(events(1, 1)))
+  await store.append('A', 's1', events(1, 1))
   const later = new RedisHistoryStore(redis, { keyPrefix, limits: LIMITS, epoch: () => 'epoch-02' })
-  const refused = await later.append('A', 's1', batchOf(events(2, 2))).catch((error: unknown) => error)
+  const refused = await later.append('A', 's1', events(2, 2)).catch((error: unknown) => error)
   t.ok(refused instanceof StoreResetError)
   t.match(refused, { code: 'FST_MCP_SSE_STORE_RESET' })
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1])
@@ -154,7 +153,7 @@ t.test('an append to a stream whose record Redis lost is refused as a store rese
 t.test('positions that are not whole numbers are unknown, without asking Redis', async (t) => {
   const operations: string[] = []
   const { store } = redisStore(t, { onOperation: (op) => operations.push(op) })
-  await store.append('A', 's1', batchOf(events(1, 2)))
+  await store.append('A', 's1', events(1, 2))
   t.same(seqs(await store.readAfter('A', 's1', 0.5)), 'unknown')
   t.same(seqs(await store.readAfter('A', 's1', Number.NaN)), 'unknown')
   t.equal(await store.upstreamIdAt('A', 's1', 0), undefined)
@@ -169,29 +168,29 @@ t.test('every Redis call is timed and reported, failures included', async (t) =>
   const { keyPrefix } = testRedis(t)
   const broken = redisClient()
   const store = new RedisHistoryStore(broken, { keyPrefix, limits: LIMITS, epoch: () => EPOCH, onOperation: (op, result, seconds) => { reports.push([op, result]); t.ok(seconds >= 0) } })
-  await store.append('A', 's1', batchOf(events(1, 1)))
+  await store.append('A', 's1', events(1, 1))
   await store.readAfter('A', 's1', 0)
   broken.disconnect()
   await t.rejects(store.readAfter('A', 's1', 0))
   t.same(reports, [['append', 'ok'], ['read', 'ok'], ['read', 'error']])
-  t.same(store.stats(), { events: 1, bytes: events(1, 1)[0]!.bytes.length + 2 + 48 })
+  t.same(store.stats(), { events: 1, bytes: events(1, 1)[0]!.text.length + 2 + 48 })
 })
 
 t.test('durable: an append waits for a Redis replica, and one that no replica acknowledged is reported', async (t) => {
   const reports: Array<[string, string]> = []
   const { store } = redisStore(t, { durable: true, durableTimeoutMs: 20, onOperation: (op, result) => reports.push([op, result]) })
-  await store.append('A', 's1', batchOf(events(1, 1)))
+  await store.append('A', 's1', events(1, 1))
   t.same(reports, [['append', 'ok'], ['wait', 'error'], ['append', 'ok']], 'the test Redis has no replica: the append is sent again, in case a failover lost it')
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1], 'the events are recorded all the same, once')
-  t.same(store.stats(), { events: 1, bytes: events(1, 1)[0]!.bytes.length + 2 + 48 })
+  t.same(store.stats(), { events: 1, bytes: events(1, 1)[0]!.text.length + 2 + 48 })
   const byDefault = new RedisHistoryStore(redisStore(t).redis, { keyPrefix: 'unused:', limits: LIMITS, epoch: () => EPOCH, durable: true })
   t.same(byDefault.stats(), { events: 0, bytes: 0 })
 })
 
 t.test('an event without an upstream id is recorded without one', async (t) => {
   const { store } = redisStore(t)
-  await store.append('A', 's1', batchOf([{ seq: 1, upstreamId: undefined, bytes: Buffer.from('data: x\n\n') }]))
-  t.same(await store.readAfter('A', 's1', 0), { status: 'found', events: [{ seq: 1, upstreamId: undefined, bytes: Buffer.from('data: x\n\n') }] })
+  await store.append('A', 's1', [{ seq: 1, upstreamId: undefined, text: 'data: x\n\n' }])
+  t.same(await store.readAfter('A', 's1', 0), { status: 'found', events: [{ seq: 1, upstreamId: undefined, text: 'data: x\n\n' }] })
   t.equal(await store.upstreamIdAt('A', 's1', 1), undefined)
   t.same(store.stats(), { events: 1, bytes: 'data: x\n\n'.length + 48 })
 })
@@ -199,15 +198,15 @@ t.test('an event without an upstream id is recorded without one', async (t) => {
 t.test('expire() visits the streams this store wrote or read, and forgets dropped ones', async (t) => {
   const { redis, keyPrefix, store } = redisStore(t, { limits: { ...LIMITS, ttlMs: 1000 } })
   const other = new RedisHistoryStore(redis, { keyPrefix, limits: { ...LIMITS, ttlMs: 1000 }, epoch: () => EPOCH })
-  await other.append('A', 's1', batchOf(events(1, 2)))
-  await other.append('A', 's2', batchOf(events(1, 2)))
+  await other.append('A', 's1', events(1, 2))
+  await other.append('A', 's2', events(1, 2))
   await store.expire(Date.now() + 5000)
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1, 2], 'a stream this store never saw is not visited')
   t.same(seqs(await store.readAfter('A', 'unknown', 0)), 'unknown')
   await store.expire(Date.now() + 5000)
   t.same(seqs(await store.readAfter('A', 's1', 0)), 'evicted', 'one it read is')
   t.same(seqs(await store.readAfter('A', 's2', 0)), [1, 2])
-  t.same(store.stats(), { events: -2, bytes: -2 * (events(1, 1)[0]!.bytes.length + 2 + 48) }, 'each store counts what it did itself')
+  t.same(store.stats(), { events: -2, bytes: -2 * (events(1, 1)[0]!.text.length + 2 + 48) }, 'each store counts what it did itself')
 
   await other.dropStream('A', 's1')
   const operations: string[] = []
@@ -221,8 +220,8 @@ t.test('expire() visits the streams this store wrote or read, and forgets droppe
 
 t.test('expire() keeps track of a bounded number of streams, the most recent', async (t) => {
   const { store } = redisStore(t, { limits: { ...LIMITS, ttlMs: 0 }, maxTrackedStreams: 2 })
-  for (const streamId of ['s1', 's2', 's3']) await store.append('A', streamId, batchOf(events(1, 1)))
-  await store.append('A', 's3', batchOf(events(2, 2)))
+  for (const streamId of ['s1', 's2', 's3']) await store.append('A', streamId, events(1, 1))
+  await store.append('A', 's3', events(2, 2))
   await store.expire(Date.now())
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1], 'the oldest was forgotten')
   t.same(seqs(await store.readAfter('A', 's2', 0)), 'evicted')
@@ -235,7 +234,7 @@ t.test('dropStream and dropSession clear the stream index only for the session t
   await registry.register('A', 's1', '{}', EPOCH)
   await registry.register('A', 's2', '{}', EPOCH)
   store.holdFence('s1', await registry.claim('A', 's1', 'replica-1', 5000, Date.now()) ?? 0)
-  await store.append('A', 's1', batchOf(events(1, 2)))
+  await store.append('A', 's1', events(1, 2))
   await store.dropStream('B', 's1')
   t.equal(await registry.sessionOf('s1'), 'A', 'another session cannot drop it')
   await store.dropStream('A', 's1')
@@ -250,13 +249,13 @@ t.test('dropStream and dropSession clear the stream index only for the session t
 t.test('close() forgets local state and leaves the shared client open', async (t) => {
   const { redis, store } = redisStore(t)
   store.holdFence('s1', 7)
-  await store.append('A', 's1', batchOf(events(1, 1))).catch(() => {})
-  await store.append('A', 's2', batchOf(events(1, 1)))
+  await store.append('A', 's1', events(1, 1)).catch(() => {})
+  await store.append('A', 's2', events(1, 1))
   await store.close()
   t.same(store.stats(), { events: 0, bytes: 0 })
   t.equal(redis.status, 'ready')
   t.equal(await redis.ping(), 'PONG')
-  await store.append('A', 's1', batchOf(events(1, 1)))
+  await store.append('A', 's1', events(1, 1))
   t.same(seqs(await store.readAfter('A', 's1', 0)), [1], 'without its fence, the store writes unowned')
 })
 
@@ -288,7 +287,7 @@ t.test('durable: with a Redis replica attached, an append returns once the repli
   }
   const reports: Array<[string, string]> = []
   const store = new RedisHistoryStore(redis, { keyPrefix: 'durable:', limits: LIMITS, epoch: () => EPOCH, durable: true, durableTimeoutMs: 5000, onOperation: (op, result) => reports.push([op, result]) })
-  await store.append('A', 's1', batchOf(events(1, 3)))
+  await store.append('A', 's1', events(1, 3))
   t.same(reports, [['append', 'ok'], ['wait', 'ok']], 'the replica acknowledged')
   t.equal(await onReplica.xlen(historyKeys('durable:', 'A', 's1').history), 3, 'and holds the events when the append returns')
 })

@@ -14,9 +14,8 @@ import { replyArray } from './operations.js'
  * streams of a session, which are named from the session's own keys: all in one
  * hash slot, thanks to the `{sessionId}` tag.
  *
- * Events are stored and published as bytes (Lua strings are binary-safe). Sizes are counted
- * as `#bytes + #upstreamId + 48`: bytes, where the memory store counts the upstream id in
- * UTF-16 code units. Both are the same for ASCII.
+ * Sizes are counted in Lua as `#text + #upstreamId + 48`: UTF-8 bytes, where the memory
+ * store counts UTF-16 code units. Both are the same for ASCII.
  */
 
 /** At most this many events evicted by one script, so that no call can hold Redis for long. */
@@ -57,7 +56,7 @@ end
 
 /**
  * KEYS: meta, history, session counters, session streams.
- * ARGV: token, epoch, now, maxEvents, maxBytes, replay, streamId, live channel, then (seq, upstreamId, bytes) per event.
+ * ARGV: token, epoch, now, maxEvents, maxBytes, replay, streamId, live channel, then (seq, upstreamId, text) per event.
  * Returns {'ok', eventsDelta, bytesDelta, last, lostThrough}, or {'fenced'}, {'reset'}, {'conflict'}, {'gap'} having written nothing.
  *
  * An owned append (token > 0, not fenced) whose first event is past `last + 1` was preceded by
@@ -303,37 +302,23 @@ const SCRIPTS = {
   mcpSseDeleteIfEqual: { lua: DELETE_IF_EQUAL_SCRIPT, numberOfKeys: 1 }
 } as const
 
-const NO_BYTES = Buffer.alloc(0)
-
-/** The value of a field of an XRANGE entry, `[field, value, ...]`, read as strings or as Buffers (`...Buffer` commands). */
-function entryValue (fields: unknown, name: string): string | Buffer | undefined {
+/** A field of an XRANGE entry, `[field, value, ...]`. */
+export function entryField (fields: unknown, name: string): string | undefined {
   const list = replyArray(fields)
   for (let index = 0; index + 1 < list.length; index += 2) {
-    const key = list[index]
     const value = list[index + 1]
-    // Field names are one ASCII character: as a Buffer, its latin1 string is V8's own, made once.
-    const keyName = Buffer.isBuffer(key) ? key.toString('latin1') : key
-    if (keyName === name && (typeof value === 'string' || Buffer.isBuffer(value))) return value
+    if (list[index] === name && typeof value === 'string') return value
   }
   return undefined
 }
 
-/** A field of an XRANGE entry, as a string. */
-export function entryField (fields: unknown, name: string): string | undefined {
-  return entryValue(fields, name)?.toString()
-}
-
-/**
- * One XRANGE entry of a history, `[<seq>-<order>, [t, bytes, u, upstreamId, a, time]]`, as a
- * recorded event. Read as Buffers, its bytes are the reply's own, never decoded.
- */
+/** One XRANGE entry of a history, `[<seq>-<order>, [t, text, u, upstreamId, a, time]]`, as a recorded event. */
 export function recordedEvent (entry: unknown): RecordedEvent {
   const [id, fields] = replyArray(entry)
-  const bytes = entryValue(fields, 't')
   return {
     seq: Number.parseInt(String(id), 10),
     upstreamId: entryField(fields, 'u'),
-    bytes: bytes === undefined ? NO_BYTES : typeof bytes === 'string' ? Buffer.from(bytes) : bytes
+    text: entryField(fields, 't') ?? ''
   }
 }
 
@@ -347,8 +332,6 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     mcpSseAppend(meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, sessionStreams: RedisKey, ...args: RedisValue[]): Result<unknown, Context>
     mcpSseRead(meta: RedisKey, history: RedisKey, afterSeq: RedisValue, fromSeq: RedisValue): Result<unknown, Context>
-    /** mcpSseRead with every bulk string of the reply as a Buffer (ioredis defines it with the command). */
-    mcpSseReadBuffer(meta: RedisKey, history: RedisKey, afterSeq: RedisValue, fromSeq: RedisValue): Result<unknown, Context>
     mcpSseExpire(meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, cutoff: RedisValue, maxEvictions: RedisValue): Result<unknown, Context>
     mcpSseDropStream(meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, sessionStreams: RedisKey, streamId: RedisValue): Result<unknown, Context>
     mcpSseDropSession(sessionCounters: RedisKey, sessionStreams: RedisKey, metaBase: RedisValue, historyBase: RedisValue): Result<unknown, Context>

@@ -1,9 +1,8 @@
 import { StaleOwnerError, StoreResetError } from '../../errors.js'
 import type { FencedHistoryStore } from '../../cluster/cluster-store.js'
-import type { EventBatch } from '../../history/event-batch.js'
-import type { HistoryLimits, HistoryRead, HistoryStats } from '../../history/history-store.js'
+import type { HistoryLimits, HistoryRead, HistoryStats, RecordedEvent } from '../../history/history-store.js'
 import type { RedisClient } from './client.js'
-import { defineHistoryScripts, entryField, MAX_EVICTIONS_PER_SCRIPT, recordedEvent } from './history-scripts.js'
+import { defineHistoryScripts, MAX_EVICTIONS_PER_SCRIPT, recordedEvent } from './history-scripts.js'
 import { activeIndexKey, activeMember, historyKey, historyKeys, liveChannel, metaKey, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './keys.js'
 import { dropLeases } from './lease-scripts.js'
 import { replyArray, replyNumber, timedOperation, type OperationObserver } from './operations.js'
@@ -77,10 +76,10 @@ export class RedisHistoryStore implements FencedHistoryStore {
     this.#fences.delete(streamId)
   }
 
-  async append (sessionId: string, streamId: string, batch: EventBatch): Promise<void> {
-    if (batch.count === 0) return
+  async append (sessionId: string, streamId: string, events: readonly RecordedEvent[]): Promise<void> {
+    if (events.length === 0) return
     const keys = historyKeys(this.#prefix, sessionId, streamId)
-    const args: Array<string | number | Buffer> = [
+    const args: Array<string | number> = [
       this.#fences.get(streamId) ?? 0,
       this.#epoch(),
       Date.now(),
@@ -90,10 +89,7 @@ export class RedisHistoryStore implements FencedHistoryStore {
       streamId,
       liveChannel(this.#prefix, sessionId, streamId)
     ]
-    const { bytes, bounds, upstreamIds, firstSeq } = batch
-    for (let index = 0; index < batch.count; index++) {
-      args.push(firstSeq + index, upstreamIds[index] ?? '', bytes.subarray(bounds[2 * index], bounds[2 * index + 1]))
-    }
+    for (const event of events) args.push(event.seq, event.upstreamId ?? '', event.text)
     const run = async (): Promise<void> => this.#appended(sessionId, streamId, replyArray(await this.#timed('append', async () =>
       await this.#redis.mcpSseAppend(keys.meta, keys.history, keys.sessionCounters, keys.sessionStreams, ...args))))
     await run()
@@ -119,14 +115,13 @@ export class RedisHistoryStore implements FencedHistoryStore {
 
   async readAfter (sessionId: string, streamId: string, afterSeq: number): Promise<HistoryRead> {
     if (!isPosition(afterSeq)) return { status: 'unknown' }
-    const reply = replyArray(await this.#timed('read', async () => await this.#redis.mcpSseReadBuffer(
+    const reply = replyArray(await this.#timed('read', async () => await this.#redis.mcpSseRead(
       metaKey(this.#prefix, sessionId, streamId),
       historyKey(this.#prefix, sessionId, streamId),
       afterSeq,
       afterSeq + 1
     )))
-    const [statusReply, entries] = reply
-    const status = String(statusReply)
+    const [status, entries] = reply
     if (status === 'found') {
       this.#touch(sessionId, streamId)
       return { status: 'found', events: replyArray(entries).map(recordedEvent) }
@@ -142,7 +137,7 @@ export class RedisHistoryStore implements FencedHistoryStore {
     if (!isPosition(seq) || seq === 0) return undefined
     const entries = await this.#timed('upstream-id', async () =>
       await this.#redis.xrange(historyKey(this.#prefix, sessionId, streamId), seq, seq))
-    return entries[0] === undefined ? undefined : entryField(entries[0][1], 'u')
+    return entries[0] === undefined ? undefined : recordedEvent(entries[0]).upstreamId
   }
 
   async expire (now: number): Promise<void> {

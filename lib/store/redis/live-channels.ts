@@ -13,7 +13,7 @@ export class LiveChannels implements LiveFeed {
 
   constructor (subscriber: RedisClient) {
     this.#subscriber = subscriber
-    // Buffers: events are bytes, and the message gives their lengths in bytes (see liveChannel()).
+    // Buffers: the message gives the texts' lengths in bytes (see liveChannel()).
     subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#dispatch(channel.toString(), message))
     let connectedBefore = false
     subscriber.on('ready', () => {
@@ -71,8 +71,8 @@ export class LiveChannels implements LiveFeed {
       for (const listener of listeners) listener.onEnd()
       return
     }
-    for (const { seq, bytes } of parseEvents(message)) {
-      for (const listener of listeners) listener.onEvent(seq, bytes)
+    for (const { seq, text } of parseEvents(message)) {
+      for (const listener of listeners) listener.onEvent(seq, text)
     }
   }
 
@@ -90,7 +90,7 @@ function parseEnd (message: Buffer): boolean {
 }
 
 /** The events of one append's message, each with its seq; nothing for a message this code did not write. */
-export function parseEvents (message: Buffer): Array<{ seq: number, bytes: Buffer }> {
+export function parseEvents (message: Buffer): Array<{ seq: number, text: string }> {
   const newline = message.indexOf(10)
   const header = message.toString('latin1', 0, newline === -1 ? 0 : newline)
   const space = header.indexOf(' ')
@@ -99,11 +99,10 @@ export function parseEvents (message: Buffer): Array<{ seq: number, bytes: Buffe
   const total = lengths.reduce((sum, length) => sum + length, 0)
   if (newline === -1 || space <= 0 || !Number.isSafeInteger(firstSeq) || lengths.some((length) => !Number.isSafeInteger(length) || length < 0) ||
       total !== message.length - newline - 1) return []
-  const events: Array<{ seq: number, bytes: Buffer }> = []
+  const events: Array<{ seq: number, text: string }> = []
   let offset = newline + 1
   for (const [index, length] of lengths.entries()) {
-    // A view: the message is this append's alone, and lives as long as its events are queued.
-    events.push({ seq: firstSeq + index, bytes: message.subarray(offset, offset + length) })
+    events.push({ seq: firstSeq + index, text: message.toString('utf8', offset, offset + length) })
     offset += length
   }
   return events
