@@ -3,7 +3,9 @@
  * and over a window, Redis's own CPU (INFO cpu), its per-command time (INFO commandstats), and
  * the commands and round trips the proxy sent (counted in the proxy process), each per event.
  *
- *   npm run bench:redis-cost -- [--streams 100] [--rate 50] [--seconds 20] [--warmup-seconds 5] [--event-bytes 200] [--json FILE]
+ *   npm run bench:redis-cost -- [--streams 100] [--rate 50] [--seconds 20] [--warmup-seconds 5] [--event-bytes 200] [--memory] [--json FILE]
+ *
+ * --memory runs the same load through the memory store instead, for the proxy's CPU beside it.
  *
  * The Redis is $BENCH_REDIS_URL (default the local one); keys go under a prefix of their own,
  * deleted afterwards. Redis's figures are the whole server's: run it on a Redis nothing else uses.
@@ -33,6 +35,8 @@ interface CostFigures {
   readonly events: number
   readonly delivered: number
   readonly redisCpuUsPerEvent: number
+  /** The proxy process's own CPU (user + system) per event: what bounds the streams a replica takes. */
+  readonly proxyCpuUsPerEvent: number
   readonly roundTripsPerEvent: number
   readonly commandsPerEvent: number
   /** Sent by the proxy, per event, by command (a script by its name). */
@@ -48,6 +52,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '20' },
     'warmup-seconds': { type: 'string', default: '5' },
     'event-bytes': { type: 'string', default: '200' },
+    memory: { type: 'boolean', default: false },
     json: { type: 'string' }
   }
 })
@@ -94,7 +99,9 @@ async function measure (): Promise<CostFigures> {
   const redis = benchRedisClient(url)
   await redis.connect()
   try {
-    const proxy = await startProxy({ kind: 'plugin', options: redisStoreOptions(pluginOptions(testbed.upstreamOrigin), url, keyPrefix), countRedisCommands: true }, 'redis-cost')
+    const base = pluginOptions(testbed.upstreamOrigin)
+    const options = values.memory === true ? base : redisStoreOptions(base, url, keyPrefix)
+    const proxy = await startProxy({ kind: 'plugin', options, countRedisCommands: true }, 'redis-cost')
     try {
       const { client, upstream } = testbed
       await upstream.call('hold')
@@ -107,10 +114,10 @@ async function measure (): Promise<CostFigures> {
       await upstream.call('release')
       progress(`${opening.opened} streams open; warming up ${warmupMs / 1000} s`)
       await sleep(warmupMs)
-      const [redisBefore, sentBefore, upstreamBefore] = await Promise.all([sampleRedis(redis), proxy.call('redisCommands'), upstream.call('stats'), client.call('startWindow')])
+      const [redisBefore, sentBefore, upstreamBefore, proxyBefore] = await Promise.all([sampleRedis(redis), proxy.call('redisCommands'), upstream.call('stats'), proxy.call('sample'), client.call('startWindow')])
       progress(`measuring ${windowMs / 1000} s`)
       await sleep(windowMs)
-      const [redisAfter, sentAfter, upstreamAfter, window] = await Promise.all([sampleRedis(redis), proxy.call('redisCommands'), upstream.call('stats'), client.call('endWindow')])
+      const [redisAfter, sentAfter, upstreamAfter, proxyAfter, window] = await Promise.all([sampleRedis(redis), proxy.call('redisCommands'), upstream.call('stats'), proxy.call('sample'), client.call('endWindow')])
       await upstream.call('hold')
       await client.call('closeFleet')
       await upstream.call('release')
@@ -124,6 +131,7 @@ async function measure (): Promise<CostFigures> {
         events,
         delivered: window.events,
         redisCpuUsPerEvent: (redisAfter.cpuMicros - redisBefore.cpuMicros) / events,
+        proxyCpuUsPerEvent: (proxyAfter.cpuMicros - proxyBefore.cpuMicros) / events,
         roundTripsPerEvent: (sentAfter.batches - sentBefore.batches) / events,
         commandsPerEvent: Object.values(sent).reduce((total, calls) => total + calls, 0),
         sentPerEvent: sent,
@@ -141,8 +149,8 @@ async function measure (): Promise<CostFigures> {
 
 function report (figures: CostFigures): string {
   const lines = [
-    `${figures.streams} streams × ${figures.ratePerStream} events/s, ${figures.windowSeconds} s: ${figures.events} events written upstream, ${figures.delivered} delivered`,
-    `Redis CPU per event: ${figures.redisCpuUsPerEvent.toFixed(2)} µs (INFO cpu, the whole server)`,
+    `${values.memory === true ? 'memory store' : 'Redis store'}, ${figures.streams} streams × ${figures.ratePerStream} events/s, ${figures.windowSeconds} s: ${figures.events} events written upstream, ${figures.delivered} delivered`,
+    `Redis CPU per event: ${figures.redisCpuUsPerEvent.toFixed(2)} µs (INFO cpu, the whole server); proxy CPU per event: ${figures.proxyCpuUsPerEvent.toFixed(2)} µs`,
     `round trips per event: ${figures.roundTripsPerEvent.toFixed(3)} (connection-ticks with a command); commands per event: ${figures.commandsPerEvent.toFixed(3)}`,
     '',
     '| sent by the proxy | per event |',
