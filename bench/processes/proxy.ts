@@ -10,10 +10,11 @@ import { announceReady, serveCalls } from '../ipc/serve.js'
 import { ConnectionTimings, type ResumeStages } from '../pauses/connection-timings.js'
 import { PauseMonitor, type PauseFigures } from '../pauses/pause-monitor.js'
 import { listenerCopies } from './listener-copies.js'
+import { countRedisCommands, type RedisCommandCount } from './redis-command-count.js'
 
 export type ProxySpec =
   | { readonly kind: 'reply-from', readonly upstreamOrigin: string }
-  | { readonly kind: 'plugin', readonly options: McpSseResilienceOptions }
+  | { readonly kind: 'plugin', readonly options: McpSseResilienceOptions, readonly countRedisCommands?: boolean }
 
 export interface ProxySample {
   readonly cpuMicros: number
@@ -31,6 +32,8 @@ export type ProxyApi = {
   pauses: () => Promise<PauseFigures>
   /** Where resumes waited since the last call: before the accept, before the request, before the head. */
   takeResumeStages: () => Promise<ResumeStages>
+  /** The Redis commands sent so far; all zero unless the spec asked for `countRedisCommands`. */
+  redisCommands: () => Promise<RedisCommandCount>
 }
 
 export interface ProxyReady {
@@ -57,6 +60,7 @@ function sample (): ProxySample {
 
 const pauses = new PauseMonitor()
 const spec = JSON.parse(process.argv[2] ?? '{}') as ProxySpec
+const redisCommands = spec.kind === 'plugin' && spec.countRedisCommands === true ? countRedisCommands() : () => ({ commands: {}, batches: 0 })
 const app = await buildApp(spec)
 await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 })
 // BENCH_PROXY_LISTENERS=n: n fds on the listening socket, so that a busy loop accepts n connections per iteration, not 1.
@@ -73,7 +77,8 @@ serveCalls<ProxyApi>({
   },
   resetPauses: async () => pauses.reset(),
   pauses: async () => pauses.read(),
-  takeResumeStages: async () => resumeStages.take()
+  takeResumeStages: async () => resumeStages.take(),
+  redisCommands: async () => redisCommands()
 })
 
 // The harness stops a proxy with SIGTERM: exiting through process.exit lets --cpu-prof write its profile.

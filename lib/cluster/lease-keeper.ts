@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { StreamRegistry } from './stream-registry.js'
 
 /** The part of the registry the keeper needs: leases, nothing else. */
-export type LeaseRegistry = Pick<StreamRegistry, 'renew' | 'release'>
+export type LeaseRegistry = Pick<StreamRegistry, 'renewMany' | 'release'>
 
 export interface HeldLease {
   readonly sessionId: string
@@ -14,8 +14,9 @@ export interface HeldLease {
 }
 
 /**
- * The leases of the upstream streams this replica reads. Each is
- * renewed every third of its TTL by a compare-and-extend script. A lease that
+ * The leases of the upstream streams this replica reads. All are
+ * renewed together every third of their TTL, by compare-and-extend scripts that
+ * take many leases each (one call per interval on one Redis). A lease that
  * another replica holds now, or that could not be renewed for half its TTL (two
  * renewals in a row failed), is lost: the stream stops reading its upstream before the lease can run
  * out under it, so that two replicas never read one upstream stream for long
@@ -61,22 +62,21 @@ export class LeaseKeeper {
   }
 
   renewAll (now: number): void {
+    const due: HeldLease[] = []
     for (const lease of this.#held.values()) {
-      if (now - lease.renewedAt >= this.#ttlMs / 2) {
-        this.#lose(lease, 'could not renew the lease in time')
-        continue
-      }
-      this.#registry.renew(lease.sessionId, lease.streamId, this.#owner, lease.token, this.#ttlMs, now).then((renewed) => {
-        if (renewed) {
-          lease.renewedAt = now
-          return
-        }
-        this.#lose(lease, 'another replica holds the lease')
-      }, /* c8 ignore next 3 -- the Redis client waits through disconnects instead of failing (the check
-         above decides when that took too long); only a client being closed rejects. */ (error: unknown) => {
-        this.#log.warn({ err: error, streamId: lease.streamId }, 'could not renew an upstream lease')
-      })
+      if (now - lease.renewedAt >= this.#ttlMs / 2) this.#lose(lease, 'could not renew the lease in time')
+      else due.push(lease)
     }
+    if (due.length === 0) return
+    this.#registry.renewMany(this.#owner, due, this.#ttlMs, now).then((renewed) => {
+      due.forEach((lease, index) => {
+        if (renewed[index] === true) lease.renewedAt = now
+        else this.#lose(lease, 'another replica holds the lease')
+      })
+    }, /* c8 ignore next 3 -- the Redis client waits through disconnects instead of failing (the check
+       above decides when that took too long); only a client being closed rejects. */ (error: unknown) => {
+      this.#log.warn({ err: error, leases: due.length }, 'could not renew the upstream leases')
+    })
   }
 
   close (): void {
@@ -84,7 +84,9 @@ export class LeaseKeeper {
   }
 
   #lose (lease: HeldLease, reason: string): void {
-    if (this.#forget(lease.streamId) === undefined) return
+    // A renewal answered late may concern a lease since released, or held again with a new token.
+    if (this.#held.get(lease.streamId) !== lease) return
+    this.#forget(lease.streamId)
     this.#log.warn({ streamId: lease.streamId, reason }, 'lost an upstream lease; this replica stops reading the stream')
     lease.onLost()
   }

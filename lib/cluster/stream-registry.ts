@@ -14,6 +14,12 @@ export interface StreamPosition {
   readonly epoch: string
 }
 
+export interface LeaseToRenew {
+  readonly sessionId: string
+  readonly streamId: string
+  readonly token: number
+}
+
 export interface StreamRef {
   readonly sessionId: string
   readonly streamId: string
@@ -35,8 +41,8 @@ export interface StreamRegistry {
   sessionOf: (streamId: string) => Promise<string | undefined>
   /** Takes the lease of an unfinished stream that has none; its fencing token, or undefined. */
   claim: (sessionId: string, streamId: string, owner: string, ttlMs: number, now: number) => Promise<number | undefined>
-  /** Extends the lease, only for the holder of this token; false once it lost it. */
-  renew: (sessionId: string, streamId: string, owner: string, token: number, ttlMs: number, now: number) => Promise<boolean>
+  /** Extends the leases, each only for the holder of its token, in as few calls as the store allows; false for each one lost. */
+  renewMany: (owner: string, leases: readonly LeaseToRenew[], ttlMs: number, now: number) => Promise<boolean[]>
   /** Gives the lease up, only for its holder; an unfinished stream is due for takeover at once. */
   release: (sessionId: string, streamId: string, owner: string, token: number) => Promise<boolean>
   /** Marks the stream ended for good, unless a newer owner holds it, and tells its live followers. */

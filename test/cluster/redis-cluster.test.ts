@@ -9,8 +9,9 @@ import { exactSequence, numbersOf, waitForNumber } from '../helpers/numbered-eve
 import { startRedisCluster } from '../helpers/redis-cluster.js'
 import type { McpSseResilienceOptions } from '../../lib/index.js'
 import { RedisFollowers } from '../../lib/store/redis/followers.js'
-import { liveChannel } from '../../lib/store/redis/keys.js'
+import { activeIndexKey, activeMember, leaseKey, liveChannel, streamIndexKey } from '../../lib/store/redis/keys.js'
 import { LiveChannels } from '../../lib/store/redis/live-channels.js'
+import { RedisStreamRegistry } from '../../lib/store/redis/stream-registry.js'
 import { startProxy } from '../helpers/proxy.js'
 import { startReplica, type Replica } from '../helpers/replica-process.js'
 import { SseClient } from '../helpers/sse-client.js'
@@ -117,4 +118,26 @@ t.test('on a Redis Cluster: a follower counts wherever its replica subscribed, s
     await live.listen(liveChannel(keyPrefix, 'S', streamId), { onEvent: () => {}, onEnd: () => {}, resync: () => {} })))
   t.same(await Promise.all(streams.map(async (streamId) => await followers.followedElsewhere('S', streamId))), streams.map(() => true), 'each stream\'s follower is counted')
   for (const stop of stops) stop()
+})
+
+t.test('on a Redis Cluster: one renewal of many leases, spread over the nodes, renews each held one and only those', async (t) => {
+  const keyPrefix = `test:${randomUUID()}:`
+  const commands = new Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })), { enableAutoPipelining: true })
+  t.teardown(() => commands.disconnect())
+  const registry = new RedisStreamRegistry(commands, { keyPrefix, retainMs: 60_000 })
+  const epoch = await registry.ensureEpoch()
+  const now = Date.now()
+  // Sessions whose keys land on every node, a few streams each.
+  const streams = Array.from({ length: 60 }, (_, index) => ({ sessionId: `S${index % 20}`, streamId: `s${index}` }))
+  const leases = await Promise.all(streams.map(async ({ sessionId, streamId }) => {
+    await registry.register(sessionId, streamId, '{}', epoch)
+    return { sessionId, streamId, token: await registry.claim(sessionId, streamId, 'replica-1', 30_000, now) ?? 0 }
+  }))
+  await commands.set(leaseKey(keyPrefix, 'S5', 's5'), 'replica-2:9')
+  t.same(await registry.renewMany('replica-1', leases, 60_000, now), streams.map(({ streamId }) => streamId !== 's5'), 'every lease but the one taken over')
+  t.ok(await commands.pttl(leaseKey(keyPrefix, 'S19', 's59')) > 50_000, 'extended')
+  t.ok(await commands.pttl(streamIndexKey(keyPrefix, 's59')) > 59_000, 'its stream index kept, in a slot of its own')
+  t.equal(await commands.zscore(activeIndexKey(keyPrefix, 'S19'), activeMember('S19', 's59')), String(now + 60_000), 'due in the active index when the new lease ends')
+  t.equal(await commands.zscore(activeIndexKey(keyPrefix, 'S5'), activeMember('S5', 's5')), String(now + 30_000), 'the lost one is left as it was')
+  t.ok((await keysPerNode(cluster.ports, keyPrefix)).every((count) => count > 0), 'the keys renewed are spread over every node')
 })

@@ -345,6 +345,32 @@ t.test('renew: extends the lease of its holder only', async (t) => {
   t.equal(await registry.renew('A', 's1', 'replica-1', token, 60_000, now), false, 'a lease that is gone is not renewed')
 })
 
+t.test('renewMany: one call renews many leases, each for its holder only, and says which were lost', async (t) => {
+  const { redis, keyPrefix, registry } = setup(t)
+  const now = Date.now()
+  const streams = Array.from({ length: 250 }, (_, index) => ({ sessionId: `S${index % 7}`, streamId: `s${index}` }))
+  const leases = []
+  for (const { sessionId, streamId } of streams) {
+    await registry.register(sessionId, streamId, '{}', EPOCH)
+    leases.push({ sessionId, streamId, token: await registry.claim(sessionId, streamId, 'replica-1', 30_000, now) ?? 0 })
+  }
+  // s1 taken over by another replica, s2's lease gone, s3 with a superseded token.
+  await redis.set(leaseKey(keyPrefix, 'S1', 's1'), 'replica-2:9')
+  await redis.del(leaseKey(keyPrefix, 'S2', 's2'))
+  const wanted = leases.map((lease) => lease.streamId === 's3' ? { ...lease, token: lease.token + 1 } : lease)
+  await redis.pexpire(streamIndexKey(keyPrefix, 's0'), 100)
+
+  const renewed = await registry.renewMany('replica-1', wanted, 60_000, now + 10)
+  t.same(renewed, streams.map(({ streamId }) => !['s1', 's2', 's3'].includes(streamId)), 'true for each lease still held, in order, past one script\'s batch')
+  t.ok(await redis.pttl(leaseKey(keyPrefix, 'S0', 's0')) > 50_000, 'the lease is extended')
+  t.ok(await redis.pttl(leaseKey(keyPrefix, 'S4', 's249')) > 50_000, 'the last one too')
+  t.ok(await redis.pttl(streamIndexKey(keyPrefix, 's0')) > 59_000, 'its stream index is kept for retainMs')
+  t.equal(await redis.zscore(activeIndexKey(keyPrefix, 'S0'), activeMember('S0', 's0')), String(now + 10 + 60_000), 'due in the active index when the new lease ends')
+  t.equal(await redis.get(leaseKey(keyPrefix, 'S1', 's1')), 'replica-2:9', 'another replica\'s lease is left alone')
+  t.equal(await redis.zscore(activeIndexKey(keyPrefix, 'S1'), activeMember('S1', 's1')), String(now + 30_000), 'and so is its place in the index')
+  t.same(await registry.renewMany('replica-1', [], 60_000, now), [], 'nothing to renew: no call')
+})
+
 t.test('release: only by the holder; an unfinished stream is due for takeover at once', async (t) => {
   const { redis, keyPrefix, registry } = setup(t)
   const lease = leaseKey(keyPrefix, 'A', 's1')

@@ -45,12 +45,12 @@ local function trimThrough(history, id)
   return seq
 end
 
--- Books an eviction worth \`bytes\`, through seq \`through\`, in the stream's meta and the session's counters.
--- (0 - bytes, not -bytes: Lua writes -0 as "-0", which HINCRBY refuses.)
+-- Books an eviction worth \`bytes\`, through seq \`through\`, in the stream's meta and the session's counters;
+-- returns the session's bytes left. (0 - bytes, not -bytes: Lua writes -0 as "-0", which HINCRBY refuses.)
 local function recordEviction(meta, counters, through, bytes)
   redis.call('HSET', meta, 'evicted', through)
   redis.call('HINCRBY', meta, 'bytes', 0 - bytes)
-  redis.call('HINCRBY', counters, 'bytes', 0 - bytes)
+  return redis.call('HINCRBY', counters, 'bytes', 0 - bytes)
 end
 `
 
@@ -75,7 +75,8 @@ local FIRST_EVENT = 9
 
 local state = redis.call('HMGET', meta, 'fence', 'epoch', 'last')
 if tonumber(state[1] or '0') > token then return {'fenced'} end
-local exists = redis.call('EXISTS', meta) == 1
+-- A meta has these fields from its creation on: EXISTS only for one that has none of them.
+local exists = state[1] ~= false or state[2] ~= false or state[3] ~= false or redis.call('EXISTS', meta) == 1
 if not exists and token > 0 then return {'reset'} end
 if exists and state[2] ~= epoch then return {'reset'} end
 local last = tonumber(state[3] or '0')
@@ -115,11 +116,13 @@ end
 
 local budget = ${MAX_EVICTIONS_PER_SCRIPT}
 local evicted, evictedBytes = 0, 0
+-- The session's bytes, as the last HINCRBY of them answered: read once, at the end, if none did.
+local sessionBytes = nil
 
 if lostThrough > 0 then
   evicted, evictedBytes = redis.call('XLEN', history), tonumber(redis.call('HGET', meta, 'bytes') or '0')
   redis.call('DEL', history)
-  recordEviction(meta, counters, lostThrough, evictedBytes)
+  sessionBytes = recordEviction(meta, counters, lostThrough, evictedBytes)
   redis.call('HSET', meta, 'last', lostThrough)
 end
 
@@ -139,10 +142,9 @@ for k, i in ipairs(writes) do
   addedBytes = addedBytes + #text + #upstreamId + 48
 end
 if added > 0 then
-  redis.call('HSET', meta, 'last', expected)
-  if cursor then redis.call('HSET', meta, 'cursor', cursor) end
+  if cursor then redis.call('HSET', meta, 'last', expected, 'cursor', cursor) else redis.call('HSET', meta, 'last', expected) end
   redis.call('HINCRBY', meta, 'bytes', addedBytes)
-  redis.call('HINCRBY', counters, 'bytes', addedBytes)
+  sessionBytes = redis.call('HINCRBY', counters, 'bytes', addedBytes)
 end
 
 local excess = math.min(redis.call('XLEN', history) - maxEvents, budget)
@@ -150,11 +152,11 @@ if excess > 0 then
   local oldest = redis.call('XRANGE', history, '-', '+', 'COUNT', excess)
   local bytes = 0
   for _, entry in ipairs(oldest) do bytes = bytes + entryBytes(entry[2]) end
-  recordEviction(meta, counters, trimThrough(history, oldest[#oldest][1]), bytes)
+  sessionBytes = recordEviction(meta, counters, trimThrough(history, oldest[#oldest][1]), bytes)
   evicted, evictedBytes, budget = evicted + #oldest, evictedBytes + bytes, budget - #oldest
 end
 
-local sessionBytes = tonumber(redis.call('HGET', counters, 'bytes') or '0')
+sessionBytes = sessionBytes or tonumber(redis.call('HGET', counters, 'bytes') or '0')
 if sessionBytes > maxBytes then
   -- The session's streams are named like this one: same prefix, another stream id.
   local metaBase = string.sub(meta, 1, #meta - #streamId)

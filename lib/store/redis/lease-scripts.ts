@@ -22,15 +22,36 @@ redis.call('SET', lease, ARGV[1] .. ':' .. string.format('%d', token), 'PX', ARG
 return token
 `
 
+/** Keys per lease in a renewal that also touches the stream index and the active index: one Redis only. */
+export const RENEW_KEYS_WITH_INDEXES = 7
+/** Keys per lease in a renewal within its session's slot (Redis Cluster): the indexes are in slots of their own. */
+export const RENEW_KEYS_IN_SLOT = 5
+
 /**
- * KEYS: lease, meta, history, session counters, session streams. ARGV: `<owner>:<token>`, ttlMs, retainMs.
- * Extends the lease only for its holder, and keeps the stream's keys for `retainMs` more; 1 or 0.
+ * KEYS, per lease, `stride` of: lease, meta, history, session counters, session streams, and with
+ * stride 7 the stream index and the session's active index shard.
+ * ARGV: stride, ttlMs, retainMs, expiresAt, then per lease `<owner>:<token>` and its active index member.
+ * Renews many leases in one call: each is extended only for its holder, and keeps its stream's keys
+ * for `retainMs` more (with stride 7, its index entries too, due at expiresAt). Returns 1 or 0 per lease.
  */
-export const RENEW_SCRIPT = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-for index = 2, 5 do redis.call('PEXPIRE', KEYS[index], ARGV[3]) end
-return 1
+export const RENEW_MANY_SCRIPT = `
+local stride, ttl, retain, expiresAt = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local renewed = {}
+for lease = 0, #KEYS / stride - 1 do
+  local key = lease * stride
+  if redis.call('GET', KEYS[key + 1]) == ARGV[5 + 2 * lease] then
+    redis.call('PEXPIRE', KEYS[key + 1], ttl)
+    for index = 2, 5 do redis.call('PEXPIRE', KEYS[key + index], retain) end
+    if stride == ${RENEW_KEYS_WITH_INDEXES} then
+      redis.call('PEXPIRE', KEYS[key + 6], retain)
+      redis.call('ZADD', KEYS[key + 7], expiresAt, ARGV[6 + 2 * lease])
+    end
+    renewed[lease + 1] = 1
+  else
+    renewed[lease + 1] = 0
+  end
+end
+return renewed
 `
 
 /** KEYS: lease, meta. ARGV: `<owner>:<token>`. Drops the lease only for its holder; returns {released, finished}. */
@@ -46,7 +67,11 @@ return {released, finished}
 
 const SCRIPTS = {
   mcpSseClaim: { lua: CLAIM_SCRIPT, numberOfKeys: 2 },
-  mcpSseRenew: { lua: RENEW_SCRIPT, numberOfKeys: 5 },
+  // Its number of keys varies: given with each call. One Redis only: ioredis's Cluster client would
+  // route it by that number, not by its first key.
+  mcpSseRenewMany: { lua: RENEW_MANY_SCRIPT },
+  // The same script for one lease, whose keys are all in its session's slot: for Redis Cluster.
+  mcpSseRenewInSlot: { lua: RENEW_MANY_SCRIPT, numberOfKeys: RENEW_KEYS_IN_SLOT },
   mcpSseRelease: { lua: RELEASE_SCRIPT, numberOfKeys: 2 }
 } as const
 
@@ -69,7 +94,10 @@ export async function dropLeases (redis: RedisClient, prefix: string, sessionId:
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     mcpSseClaim(meta: RedisKey, lease: RedisKey, owner: RedisValue, ttlMs: RedisValue): Result<unknown, Context>
-    mcpSseRenew(lease: RedisKey, meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, sessionStreams: RedisKey, holder: RedisValue, ttlMs: RedisValue, retainMs: RedisValue): Result<unknown, Context>
+    /** numberOfKeys, the keys, then the ARGV of RENEW_MANY_SCRIPT. */
+    mcpSseRenewMany(numberOfKeys: number, ...keysAndArgs: RedisValue[]): Result<unknown, Context>
+    /** RENEW_MANY_SCRIPT for one lease, stride 5: its five keys, then the ARGV. */
+    mcpSseRenewInSlot(lease: RedisKey, meta: RedisKey, history: RedisKey, sessionCounters: RedisKey, sessionStreams: RedisKey, stride: RedisValue, ttlMs: RedisValue, retainMs: RedisValue, expiresAt: RedisValue, holder: RedisValue, member: RedisValue): Result<unknown, Context>
     mcpSseRelease(lease: RedisKey, meta: RedisKey, holder: RedisValue): Result<unknown, Context>
   }
 }

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import type { StreamPosition, StreamRef, StreamRegistry } from '../../cluster/stream-registry.js'
+import type { LeaseToRenew, StreamPosition, StreamRef, StreamRegistry } from '../../cluster/stream-registry.js'
 import type { RedisClient } from './client.js'
 import { activeIndexKey, activeIndexKeys, activeMember, epochKey, historyKey, leaseKey, liveChannel, metaKey, parseActiveMember, sessionCountersKey, sessionStreamsKey, streamIndexKey } from './keys.js'
-import { defineLeaseScripts } from './lease-scripts.js'
+import { defineLeaseScripts, RENEW_KEYS_IN_SLOT, RENEW_KEYS_WITH_INDEXES } from './lease-scripts.js'
 import { replyArray, timedOperation, type OperationObserver } from './operations.js'
 import { defineRegistryScripts } from './registry-scripts.js'
 
@@ -19,6 +19,18 @@ export interface RedisStreamRegistryOptions {
 /** 6 random bytes: 8 base64url characters. */
 function freshEpoch (): string {
   return randomBytes(6).toString('base64url')
+}
+
+/**
+ * At most this many leases per renewal script: about 8 commands each, so that one call holds
+ * Redis for a millisecond or two, not more.
+ */
+const RENEW_BATCH = 200
+
+function chunks<Item> (items: readonly Item[], size: number): Item[][] {
+  const result: Item[][] = []
+  for (let start = 0; start < items.length; start += size) result.push(items.slice(start, start + size))
+  return result
 }
 
 function integerField (value: string | undefined): number {
@@ -98,22 +110,70 @@ export class RedisStreamRegistry implements StreamRegistry {
 
   /** Extends the lease, only for the holder of this token; false once it lost it. */
   async renew (sessionId: string, streamId: string, owner: string, token: number, ttlMs: number, now: number): Promise<boolean> {
-    const renewed = await this.#timed('renew', async () => await this.#redis.mcpSseRenew(
+    const [renewed] = await this.renewMany(owner, [{ sessionId, streamId, token }], ttlMs, now)
+    return renewed === true
+  }
+
+  /**
+   * Extends many leases at once, each only for the holder of its token; true or false for each, in order.
+   * On one Redis, one script call per RENEW_BATCH leases. On a cluster, where a call may touch one slot
+   * only, one script call per lease, then one ZADD per active index shard and one PEXPIRE per stream
+   * index: auto-pipelining sends each wave in one write per node.
+   */
+  async renewMany (owner: string, leases: readonly LeaseToRenew[], ttlMs: number, now: number): Promise<boolean[]> {
+    if (leases.length === 0) return []
+    return await this.#timed('renew', async () => this.#redis.isCluster
+      ? await this.#renewInSlots(owner, leases, ttlMs, now)
+      : (await Promise.all(chunks(leases, RENEW_BATCH).map(async (chunk) => await this.#renewScript(owner, chunk, ttlMs, now)))).flat())
+  }
+
+  async #renewInSlots (owner: string, leases: readonly LeaseToRenew[], ttlMs: number, now: number): Promise<boolean[]> {
+    const renewed = await Promise.all(leases.map(async ({ sessionId, streamId, token }) => replyArray(await this.#redis.mcpSseRenewInSlot(
       leaseKey(this.#prefix, sessionId, streamId),
       metaKey(this.#prefix, sessionId, streamId),
       historyKey(this.#prefix, sessionId, streamId),
       sessionCountersKey(this.#prefix, sessionId),
       sessionStreamsKey(this.#prefix, sessionId),
-      holder(owner, token),
+      RENEW_KEYS_IN_SLOT,
       ttlMs,
-      this.#retainMs
-    ))
-    if (renewed !== 1) return false
+      this.#retainMs,
+      now + ttlMs,
+      holder(owner, token),
+      activeMember(sessionId, streamId)
+    ))[0] === 1))
+    const dueByShard = new Map<string, string[]>()
+    const held = leases.filter((_, index) => renewed[index] === true)
+    for (const { sessionId, streamId } of held) {
+      const shard = activeIndexKey(this.#prefix, sessionId)
+      const members = dueByShard.get(shard) ?? []
+      members.push(activeMember(sessionId, streamId))
+      dueByShard.set(shard, members)
+    }
+    const expiresAt = now + ttlMs
     await Promise.all([
-      this.#markActive(sessionId, streamId, now + ttlMs),
-      this.#timed('renew', async () => await this.#redis.pexpire(streamIndexKey(this.#prefix, streamId), this.#retainMs))
+      ...[...dueByShard].map(async ([shard, members]) => await this.#redis.zadd(shard, ...members.flatMap((member) => [expiresAt, member]))),
+      ...held.map(async ({ streamId }) => await this.#redis.pexpire(streamIndexKey(this.#prefix, streamId), this.#retainMs))
     ])
-    return true
+    return renewed
+  }
+
+  async #renewScript (owner: string, leases: readonly LeaseToRenew[], ttlMs: number, now: number): Promise<boolean[]> {
+    const keys: string[] = []
+    const args: Array<string | number> = [RENEW_KEYS_WITH_INDEXES, ttlMs, this.#retainMs, now + ttlMs]
+    for (const { sessionId, streamId, token } of leases) {
+      keys.push(
+        leaseKey(this.#prefix, sessionId, streamId),
+        metaKey(this.#prefix, sessionId, streamId),
+        historyKey(this.#prefix, sessionId, streamId),
+        sessionCountersKey(this.#prefix, sessionId),
+        sessionStreamsKey(this.#prefix, sessionId),
+        streamIndexKey(this.#prefix, streamId),
+        activeIndexKey(this.#prefix, sessionId)
+      )
+      args.push(holder(owner, token), activeMember(sessionId, streamId))
+    }
+    const reply = replyArray(await this.#redis.mcpSseRenewMany(keys.length, ...keys, ...args))
+    return leases.map((_, index) => reply[index] === 1)
   }
 
   /**
