@@ -9,12 +9,13 @@ import { relayEventStream } from '../relay/sse-relay.js'
 import { relayListenStream } from '../relay/listen-relay.js'
 import type { UpstreamReconnect } from '../session/stream-environment.js'
 import type { ProxySession, Reservation } from '../session/session-registry.js'
-import { dropUpstreamHead, forwardToUpstream, type ForwardOptions, type UpstreamResponseHead } from '../upstream/forward.js'
+import { forwardToUpstream, type ForwardOptions, type UpstreamResponseHead } from '../upstream/forward.js'
 import { forwardCancellable } from '../upstream/forward-cancellable.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
 import { endUpstreamSession, reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
 import { sendHeaderMismatch, sendSessionNotFound, sendStandaloneStreamTaken, sendStoreUnavailable, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
 import { resolveLastEventId, type StreamOwnerRef } from './last-event-id.js'
+import { resendOnceOn404 } from './resend-once.js'
 import { holdUntilAnswered } from './held-place.js'
 import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
@@ -30,8 +31,6 @@ import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
 
 const SESSION_HEADER = 'mcp-session-id'
 
-// Requests already sent again after a re-established session: never twice.
-const reestablishedRequests = new WeakSet<FastifyRequest>()
 // The upstream session id each request was last sent with: a 404 is about that one.
 const sentUpstreamSession = new WeakMap<FastifyRequest, string | undefined>()
 // Initialize requests, told apart once: their answers carry the server's capabilities.
@@ -152,26 +151,20 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
 
   /**
    * An upstream 404 for a session the proxy maps means the upstream lost it (a
-   * restart). Open a new one, then send the request again: the upstream never
-   * processed it. Once per request; the client never sees the restart.
+   * restart): a new one is opened, and the request sent again. The client never
+   * sees the restart.
    */
   function reestablishOnLostSession (request: FastifyRequest, reply: FastifyReply, head: UpstreamResponseHead, body: Readable, url: string): boolean {
     const session = request.mcpSseSession
-    if (head.statusCode !== 404 || session === null || !canReestablish(session) ||
-        reestablishedRequests.has(request) || isRequestScoped(request)) return false
-    reestablishedRequests.add(request)
-    body.destroy()
-    reopenUpstreamSession(request, session, url, sentUpstreamSession.get(request)).then((reopened) => {
-      dropUpstreamHead(reply, head)
-      if (reopened) {
-        forward(request, reply)
-        return
+    if (session === null || !canReestablish(session) || isRequestScoped(request)) return false
+    return resendOnceOn404(request, reply, head, body, {
+      recover: async () => await reopenUpstreamSession(request, session, url, sentUpstreamSession.get(request)),
+      resend: () => { forward(request, reply) },
+      giveUp: () => {
+        sessions.delete(session.id)
+        sendSessionNotFound(reply)
       }
-      sessions.delete(session.id)
-      sendSessionNotFound(reply)
-    }).catch(/* c8 ignore next -- the steps above answer every failure themselves; this only keeps an
-       unforeseen rejection from going unhandled, and answers it with the error handler's 500. */ (error: unknown) => reply.send(error))
-    return true
+    })
   }
 
   function noteCapabilitiesIn (session: ProxySession, event: SseEvent): SseEvent {
