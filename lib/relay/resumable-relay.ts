@@ -208,40 +208,33 @@ export function openClientStream (route: StreamRoute, reply: FastifyReply, heade
   return output
 }
 
-/**
- * Reopens a dropped upstream stream with a GET to `url`, carrying the client's
- * original end-to-end headers and the upstream's last event id.
- */
-export function reconnectWith (
-  route: StreamRoute,
-  request: FastifyRequest,
-  url: string,
-  options: { needsUpstreamIds: boolean, answers?: ReadonlySet<string> | undefined, sessionHeaders?: () => HeaderMap }
-): UpstreamReconnect {
-  const { context } = route
-  const headers = reconnectHeaders(request)
-  return {
-    policy: route.reconnect,
-    replays: route.upstreamReplays,
-    needsUpstreamIds: options.needsUpstreamIds,
-    answers: options.answers,
-    connect: async (lastUpstreamEventId) => await connectEventStream(context.dispatcher, url, { ...headers, ...options.sessionHeaders?.() }, lastUpstreamEventId)
-  }
+/** Where a stream's upstream is reopened, as a StreamDescriptor records it. */
+export interface ReconnectTarget {
+  readonly upstreamUrl: string
+  /** The client's end-to-end headers (reconnectHeaders). */
+  readonly headers: HeaderMap
+  /** An MCP POST stream: the JSON-RPC request ids it answers. */
+  readonly answers?: Iterable<string> | undefined
 }
 
-/** How a stream taken over from another replica reopens its upstream: the recorded URL and headers. */
-export function reconnectFromDescriptor (
+/**
+ * Reopens a dropped upstream stream with a GET to its URL, carrying the client's
+ * original end-to-end headers and the upstream's last event id: a stream opened
+ * here (reconnectHeaders of its request) or taken over from another replica (its descriptor).
+ */
+export function upstreamReconnect (
   route: StreamRoute,
-  descriptor: StreamDescriptor,
+  target: ReconnectTarget,
   options: { needsUpstreamIds: boolean, sessionHeaders?: () => HeaderMap }
 ): UpstreamReconnect {
   const { dispatcher } = route.context
+  const { upstreamUrl, headers, answers } = target
   return {
     policy: route.reconnect,
     replays: route.upstreamReplays,
     needsUpstreamIds: options.needsUpstreamIds,
-    answers: descriptor.answers === undefined ? undefined : new Set(descriptor.answers),
-    connect: async (lastUpstreamEventId) => await connectEventStream(dispatcher, descriptor.upstreamUrl, { ...descriptor.headers, ...options.sessionHeaders?.() }, lastUpstreamEventId)
+    answers: answers === undefined ? undefined : new Set(answers),
+    connect: async (lastUpstreamEventId) => await connectEventStream(dispatcher, upstreamUrl, { ...headers, ...options.sessionHeaders?.() }, lastUpstreamEventId)
   }
 }
 

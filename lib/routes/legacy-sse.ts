@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { LegacySseRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { reconnectWith, streamRouteOf } from '../relay/resumable-relay.js'
+import { reconnectHeaders, streamRouteOf, upstreamReconnect } from '../relay/resumable-relay.js'
 import { LegacyEndpoint } from '../session/legacy-endpoint.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
 import { countMcpRequests } from '../metrics/mcp-requests.js'
@@ -54,7 +54,7 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
   }))
 
   function legacyReconnect (request: FastifyRequest, upstreamUrl: string): UpstreamReconnect {
-    const reconnect = reconnectWith(streamRoute, request, upstreamUrl, { needsUpstreamIds: false })
+    const reconnect = upstreamReconnect(streamRoute, { upstreamUrl, headers: reconnectHeaders(request) }, { needsUpstreamIds: false })
     // The request's session is set once the stream has started, well before any drop.
     return { ...reconnect, onDrop: () => request.mcpSseSession?.legacyEndpoint?.hold() }
   }

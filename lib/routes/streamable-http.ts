@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { StreamableHttpRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { joinStream, reconnectFromDescriptor, reconnectHeaders, reconnectWith, recordMiss, resumeStream, reviveStream, startResumableStream, streamRouteOf } from '../relay/resumable-relay.js'
+import { joinStream, reconnectHeaders, recordMiss, resumeStream, reviveStream, startResumableStream, streamRouteOf, upstreamReconnect } from '../relay/resumable-relay.js'
 import type { ResumeMiss } from '../session/resume-status.js'
 import { resumeRemoteStream } from '../relay/remote-resume.js'
 import { relayEventStream } from '../relay/sse-relay.js'
@@ -78,7 +78,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
   }
 
   context.coordinator?.onTakeover(route.path, (session, descriptor, origin, ownership) => {
-    const reconnect = reconnectFromDescriptor(streamRoute, descriptor, {
+    const reconnect = upstreamReconnect(streamRoute, descriptor, {
       needsUpstreamIds: descriptor.answers !== undefined,
       sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
     })
@@ -131,9 +131,12 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       return
     }
     // A POST stream resumes upstream through a GET with Last-Event-ID, so only once the upstream gave ids (MCP spec).
-    const reconnect = reconnectWith(streamRoute, request, url, {
+    const reconnect = upstreamReconnect(streamRoute, {
+      upstreamUrl: url,
+      headers: reconnectHeaders(request),
+      answers: request.method === 'POST' ? jsonRpcRequestIds(jsonRpcBodyOf(request).messages) : undefined
+    }, {
       needsUpstreamIds: request.method === 'POST',
-      answers: request.method === 'POST' ? jsonRpcRequestIds(jsonRpcBodyOf(request).messages) : undefined,
       sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
     })
     const standalone = request.method === 'GET'
