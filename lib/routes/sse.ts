@@ -14,6 +14,6 @@ export function registerSseRoute (proxy: FastifyInstance, context: ProxyContext,
   proxy.get(route.path, { config: { disableMetrics: true } }, async (request, reply) => await serveStreamGet(streamRoute, route, request, reply, {
     reconnectFor: (request, upstreamUrl) => upstreamReconnect(streamRoute, { upstreamUrl, headers: reconnectHeaders(request) }, { needsUpstreamIds: false })
   }))
-  context.coordinator?.onTakeover(route.path, (session, descriptor, origin, ownership) =>
+  context.directory.onTakeover(route.path, (session, descriptor, origin, ownership) =>
     reviveStream(streamRoute, session, descriptor, origin, ownership, upstreamReconnect(streamRoute, descriptor, { needsUpstreamIds: false })))
 }
