@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import replyFrom from '@fastify/reply-from'
 import type { ResolvedOptions } from './config/schema.js'
@@ -21,7 +21,10 @@ import { DisabledHistoryStore } from './history/disabled-history-store.js'
 import { scheduleHistoryExpiry } from './history/history-expiry.js'
 import { ReplicaCoordinator } from './cluster/replica-coordinator.js'
 import { createRedisClusterStore } from './store/redis/redis-cluster-store.js'
-import { mintEpoch } from './session/event-id.js'
+import { LocalSessionDirectory } from './directory/local-directory.js'
+import type { SessionDirectory } from './directory/session-directory.js'
+import { SharedSessionDirectory } from './directory/shared-directory.js'
+import type { ProxyMetrics } from './metrics.js'
 import { registerHealthProbes } from './probes/health-probes.js'
 
 declare module 'fastify' {
@@ -37,7 +40,6 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResiliencePluginOptions> 
   const { options, register } = resolvePluginOptions(rawOptions)
   checkLogLevel(fastify.log, register.logLevel)
   if (options.store.kind === 'redis') claimStore(fastify, options.store)
-  let history: HistoryStore = createHistoryStore(options)
   const { metrics, serve: serveMetrics } = exportMetrics(fastify, options, register.metricsRegistry)
   const countSessions = countInto(metrics.sessionsActive)
   const sessions = new SessionRegistry({
@@ -47,23 +49,16 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResiliencePluginOptions> 
     onCountChange: countSessions
   })
   const dispatcher = createUpstreamDispatcher(options)
-  const storeMetrics = options.store.kind === 'redis' ? metrics.storeMetrics() : undefined
-  const coordinator = storeMetrics === undefined
-    ? undefined
-    : new ReplicaCoordinator(options, storeMetrics, sessions, fastify.log, (epoch) => createRedisClusterStore(options, storeMetrics, fastify.log, epoch))
-  if (coordinator !== undefined) {
-    history = coordinator.store
-    await coordinator.start()
-  }
-  // The memory store starts empty with every process: ids from an earlier one are told apart.
-  const processEpoch = mintEpoch()
+  // Chosen once: the routes never ask which one they have.
+  const directory = options.store.kind === 'redis'
+    ? await sharedDirectory(options, metrics, sessions, fastify.log)
+    : new LocalSessionDirectory(sessions, createHistoryStore(options))
+  const { history } = directory
   const context: ProxyContext = {
     options,
     metrics,
     sessions,
-    history,
-    epoch: coordinator === undefined ? () => processEpoch : () => coordinator.epoch,
-    coordinator,
+    directory,
     dispatcher,
     openStreams: new Set(),
     log: fastify.log
@@ -74,7 +69,7 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResiliencePluginOptions> 
   // The plugin may be registered more than once in a context (one route set per prefix).
   if (!fastify.hasRequestDecorator('mcpSseSession')) fastify.decorateRequest('mcpSseSession', null)
   if (!fastify.hasRequestDecorator('mcpSseBody')) fastify.decorateRequest('mcpSseBody', null)
-  if (options.probes.enabled) registerHealthProbes(fastify, options.probes, () => coordinator?.available ?? true)
+  if (options.probes.enabled) registerHealthProbes(fastify, options.probes, () => directory.available)
 
   // Encapsulated, so that reply-from, the raw-body parsers and the metrics endpoint stay out of the
   // host application. Fastify ignores the register options of a fastify-plugin plugin: logLevel and
@@ -97,9 +92,17 @@ const mcpSseResiliencePlugin: FastifyPluginAsync<McpSseResiliencePluginOptions> 
     stopExpiry()
     removeHistory()
     countSessions(0)
-    await (coordinator ?? history).close()
+    await directory.close()
     await dispatcher.close()
   })
+}
+
+/** Several replicas over one Redis: sessions, history and upstream streams shared through the coordinator. */
+async function sharedDirectory (options: ResolvedOptions, metrics: ProxyMetrics, sessions: SessionRegistry, log: FastifyBaseLogger): Promise<SessionDirectory> {
+  const storeMetrics = metrics.storeMetrics()
+  const coordinator = new ReplicaCoordinator(options, storeMetrics, sessions, log, (epoch) => createRedisClusterStore(options, storeMetrics, log, epoch))
+  await coordinator.start()
+  return new SharedSessionDirectory(coordinator, sessions, storeMetrics, options)
 }
 
 function createHistoryStore (options: ResolvedOptions): HistoryStore {

@@ -1,8 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Agent } from 'undici'
-import type { ReplicaCoordinator } from './cluster/replica-coordinator.js'
 import type { ResolvedOptions } from './config/schema.js'
-import type { HistoryStore } from './history/history-store.js'
+import type { SessionDirectory } from './directory/session-directory.js'
 import type { ProxyMetrics } from './metrics.js'
 import type { SessionRegistry } from './session/session-registry.js'
 
@@ -16,11 +15,11 @@ export interface ProxyContext {
   readonly options: ResolvedOptions
   readonly metrics: ProxyMetrics
   readonly sessions: SessionRegistry
-  readonly history: HistoryStore
-  /** The store's epoch now: event ids carry it, so that ids from before a store lost its data are told apart. */
-  readonly epoch: () => string
-  /** Set with `store.kind: redis`: the replicas that share sessions, history and upstream streams. */
-  readonly coordinator?: ReplicaCoordinator | undefined
+  /**
+   * Where sessions are found and recorded, with their streams' history: this
+   * process's own, or shared by the replicas (`store.kind: redis`).
+   */
+  readonly directory: SessionDirectory
   /** The HTTP client of every upstream request, reply-from's and reconnects' alike. */
   readonly dispatcher: Agent
   /** Streams relayed without a history (MCP 2026-07-28 requests). */

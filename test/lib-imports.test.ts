@@ -87,3 +87,12 @@ t.test('the folders of the store do not import each other both ways', async (t) 
   t.ok(importsFolder(graph, 'store', 'cluster').length > 0, 'the Redis store implements the interfaces of lib/cluster/')
   t.same(importsFolder(graph, 'cluster', 'store'), [], 'lib/cluster/ (engine-neutral) imports nothing of lib/store/')
 })
+
+t.test('the session directory is chosen once, at registration: only lib/index.ts imports its implementations', async (t) => {
+  const graph = importGraph(libFiles(LIB))
+  const implementations = ['local-directory.ts', 'shared-directory.ts'].map((file) => join(LIB, 'directory', file))
+  const importers = [...graph].filter(([, imports]) => imports.some((imported) => implementations.includes(imported))).map(([file]) => name(file))
+  t.same(importers, ['index.ts'], `importers: ${importers.join(', ')}`)
+  const routes = [...graph].filter(([file]) => file.startsWith(join(LIB, 'routes') + '/'))
+  t.ok(routes.some(([, imports]) => imports.includes(join(LIB, 'directory', 'session-directory.ts'))), 'the routes know the directory by its interface')
+})

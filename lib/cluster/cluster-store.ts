@@ -1,6 +1,6 @@
 import type { HistoryStore } from '../history/history-store.js'
 import type { LiveFeed } from './live-feed.js'
-import type { SessionDirectory } from './session-directory.js'
+import type { SessionRecords } from './session-records.js'
 import type { StreamRegistry } from './stream-registry.js'
 
 /** A history that the replicas share: appends carry the fencing token of the replica that owns the stream. */
@@ -25,7 +25,7 @@ export interface Followers {
 export interface ClusterStore {
   readonly registry: StreamRegistry
   readonly history: FencedHistoryStore
-  readonly sessions: SessionDirectory
+  readonly sessions: SessionRecords
   readonly live: LiveFeed
   readonly followers: Followers
   /** Where the new events of a stream are published. */

@@ -10,7 +10,7 @@ import type { ClusterStore, ClusterStoreFactory, FencedHistoryStore } from './cl
 import { LeaseKeeper } from './lease-keeper.js'
 import type { LiveFeed } from './live-feed.js'
 import { withinDeadline } from './request-deadline.js'
-import { applyRecord } from './session-directory.js'
+import { applyRecord } from './session-records.js'
 import type { StreamPosition, StreamRegistry } from './stream-registry.js'
 
 /** What another replica needs to open a stream's upstream again (kept in the shared store with the stream). */

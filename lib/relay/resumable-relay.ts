@@ -10,7 +10,7 @@ import { mintStreamId } from '../session/event-id.js'
 import type { StreamDescriptor } from '../cluster/replica-coordinator.js'
 import type { ProxySession, Reservation, SessionStream } from '../session/session-registry.js'
 import { serializeEvent } from '../wire/sse-serializer.js'
-import { countGapNotices, missNotice, RESUME_STATUS_HEADER, resumeStatusValue, type ResumeMiss } from '../session/resume-status.js'
+import { missNotice, RESUME_STATUS_HEADER, resumeStatusValue, type ResumeMiss } from '../session/resume-status.js'
 import { withoutHopByHop, type HeaderMap } from '../upstream/headers.js'
 import { connectEventStream } from '../upstream/upstream-connector.js'
 
@@ -60,64 +60,28 @@ export function startResumableStream (
 ): SessionStream {
   const { context } = route
   const id = mintStreamId()
-  const owned = context.coordinator?.ownNewStream(session, id, {
+  const owned = context.directory.ownNewStream(session, id, () => ({
     routePath: session.routePath,
     endsWithItsStreams: session.endsWithItsStreams,
     upstreamUrl: options.upstreamUrl,
     headers: reconnectHeaders(request),
     answers: options.reconnect?.answers === undefined ? undefined : [...options.reconnect.answers]
-  })
+  }))
   const stream: SessionStream = new ProxiedStream(session, {
     ...streamEnvironment(route, request.log, () => context.sessions.removeStream(stream)),
     upstreamUrl: options.upstreamUrl,
     rewriteEvent: options.rewriteEvent,
     gapNotifications: options.gapNotifications,
     reconnect: options.reconnect,
-    ownership: owned?.ownership
+    ownership: owned.ownership
   }, { id, lastSeq: 0, lastUpstreamEventId: undefined })
-  owned?.bind(stream)
+  owned.bind(stream)
   context.sessions.addStream(stream, options.held)
   const subscriber = stream.subscribe()
   const headers = options.miss === undefined ? reply.getHeaders() : { ...reply.getHeaders(), ...resumeHeaders(options.miss) }
   subscriber.start(openClientStream(route, reply, headers, options.miss), [])
   stream.start(body)
   return stream
-}
-
-/**
- * A client back with a Last-Event-ID of this stream: the events after it from
- * the history, then live, on the same connection. When the history cannot serve
- * them all, or the id cannot be one of this stream's (`miss`), the client is told
- * so and goes on live from now: never a silent gap.
- */
-export async function resumeStream (route: StreamRoute, reply: FastifyReply, stream: SessionStream, afterSeq: number, miss?: ResumeMiss): Promise<void> {
-  const { context, labels } = route
-  const { metrics } = context
-  metrics.clientReconnections.inc(labels)
-  if (miss !== undefined) {
-    recordMiss(route, reply.log, miss)
-    joinStream(route, reply, stream, miss)
-    return
-  }
-  const subscriber = stream.subscribe(afterSeq)
-  const read = await stream.readAfter(afterSeq)
-  const readMiss = missOf(read, context.options.history.replay)
-  /* c8 ignore next 5 -- a newer connection can take the stream over during the read only with an
-     asynchronous store (Redis); the local store's read completes in the same turn. */
-  if (subscriber.closed) {
-    openClientStream(route, reply, {}, undefined).end()
-    return
-  }
-  if (read.status === 'found' && readMiss === undefined) {
-    const output = openClientStream(route, reply, resumeHeaders(undefined, countGapNotices(read.events)), undefined)
-    metrics.lastEventIdHits.inc(labels)
-    metrics.eventsReplayed.inc(labels, read.events.length)
-    subscriber.start(output, read.events)
-    return
-  }
-  const output = openClientStream(route, reply, resumeHeaders(readMiss), readMiss)
-  recordMiss(route, reply.log, readMiss ?? 'unknown')
-  subscriber.startLive(output)
 }
 
 /**
@@ -151,9 +115,9 @@ export function joinStream (route: StreamRoute, reply: FastifyReply, stream: Ses
 
 /** Counts and logs a Last-Event-ID that could not be served. */
 export function recordMiss (route: StreamRoute, log: FastifyBaseLogger, miss: ResumeMiss): void {
-  const { metrics, coordinator } = route.context
+  const { metrics, directory } = route.context
   metrics.lastEventIdMisses.inc({ ...route.labels, reason: miss })
-  if (coordinator !== undefined && (miss === 'store-reset' || miss === 'evicted')) metrics.storeMetrics().storeUnrecoverableResumes.inc({ reason: miss })
+  directory.noteMiss(miss)
   log.info({ route: route.labels.route, reason: miss }, 'Last-Event-ID cannot be served; the client is told and goes on live')
 }
 
@@ -167,11 +131,11 @@ function streamEnvironment (route: StreamRoute, log: FastifyBaseLogger, onForget
   const { context, labels } = route
   const { options: config } = context
   return {
-    store: context.history,
+    store: context.directory.history,
     metrics: context.metrics,
     labels,
     log,
-    epoch: context.epoch(),
+    epoch: context.directory.epoch(),
     maxEventBytes: config.limits.maxEventBytes,
     idleTimeoutMs: config.health.idleTimeoutSeconds * 1000,
     detachGraceMs: config.sessions.detachGraceSeconds * 1000,
@@ -208,40 +172,33 @@ export function openClientStream (route: StreamRoute, reply: FastifyReply, heade
   return output
 }
 
-/**
- * Reopens a dropped upstream stream with a GET to `url`, carrying the client's
- * original end-to-end headers and the upstream's last event id.
- */
-export function reconnectWith (
-  route: StreamRoute,
-  request: FastifyRequest,
-  url: string,
-  options: { needsUpstreamIds: boolean, answers?: ReadonlySet<string> | undefined, sessionHeaders?: () => HeaderMap }
-): UpstreamReconnect {
-  const { context } = route
-  const headers = reconnectHeaders(request)
-  return {
-    policy: route.reconnect,
-    replays: route.upstreamReplays,
-    needsUpstreamIds: options.needsUpstreamIds,
-    answers: options.answers,
-    connect: async (lastUpstreamEventId) => await connectEventStream(context.dispatcher, url, { ...headers, ...options.sessionHeaders?.() }, lastUpstreamEventId)
-  }
+/** Where a stream's upstream is reopened, as a StreamDescriptor records it. */
+export interface ReconnectTarget {
+  readonly upstreamUrl: string
+  /** The client's end-to-end headers (reconnectHeaders). */
+  readonly headers: HeaderMap
+  /** An MCP POST stream: the JSON-RPC request ids it answers. */
+  readonly answers?: Iterable<string> | undefined
 }
 
-/** How a stream taken over from another replica reopens its upstream: the recorded URL and headers. */
-export function reconnectFromDescriptor (
+/**
+ * Reopens a dropped upstream stream with a GET to its URL, carrying the client's
+ * original end-to-end headers and the upstream's last event id: a stream opened
+ * here (reconnectHeaders of its request) or taken over from another replica (its descriptor).
+ */
+export function upstreamReconnect (
   route: StreamRoute,
-  descriptor: StreamDescriptor,
+  target: ReconnectTarget,
   options: { needsUpstreamIds: boolean, sessionHeaders?: () => HeaderMap }
 ): UpstreamReconnect {
   const { dispatcher } = route.context
+  const { upstreamUrl, headers, answers } = target
   return {
     policy: route.reconnect,
     replays: route.upstreamReplays,
     needsUpstreamIds: options.needsUpstreamIds,
-    answers: descriptor.answers === undefined ? undefined : new Set(descriptor.answers),
-    connect: async (lastUpstreamEventId) => await connectEventStream(dispatcher, descriptor.upstreamUrl, { ...descriptor.headers, ...options.sessionHeaders?.() }, lastUpstreamEventId)
+    answers: answers === undefined ? undefined : new Set(answers),
+    connect: async (lastUpstreamEventId) => await connectEventStream(dispatcher, upstreamUrl, { ...headers, ...options.sessionHeaders?.() }, lastUpstreamEventId)
   }
 }
 

@@ -1,8 +1,7 @@
-import type { Readable } from 'node:stream'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { LegacySseRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { reconnectWith, streamRouteOf } from '../relay/resumable-relay.js'
+import { reconnectHeaders, streamRouteOf, upstreamReconnect } from '../relay/resumable-relay.js'
 import { LegacyEndpoint } from '../session/legacy-endpoint.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
 import { countMcpRequests } from '../metrics/mcp-requests.js'
@@ -11,17 +10,15 @@ import type { GapReporter, UpstreamReconnect } from '../session/stream-environme
 import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
 import { serverCapabilitiesIn } from '../wire/mcp-initialize.js'
 import type { ProxySession } from '../session/session-registry.js'
-import { dropUpstreamHead, forwardToUpstream, type UpstreamResponseHead } from '../upstream/forward.js'
+import { forwardToUpstream } from '../upstream/forward.js'
 import type { HeaderMap } from '../upstream/headers.js'
 import { isProxyResponse, reestablishLegacySession } from '../upstream/mcp-session-reestablish.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { sendSessionIdRequired, sendSessionNotFound, sendUpstreamReconnecting } from './json-rpc-errors.js'
+import { resendOnceOn404 } from './resend-once.js'
 import { serveStreamGet } from './stream-get.js'
 
 const ENDPOINT_EVENT = 'endpoint'
-
-// POSTs already sent again after their endpoint moved: never twice.
-const resentRequests = new WeakSet<FastifyRequest>()
 
 /**
  * The MCP HTTP+SSE transport of 2024-11-05. The GET stream's first event,
@@ -57,7 +54,7 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
   }))
 
   function legacyReconnect (request: FastifyRequest, upstreamUrl: string): UpstreamReconnect {
-    const reconnect = reconnectWith(streamRoute, request, upstreamUrl, { needsUpstreamIds: false })
+    const reconnect = upstreamReconnect(streamRoute, { upstreamUrl, headers: reconnectHeaders(request) }, { needsUpstreamIds: false })
     // The request's session is set once the stream has started, well before any drop.
     return { ...reconnect, onDrop: () => request.mcpSseSession?.legacyEndpoint?.hold() }
   }
@@ -151,28 +148,16 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
       body: request.body as Buffer | undefined,
       labels: streamRoute.labels,
       metrics: context.metrics,
-      takeOver: (head, body) => resendIfEndpointMoved(request, reply, endpoint, url, head, body)
+      // A POST that raced an upstream restart reached an endpoint that is gone: once the stream
+      // has reconnected and named the new one, the message goes there.
+      takeOver: (head, body) => resendOnceOn404(request, reply, head, body, {
+        recover: async () => {
+          const moved = await endpoint.whenReady(options.health.connectTimeoutMs)
+          return moved !== undefined && moved !== url
+        },
+        resend: async () => { await forwardMessage(request, reply, endpoint) },
+        giveUp: () => { sendSessionNotFound(reply) }
+      })
     })
-  }
-
-  /**
-   * A POST that raced an upstream restart reached an endpoint that is gone (404). Once
-   * the stream has reconnected and named the new one, the message goes there: the
-   * upstream never processed it. Once per request.
-   */
-  function resendIfEndpointMoved (request: FastifyRequest, reply: FastifyReply, endpoint: LegacyEndpoint, sentTo: string, head: UpstreamResponseHead, body: Readable): boolean {
-    if (head.statusCode !== 404 || resentRequests.has(request)) return false
-    resentRequests.add(request)
-    body.destroy()
-    endpoint.whenReady(options.health.connectTimeoutMs).then(async (url) => {
-      dropUpstreamHead(reply, head)
-      if (url === undefined || url === sentTo) {
-        sendSessionNotFound(reply)
-        return
-      }
-      await forwardMessage(request, reply, endpoint)
-    }).catch(/* c8 ignore next -- the steps above answer every failure themselves; this only keeps an
-       unforeseen rejection from going unhandled, and answers it with the error handler's 500. */ (error: unknown) => reply.send(error))
-    return true
   }
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { SseRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { reconnectFromDescriptor, reconnectWith, reviveStream, streamRouteOf } from '../relay/resumable-relay.js'
+import { reconnectHeaders, reviveStream, streamRouteOf, upstreamReconnect } from '../relay/resumable-relay.js'
 import { serveStreamGet } from './stream-get.js'
 
 /**
@@ -12,8 +12,8 @@ import { serveStreamGet } from './stream-get.js'
 export function registerSseRoute (proxy: FastifyInstance, context: ProxyContext, route: SseRouteConfig): void {
   const streamRoute = streamRouteOf(context, route)
   proxy.get(route.path, { config: { disableMetrics: true } }, async (request, reply) => await serveStreamGet(streamRoute, route, request, reply, {
-    reconnectFor: (request, url) => reconnectWith(streamRoute, request, url, { needsUpstreamIds: false })
+    reconnectFor: (request, upstreamUrl) => upstreamReconnect(streamRoute, { upstreamUrl, headers: reconnectHeaders(request) }, { needsUpstreamIds: false })
   }))
-  context.coordinator?.onTakeover(route.path, (session, descriptor, origin, ownership) =>
-    reviveStream(streamRoute, session, descriptor, origin, ownership, reconnectFromDescriptor(streamRoute, descriptor, { needsUpstreamIds: false })))
+  context.directory.onTakeover(route.path, (session, descriptor, origin, ownership) =>
+    reviveStream(streamRoute, session, descriptor, origin, ownership, upstreamReconnect(streamRoute, descriptor, { needsUpstreamIds: false })))
 }

@@ -1,12 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { recordMiss, resumeStream, startResumableStream, type StreamRoute } from '../relay/resumable-relay.js'
-import { resumeRemoteStream } from '../relay/remote-resume.js'
+import { startResumableStream, type StreamRoute } from '../relay/resumable-relay.js'
 import type { StreamEnvironment, UpstreamReconnect } from '../session/stream-environment.js'
 import type { ProxySession } from '../session/session-registry.js'
 import { forwardToUpstream } from '../upstream/forward.js'
 import { sendStoreUnavailable, sendTooManySessions } from './json-rpc-errors.js'
 import { holdUntilAnswered } from './held-place.js'
-import { resolveLastEventId } from './last-event-id.js'
+import { resumeByLastEventId } from './last-event-id.js'
 import { withClientQuery } from './upstream-url.js'
 
 export interface StreamGetRoute {
@@ -36,20 +35,11 @@ export async function serveStreamGet (
   options: StreamGetOptions
 ): Promise<FastifyReply> {
   const { context } = streamRoute
-  const { sessions, metrics, coordinator } = context
-  const target = await resolveLastEventId(request, context, (owner) => owner.routePath === route.path)
-  if (target.kind === 'stream') {
-    await resumeStream(streamRoute, reply, target.stream, target.afterSeq, target.miss)
-    return reply
-  }
-  if (target.kind === 'remote' && coordinator !== undefined) {
-    await resumeRemoteStream(streamRoute, reply, coordinator, target)
-    return reply
-  }
-  if (target.kind === 'store-unavailable') return sendStoreUnavailable(reply)
-  const miss = target.kind === 'miss' ? target.miss : undefined
-  if (miss !== undefined) recordMiss(streamRoute, request.log, miss)
-  if (coordinator?.available === false) return sendStoreUnavailable(reply)
+  const { sessions, metrics, directory } = context
+  const resumed = await resumeByLastEventId(streamRoute, request, reply, (owner) => owner.routePath === route.path)
+  if (resumed.answered) return reply
+  const { miss } = resumed
+  if (!directory.available) return sendStoreUnavailable(reply)
   // Held across the upstream round trip: GETs that arrive together cannot all pass the limit.
   const place = sessions.reserveSession()
   if (place === undefined) return sendTooManySessions(reply)

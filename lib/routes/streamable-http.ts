@@ -2,19 +2,20 @@ import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { StreamableHttpRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { joinStream, reconnectFromDescriptor, reconnectHeaders, reconnectWith, recordMiss, resumeStream, reviveStream, startResumableStream, streamRouteOf } from '../relay/resumable-relay.js'
+import type { StreamOwnerRef } from '../directory/session-directory.js'
+import { joinStream, reconnectHeaders, reviveStream, startResumableStream, streamRouteOf, upstreamReconnect } from '../relay/resumable-relay.js'
 import type { ResumeMiss } from '../session/resume-status.js'
-import { resumeRemoteStream } from '../relay/remote-resume.js'
 import { relayEventStream } from '../relay/sse-relay.js'
 import { relayListenStream } from '../relay/listen-relay.js'
 import type { UpstreamReconnect } from '../session/stream-environment.js'
 import type { ProxySession, Reservation } from '../session/session-registry.js'
-import { dropUpstreamHead, forwardToUpstream, type ForwardOptions, type UpstreamResponseHead } from '../upstream/forward.js'
+import { forwardToUpstream, type ForwardOptions, type UpstreamResponseHead } from '../upstream/forward.js'
 import { forwardCancellable } from '../upstream/forward-cancellable.js'
 import { firstHeaderValue, type HeaderMap } from '../upstream/headers.js'
 import { endUpstreamSession, reestablishUpstreamSession } from '../upstream/mcp-session-reestablish.js'
 import { sendHeaderMismatch, sendSessionNotFound, sendStandaloneStreamTaken, sendStoreUnavailable, sendTooManySessions, sendTooManyStreams } from './json-rpc-errors.js'
-import { resolveLastEventId, type StreamOwnerRef } from './last-event-id.js'
+import { resumeByLastEventId } from './last-event-id.js'
+import { resendOnceOn404 } from './resend-once.js'
 import { holdUntilAnswered } from './held-place.js'
 import { isRequestScoped } from './protocol-era.js'
 import { withClientQuery } from './upstream-url.js'
@@ -30,8 +31,6 @@ import { mcpGapNotifications } from '../session/mcp-gap-notifications.js'
 
 const SESSION_HEADER = 'mcp-session-id'
 
-// Requests already sent again after a re-established session: never twice.
-const reestablishedRequests = new WeakSet<FastifyRequest>()
 // The upstream session id each request was last sent with: a 404 is about that one.
 const sentUpstreamSession = new WeakMap<FastifyRequest, string | undefined>()
 // Initialize requests, told apart once: their answers carry the server's capabilities.
@@ -52,22 +51,16 @@ const reopenings = new WeakMap<ProxySession, Promise<boolean>>()
  */
 export function registerStreamableHttpRoute (proxy: FastifyInstance, context: ProxyContext, route: StreamableHttpRouteConfig): void {
   const streamRoute = streamRouteOf(context, route)
-  const { sessions, coordinator } = context
+  const { sessions, directory } = context
 
-  /** With a Redis store, the session may have been opened, or changed, through another replica. */
+  /** The session may have been opened, or changed, through another replica. */
   async function resolveSession (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
     const sessionId = firstHeaderValue(request.headers[SESSION_HEADER])
     if (sessionId === undefined) return undefined
-    // While Redis is away, a session this replica holds is served as it knows it; any other must wait.
-    let session: ProxySession | undefined
-    try {
-      session = coordinator?.available === true ? await coordinator.findSession(sessionId, route.path) : sessions.find(sessionId, route.path)
-    } catch {
-      return sendStoreUnavailable(reply)
-    }
-    if (session === undefined && coordinator?.available === false) return sendStoreUnavailable(reply)
-    if (session === undefined) return sendSessionNotFound(reply)
-    request.mcpSseSession = session
+    const found = await directory.find(sessionId, route.path)
+    if (found === 'store-unavailable') return sendStoreUnavailable(reply)
+    if (found === 'unknown') return sendSessionNotFound(reply)
+    request.mcpSseSession = found
     return undefined
   }
 
@@ -78,8 +71,8 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       : owner.sessionId === session.id
   }
 
-  context.coordinator?.onTakeover(route.path, (session, descriptor, origin, ownership) => {
-    const reconnect = reconnectFromDescriptor(streamRoute, descriptor, {
+  directory.onTakeover(route.path, (session, descriptor, origin, ownership) => {
+    const reconnect = upstreamReconnect(streamRoute, descriptor, {
       needsUpstreamIds: descriptor.answers !== undefined,
       sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
     })
@@ -117,7 +110,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     const capabilities = serverCapabilitiesInBody(body, firstHeaderValue(head.headers['content-type']), context.options.limits.maxEventBytes)
     if (session === null || capabilities === undefined) return
     session.serverCapabilities = capabilities
-    coordinator?.saveSession(session)
+    directory.save(session)
   }
 
   function relay (request: FastifyRequest, reply: FastifyReply, body: Readable, url: string, miss: ResumeMiss | undefined): void {
@@ -132,9 +125,12 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       return
     }
     // A POST stream resumes upstream through a GET with Last-Event-ID, so only once the upstream gave ids (MCP spec).
-    const reconnect = reconnectWith(streamRoute, request, url, {
+    const reconnect = upstreamReconnect(streamRoute, {
+      upstreamUrl: url,
+      headers: reconnectHeaders(request),
+      answers: request.method === 'POST' ? jsonRpcRequestIds(jsonRpcBodyOf(request).messages) : undefined
+    }, {
       needsUpstreamIds: request.method === 'POST',
-      answers: request.method === 'POST' ? jsonRpcRequestIds(jsonRpcBodyOf(request).messages) : undefined,
       sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
     })
     const standalone = request.method === 'GET'
@@ -152,33 +148,27 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
 
   /**
    * An upstream 404 for a session the proxy maps means the upstream lost it (a
-   * restart). Open a new one, then send the request again: the upstream never
-   * processed it. Once per request; the client never sees the restart.
+   * restart): a new one is opened, and the request sent again. The client never
+   * sees the restart.
    */
   function reestablishOnLostSession (request: FastifyRequest, reply: FastifyReply, head: UpstreamResponseHead, body: Readable, url: string): boolean {
     const session = request.mcpSseSession
-    if (head.statusCode !== 404 || session === null || !canReestablish(session) ||
-        reestablishedRequests.has(request) || isRequestScoped(request)) return false
-    reestablishedRequests.add(request)
-    body.destroy()
-    reopenUpstreamSession(request, session, url, sentUpstreamSession.get(request)).then((reopened) => {
-      dropUpstreamHead(reply, head)
-      if (reopened) {
-        forward(request, reply)
-        return
+    if (session === null || !canReestablish(session) || isRequestScoped(request)) return false
+    return resendOnceOn404(request, reply, head, body, {
+      recover: async () => await reopenUpstreamSession(request, session, url, sentUpstreamSession.get(request)),
+      resend: () => { forward(request, reply) },
+      giveUp: () => {
+        sessions.delete(session.id)
+        sendSessionNotFound(reply)
       }
-      sessions.delete(session.id)
-      sendSessionNotFound(reply)
-    }).catch(/* c8 ignore next -- the steps above answer every failure themselves; this only keeps an
-       unforeseen rejection from going unhandled, and answers it with the error handler's 500. */ (error: unknown) => reply.send(error))
-    return true
+    })
   }
 
   function noteCapabilitiesIn (session: ProxySession, event: SseEvent): SseEvent {
     const capabilities = session.serverCapabilities === undefined ? serverCapabilitiesIn(event.data) : undefined
     if (capabilities !== undefined) {
       session.serverCapabilities = capabilities
-      coordinator?.saveSession(session)
+      directory.save(session)
     }
     return event
   }
@@ -193,9 +183,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
    * that one marked the record first, and no stream may open the session again.
    */
   async function stillOpen (session: ProxySession): Promise<boolean> {
-    if (coordinator?.available !== true) return canReestablish(session)
-    // While Redis cannot answer, this replica's own view decides.
-    const current = await coordinator.findSession(session.id, route.path).catch(() => session)
+    const current = await directory.reload(session)
     return current !== undefined && canReestablish(current)
   }
 
@@ -230,7 +218,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       }
       session.upstreamSessionId = upstreamSessionId
       session.serverCapabilities = capabilities ?? session.serverCapabilities
-      coordinator?.saveSession(session)
+      directory.save(session)
       context.metrics.sessionsReestablished.inc(streamRoute.labels)
       request.log.info({ upstream: url, lostUpstreamSession }, 'upstream lost the MCP session; opened a new one')
       return true
@@ -269,9 +257,8 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     const session = request.mcpSseSession
     const upstreamSessionId = firstHeaderValue(head.headers[SESSION_HEADER])
     if (session !== null && isSessionEnd(request.method, head.statusCode)) {
-      sessions.delete(session.id)
       // Answered once no replica can find it any more: the client's next request, wherever it lands, gets 404.
-      return coordinator?.deleteSession(session.id)
+      return directory.delete(session.id)
     }
     if (upstreamSessionId === undefined) return undefined
     if (session === null) {
@@ -284,12 +271,12 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       const created = sessions.create({ routePath: route.path, endsWithItsStreams: false, upstreamSessionId }, held)
       recordSessionState(created, jsonRpcBodyOf(request).messages, context.options.sessions.maxSubscriptionsPerSession)
       request.mcpSseSession = created
-      coordinator?.saveSession(created)
+      directory.save(created)
       reply.header(SESSION_HEADER, created.id)
     } else {
       if (session.upstreamSessionId !== upstreamSessionId) {
         session.upstreamSessionId = upstreamSessionId
-        coordinator?.saveSession(session)
+        directory.save(session)
       }
       reply.header(SESSION_HEADER, session.id)
     }
@@ -318,7 +305,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     countMcpRequests(context.metrics.mcpRequests, streamRoute.labels, messages)
     const session = request.mcpSseSession
     if (session === null && isInitialize(messages)) {
-      if (coordinator?.available === false) return sendStoreUnavailable(reply)
+      if (!directory.available) return sendStoreUnavailable(reply)
       const place = sessions.reserveSession()
       if (place === undefined) return sendTooManySessions(reply)
       heldSessions.set(request, holdUntilAnswered(reply, place))
@@ -331,7 +318,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       heldStreams.set(request, holdUntilAnswered(reply, place))
     }
     if (session !== null && recordSessionState(session, messages, context.options.sessions.maxSubscriptionsPerSession)) {
-      coordinator?.saveSession(session)
+      directory.save(session)
     }
     forward(request, reply)
     return reply
@@ -343,19 +330,10 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       return reply
     }
     const session = request.mcpSseSession
-    const target = await resolveLastEventId(request, context, (owner) => owns(session, owner))
-    if (target.kind === 'stream') {
-      await resumeStream(streamRoute, reply, target.stream, target.afterSeq, target.miss)
-      return reply
-    }
-    if (target.kind === 'remote' && coordinator !== undefined) {
-      await resumeRemoteStream(streamRoute, reply, coordinator, target)
-      return reply
-    }
-    if (target.kind === 'store-unavailable') return sendStoreUnavailable(reply)
+    const resumed = await resumeByLastEventId(streamRoute, request, reply, (owner) => owns(session, owner))
+    if (resumed.answered) return reply
     // A GET is the session's standalone stream: an id that cannot be served still gets it, live, with a notice.
-    const miss = target.kind === 'miss' ? target.miss : undefined
-    if (miss !== undefined) recordMiss(streamRoute, request.log, miss)
+    const { miss } = resumed
     const standalone = session?.standaloneStream
     if (standalone !== undefined && !standalone.finished) {
       // Without a Last-Event-ID this is not a client coming back but a second reader, which would take
@@ -377,7 +355,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
     const session = request.mcpSseSession
     if (session !== null) {
       session.endRequested = true
-      await coordinator?.markSessionEndRequested(session.id)
+      await directory.markEndRequested(session.id)
     }
     forward(request, reply)
     return reply

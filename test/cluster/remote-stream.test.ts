@@ -46,7 +46,7 @@ async function follower (test: Test, store: GatedStore) {
   store.gate = new Promise((resolve) => { releaseFirstRead = resolve })
   const remote = new RemoteStream({ sessionId: 'A', streamId: 's1', channel: 'live', onClose: () => {} }, store)
   const client = await clientOverSocket(test, (output) => {
-    // As remote-resume.ts does: read after listening, then replay what was read, then live.
+    // As the shared directory's resume source does (lib/directory/shared-directory.ts): read after listening, then replay what was read, then live.
     remote.readAfter(0).then((read) => {
       const replay = read.status === 'found' ? read.events : []
       const subscriber = new StreamSubscriber(remote, { lastSentSeq: 0, joinedAtSeq: replay.at(-1)?.seq ?? 0 }, { maxBufferedChars: 1 << 20, stallMs: 10_000 })

@@ -1,14 +1,14 @@
-import type { SessionDirectory, SessionRecord } from '../../cluster/session-directory.js'
+import type { SessionRecord, SessionRecords } from '../../cluster/session-records.js'
 import type { ProxySession } from '../../session/session-registry.js'
 import { isChangeableList } from '../../wire/mcp-initialize.js'
 import type { RedisClient } from './client.js'
 import { sessionKey } from './keys.js'
 
 /**
- * The session directory in Redis: one hash per session, in the session's slot.
+ * The session records in Redis: one hash per session, in the session's slot.
  * A record lives `idleTimeoutMs` past its last save or touch.
  */
-export class RedisSessionRecords implements SessionDirectory {
+export class RedisSessionRecords implements SessionRecords {
   readonly #redis: RedisClient
   readonly #keyPrefix: string
   readonly #idleTimeoutMs: number

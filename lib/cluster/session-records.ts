@@ -17,7 +17,7 @@ export interface SessionRecord {
  * Sessions in the shared store, so that a session opened through one replica works
  * through any other: its upstream session, its recorded initialize and subscriptions.
  */
-export interface SessionDirectory {
+export interface SessionRecords {
   save: (session: ProxySession) => Promise<void>
   /** The record, kept alive for another idle period; undefined when there is none. */
   load: (sessionId: string) => Promise<SessionRecord | undefined>
