@@ -150,6 +150,8 @@ export class ReplicaCoordinator {
     const record = await this.inTime(this.#shared.sessions.load(sessionId))
     const local = this.#sessions.find(sessionId, routePath)
     if (record === undefined || record.routePath !== routePath) {
+      // A session that is its stream lives as long as the stream here; its record only tells the other replicas of it.
+      if (local?.endsWithItsStreams === true && local.streams.size > 0) return local
       if (local !== undefined) this.#sessions.delete(local.id)
       return undefined
     }
@@ -241,11 +243,17 @@ export class ReplicaCoordinator {
     stream.resumeUpstream()
   }
 
-  /** The local session a taken-over stream belongs to: its recorded MCP session, or one of its own. */
+  /**
+   * The local session a taken-over stream belongs to: its recorded MCP session, or one
+   * of its own, with what its record holds (a legacy-sse session's handshake and endpoint).
+   */
   async #sessionToRevive (sessionId: string, descriptor: StreamDescriptor): Promise<ProxySession | undefined> {
     const { routePath } = descriptor
     if (!descriptor.endsWithItsStreams) return await this.findSession(sessionId, routePath)
-    return this.#sessions.find(sessionId, routePath) ?? this.#sessions.restore({ id: sessionId, routePath, endsWithItsStreams: true })
+    const record = await this.#shared.sessions.load(sessionId)
+    const session = this.#sessions.find(sessionId, routePath) ?? this.#sessions.restore({ id: sessionId, routePath, endsWithItsStreams: true })
+    if (record?.routePath === routePath) applyRecord(session, record)
+    return session
   }
 
   /** A client that followed a stream from here left: the owner keeps the upstream for a grace period more. */

@@ -7,6 +7,8 @@ export interface SessionRecord {
   readonly endsWithItsStreams: boolean
   readonly endRequested: boolean
   readonly upstreamSessionId: string | undefined
+  /** legacy-sse: where the upstream takes the session's messages. */
+  readonly upstreamEndpoint: string | undefined
   readonly initializeRequest: Buffer | undefined
   readonly initializedNotification: Buffer | undefined
   readonly subscriptions: readonly string[]
@@ -30,6 +32,8 @@ export interface SessionRecords {
 export function applyRecord (session: ProxySession, record: SessionRecord): void {
   if (record.endRequested) session.endRequested = true
   if (record.upstreamSessionId !== undefined) session.upstreamSessionId = record.upstreamSessionId
+  // The replica that reads a legacy-sse stream knows its endpoint first: the record follows it.
+  if (record.upstreamEndpoint !== undefined && session.legacyEndpoint === undefined) session.upstreamEndpoint = record.upstreamEndpoint
   if (record.initializeRequest !== undefined) session.initializeRequest = record.initializeRequest
   if (record.initializedNotification !== undefined) session.initializedNotification = record.initializedNotification
   if (record.serverCapabilities !== undefined) session.serverCapabilities = record.serverCapabilities

@@ -95,13 +95,14 @@ export function reviveStream (
   origin: StreamOrigin,
   ownership: StreamOwnership,
   reconnect: UpstreamReconnect,
-  gapNotifications?: StreamEnvironment['gapNotifications']
+  events: Pick<StreamEnvironment, 'gapNotifications' | 'rewriteEvent'> = {}
 ): SessionStream {
   const stream: SessionStream = new ProxiedStream(session, {
     ...streamEnvironment(route, route.context.log, () => route.context.sessions.removeStream(stream)),
     reconnect,
     ownership,
-    gapNotifications,
+    gapNotifications: events.gapNotifications,
+    rewriteEvent: events.rewriteEvent,
     upstreamUrl: descriptor.upstreamUrl
   }, origin)
   return stream

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { LegacySseRouteConfig } from '../config/schema.js'
 import type { ProxyContext } from '../proxy-context.js'
-import { reconnectHeaders, streamRouteOf, upstreamReconnect } from '../relay/resumable-relay.js'
+import { reconnectHeaders, reviveStream, streamRouteOf, upstreamReconnect, type ReconnectTarget } from '../relay/resumable-relay.js'
 import { LegacyEndpoint } from '../session/legacy-endpoint.js'
 import { recordSessionState } from '../session/mcp-session-state.js'
 import { countMcpRequests } from '../metrics/mcp-requests.js'
@@ -14,11 +14,13 @@ import { forwardToUpstream } from '../upstream/forward.js'
 import type { HeaderMap } from '../upstream/headers.js'
 import { isProxyResponse, reestablishLegacySession } from '../upstream/mcp-session-reestablish.js'
 import type { SseEvent } from '../wire/sse-event.js'
-import { sendSessionIdRequired, sendSessionNotFound, sendUpstreamReconnecting } from './json-rpc-errors.js'
+import { sendSessionIdRequired, sendSessionNotFound, sendStoreUnavailable, sendUpstreamReconnecting } from './json-rpc-errors.js'
 import { resendOnceOn404 } from './resend-once.js'
 import { serveStreamGet } from './stream-get.js'
 
 const ENDPOINT_EVENT = 'endpoint'
+// How often a replica that does not read a session's stream looks for the endpoint its new owner records.
+const RECORD_POLL_MS = 50
 
 /**
  * The MCP HTTP+SSE transport of 2024-11-05. The GET stream's first event,
@@ -33,7 +35,7 @@ const ENDPOINT_EVENT = 'endpoint'
  */
 export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyContext, route: LegacySseRouteConfig): void {
   const streamRoute = streamRouteOf(context, route)
-  const { sessions, options } = context
+  const { options, directory } = context
   const messagesUrl = `${proxy.prefix}${route.messagesPath}`
 
   proxy.get(route.path, { config: { disableMetrics: true } }, async (request, reply) => await serveStreamGet(streamRoute, route, request, reply, {
@@ -41,30 +43,56 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
       const endpoint = new LegacyEndpoint()
       session.legacyEndpoint = endpoint
       return (event, gaps) => rewriteEvent(event, {
-        request,
         session,
         endpoint,
         gaps,
         upstreamUrl,
+        log: request.log,
+        headers: request.headers as HeaderMap,
         proxyEndpoint: `${messagesUrl}?sessionId=${session.id}`
       })
     },
     gapNotificationsFor: (session) => () => mcpGapNotifications(session),
-    reconnectFor: (request, upstreamUrl) => legacyReconnect(request, upstreamUrl)
+    // The request's session is set once the stream has started, well before any drop.
+    reconnectFor: (request, upstreamUrl) => legacyReconnect({ upstreamUrl, headers: reconnectHeaders(request) }, () => request.mcpSseSession?.legacyEndpoint)
   }))
 
-  function legacyReconnect (request: FastifyRequest, upstreamUrl: string): UpstreamReconnect {
-    const reconnect = upstreamReconnect(streamRoute, { upstreamUrl, headers: reconnectHeaders(request) }, { needsUpstreamIds: false })
-    // The request's session is set once the stream has started, well before any drop.
-    return { ...reconnect, onDrop: () => request.mcpSseSession?.legacyEndpoint?.hold() }
+  /**
+   * A stream whose owner died (Redis store): reopened from its descriptor. The endpoint
+   * its session had is recalled from the session's record, so that the one the reopened
+   * stream names tells whether the upstream session lives on or must be initialized again.
+   */
+  directory.onTakeover(route.path, (session, descriptor, origin, ownership) => {
+    const endpoint = new LegacyEndpoint()
+    if (session.upstreamEndpoint !== undefined) endpoint.recall(session.upstreamEndpoint)
+    session.legacyEndpoint = endpoint
+    return reviveStream(streamRoute, session, descriptor, origin, ownership, legacyReconnect(descriptor, () => endpoint), {
+      gapNotifications: () => mcpGapNotifications(session),
+      rewriteEvent: (event, gaps) => rewriteEvent(event, {
+        session,
+        endpoint,
+        gaps,
+        upstreamUrl: descriptor.upstreamUrl,
+        log: context.log,
+        headers: descriptor.headers,
+        proxyEndpoint: `${messagesUrl}?sessionId=${session.id}`
+      })
+    })
+  })
+
+  function legacyReconnect (target: ReconnectTarget, endpointOf: () => LegacyEndpoint | undefined): UpstreamReconnect {
+    const reconnect = upstreamReconnect(streamRoute, target, { needsUpstreamIds: false })
+    return { ...reconnect, onDrop: () => endpointOf()?.hold() }
   }
 
   interface EndpointContext {
-    request: FastifyRequest
     session: ProxySession
     endpoint: LegacyEndpoint
     gaps: GapReporter
     upstreamUrl: string
+    log: FastifyBaseLogger
+    /** The client's headers: the handshake sent again carries its credentials. */
+    headers: HeaderMap
     proxyEndpoint: string
   }
 
@@ -78,7 +106,11 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
     if (event.event !== ENDPOINT_EVENT) {
       const ownAnswer = isProxyResponse(event.data)
       if (ownAnswer || at.session.serverCapabilities === undefined) {
-        at.session.serverCapabilities = serverCapabilitiesIn(event.data) ?? at.session.serverCapabilities
+        const capabilities = serverCapabilitiesIn(event.data)
+        if (capabilities !== undefined) {
+          at.session.serverCapabilities = capabilities
+          directory.save(at.session)
+        }
       }
       return ownAnswer ? undefined : event
     }
@@ -86,7 +118,7 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
     // As the MCP SDK's client checks: messages, and the client's credentials with them, go to the upstream's own origin only.
     if (url.origin !== new URL(at.upstreamUrl).origin) {
       context.metrics.upstreamMalformed.inc({ ...streamRoute.labels, reason: 'foreign-endpoint' })
-      at.request.log.warn({ upstream: at.upstreamUrl }, 'the upstream named an endpoint on another origin; not followed')
+      at.log.warn({ upstream: at.upstreamUrl }, 'the upstream named an endpoint on another origin; not followed')
       return undefined
     }
     return moveEndpoint(at, url.href, event)
@@ -97,23 +129,34 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
     const previous = endpoint.url
     if (previous === undefined) {
       endpoint.moveTo(url, Promise.resolve())
+      recordEndpoint(at.session, url)
       return { ...event, data: at.proxyEndpoint }
     }
     if (url === previous) {
       endpoint.moveTo(url, Promise.resolve())
+      recordEndpoint(at.session, url)
       return undefined
     }
     // A new endpoint is a new upstream session: whatever the old one owed the client is lost.
     at.gaps.noteGap('session-reestablished')
-    endpoint.moveTo(url, reopenSession(at, url))
+    endpoint.moveTo(url, reopenSession(at, url).finally(() => recordEndpoint(at.session, url)))
     return undefined
+  }
+
+  /** Tells the replicas that do not read the stream where its session's messages go now. */
+  function recordEndpoint (session: ProxySession, url: string): void {
+    if (session.upstreamEndpoint === url) return
+    session.upstreamEndpoint = url
+    directory.save(session)
   }
 
   /** A reconnect landed on a new upstream session: initialize it as the client once did. */
   async function reopenSession (at: EndpointContext, url: string): Promise<void> {
-    const log: FastifyBaseLogger = at.request.log
+    const { log } = at
     if (!options.sessions.reestablish) return
-    const reopened = await reestablishLegacySession(context.dispatcher, url, at.session, at.request.headers as HeaderMap)
+    // The client's handshake may have gone through another replica: the record has it.
+    const session = await directory.reload(at.session) ?? at.session
+    const reopened = await reestablishLegacySession(context.dispatcher, url, session, at.headers)
       .catch((error: unknown) => {
         log.warn({ upstream: at.upstreamUrl, err: error }, 'could not initialize the new upstream MCP session')
         return false
@@ -126,16 +169,73 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
   proxy.post(route.messagesPath, async (request: FastifyRequest<{ Querystring: { sessionId?: unknown } }>, reply: FastifyReply) => {
     const sessionId = request.query.sessionId
     if (typeof sessionId !== 'string' || sessionId === '') return sendSessionIdRequired(reply)
-    const session = sessions.find(sessionId, route.path)
-    const endpoint = session?.legacyEndpoint
-    if (session === undefined || endpoint?.url === undefined) return sendSessionNotFound(reply)
+    const found = await directory.find(sessionId, route.path)
+    if (found === 'store-unavailable') return sendStoreUnavailable(reply)
+    if (found === 'unknown' || (found.legacyEndpoint?.url ?? found.upstreamEndpoint) === undefined) return sendSessionNotFound(reply)
+    const session = found
     request.mcpSseSession = session
     const { messages } = jsonRpcBodyOf(request)
     countMcpRequests(context.metrics.mcpRequests, streamRoute.labels, messages)
-    recordSessionState(session, messages, options.sessions.maxSubscriptionsPerSession)
-    await forwardMessage(request, reply, endpoint)
+    const changed = recordSessionState(session, messages, options.sessions.maxSubscriptionsPerSession)
+    // The stream's reader saves with every message, which keeps the record alive while its client talks to it alone.
+    if (changed || session.legacyEndpoint !== undefined) directory.save(session)
+    await deliver(request, reply, session)
     return reply
   })
+
+  async function deliver (request: FastifyRequest, reply: FastifyReply, session: ProxySession): Promise<void> {
+    const endpoint = session.legacyEndpoint
+    if (endpoint !== undefined) {
+      await forwardMessage(request, reply, endpoint)
+      return
+    }
+    const url = session.upstreamEndpoint
+    if (url === undefined) {
+      sendSessionNotFound(reply)
+      return
+    }
+    // Another replica reads the stream: the message goes straight to the upstream session, whose answer comes on that stream.
+    forwardToUpstream(request, reply, {
+      url,
+      body: request.body as Buffer | undefined,
+      labels: streamRoute.labels,
+      metrics: context.metrics,
+      // The upstream lost the session: the stream's reader died, and the upstream session with its connection, or
+      // the upstream restarted. Once the stream's reader, new or not, has opened it again, the message goes there.
+      takeOver: (head, body) => {
+        let moved: ProxySession | undefined
+        return resendOnceOn404(request, reply, head, body, {
+          recover: async () => {
+            moved = await endpointMoved(session, url)
+            return moved !== undefined
+          },
+          resend: async () => { await deliver(request, reply, moved ?? session) },
+          giveUp: () => { sendSessionNotFound(reply) }
+        })
+      }
+    })
+  }
+
+  /**
+   * The session as known now, once its messages go elsewhere than `url`: as its record
+   * tells, or as this replica knows once it took the stream over. A dead reader's stream
+   * is taken over within store.leaseTtlMs, then reopened within health.connectTimeoutMs.
+   */
+  async function endpointMoved (session: ProxySession, url: string): Promise<ProxySession | undefined> {
+    const deadline = Date.now() + options.store.leaseTtlMs + options.health.connectTimeoutMs
+    for (;;) {
+      const current = await directory.reload(session)
+      if (current === undefined) return undefined
+      const endpoint = current.legacyEndpoint
+      if (endpoint !== undefined) {
+        const moved = await endpoint.whenReady(Math.max(1, deadline - Date.now()))
+        return moved !== undefined && moved !== url ? current : undefined
+      }
+      if (current.upstreamEndpoint !== url) return current
+      if (Date.now() >= deadline) return undefined
+      await new Promise((resolve) => setTimeout(resolve, RECORD_POLL_MS))
+    }
+  }
 
   async function forwardMessage (request: FastifyRequest, reply: FastifyReply, endpoint: LegacyEndpoint): Promise<void> {
     const url = await endpoint.whenReady(options.health.connectTimeoutMs)

@@ -77,7 +77,7 @@ export function registerStreamableHttpRoute (proxy: FastifyInstance, context: Pr
       sessionHeaders: () => session.upstreamSessionId === undefined ? {} : { [SESSION_HEADER]: session.upstreamSessionId }
     })
     const standalone = descriptor.answers === undefined
-    const stream = reviveStream(streamRoute, session, descriptor, origin, ownership, reconnect, standalone ? () => mcpGapNotifications(session) : undefined)
+    const stream = reviveStream(streamRoute, session, descriptor, origin, ownership, reconnect, { gapNotifications: standalone ? () => mcpGapNotifications(session) : undefined })
     if (standalone) session.standaloneStream = stream
     return stream
   })

@@ -18,6 +18,15 @@ export class LegacyEndpoint {
     this.#held = true
   }
 
+  /**
+   * A stream taken over from another replica: the endpoint its upstream session had,
+   * held until the reopened stream names one, the same (the session lives on) or another.
+   */
+  recall (url: string): void {
+    this.#url = url
+    this.#held = true
+  }
+
   /** A stream named its endpoint; POSTs go there once `ready` settles. */
   moveTo (url: string, ready: Promise<unknown>): void {
     this.#url = url

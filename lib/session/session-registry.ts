@@ -16,8 +16,13 @@ export interface ProxySession {
   readonly endsWithItsStreams: boolean
   /** streamable-http: the upstream's `Mcp-Session-Id`. */
   upstreamSessionId?: string
-  /** legacy-sse: where the upstream's `endpoint` event said to POST messages. */
+  /** legacy-sse, on the replica that reads its stream: where the upstream's `endpoint` event said to POST messages. */
   legacyEndpoint?: LegacyEndpoint
+  /**
+   * legacy-sse: that endpoint once its upstream session is ready for messages, as the
+   * shared record tells the replicas that do not read the stream.
+   */
+  upstreamEndpoint?: string
   /** The client's initialize request, to open the session again upstream. */
   initializeRequest?: Buffer
   /** The client's notifications/initialized, to send again with it. */

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import type { Redis } from 'ioredis'
 import { startDemoUpstream } from '../../examples/demo/mcp-server.js'
-import { activeIndexKey, sessionKey } from '../../lib/store/redis/keys.js'
+import { sessionKey } from '../../lib/store/redis/keys.js'
 import type { McpSseResilienceOptions } from '../../lib/index.js'
 import { CountingUpstream } from '../helpers/counting-upstream.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
@@ -508,8 +508,8 @@ t.test('a Redis that hangs with its connections open: requests that need it get 
   t.ok(exactSequence([...numbersOf(onA), ...numbersOf(resumed)]), 'exact across the hang')
 })
 
-t.test('a legacy-sse stream is not taken over when its instance closes: its session is bound to the upstream endpoint, so it ends', async (t) => {
-  const { redis, keyPrefix } = testRedis(t)
+t.test('a legacy-sse stream is taken over when its instance closes: the new owner initializes the new upstream session itself, and the client\'s POSTs and resume work there', async (t) => {
+  const { keyPrefix } = testRedis(t)
   const upstream = await startDemoUpstream()
   t.teardown(async () => await upstream.close())
   const options: McpSseResilienceOptions = {
@@ -519,14 +519,35 @@ t.test('a legacy-sse stream is not taken over when its instance closes: its sess
   const a = await startProxy(t, options)
   const b = await startProxy(t, options)
   const legacy = await SseClient.open(a.url('/sse'))
+  t.teardown(() => legacy.close())
   const [endpoint] = await legacy.waitForEvents(1)
-  const streamId = (endpoint?.id ?? '').split('.')[0] ?? ''
-  const sessionId = await redis.get(`${keyPrefix}{${streamId}}:sid`) ?? ''
+  const post = async (proxy: RunningProxy, message: Record<string, unknown>): Promise<number> => {
+    const answer = await fetch(proxy.url(endpoint?.data ?? ''), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', ...message }) })
+    await answer.arrayBuffer()
+    return answer.status
+  }
+  // Through B, which does not read the stream: the answers come on A's.
+  t.equal(await post(b, { id: 1, method: 'initialize', params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }), 202)
+  t.equal(await post(b, { method: 'notifications/initialized' }), 202)
+  await legacy.waitForEvents(2)
+  const [oldUpstreamSession] = upstream.sessionIds
   await a.app.close()
   await legacy.ended
-  await until(async () => await redis.hget(`${keyPrefix}{${sessionId}}:m:${streamId}`, 'finished') === '1', 5000, 'the stream to be marked finished')
-  t.equal(await metric(b, 'sse_upstream_takeovers_total'), 0, 'not taken over')
-  t.equal(await redis.zscore(activeIndexKey(keyPrefix, sessionId), `${sessionId} ${streamId}`), null, 'nor listed for a takeover any more')
+  // The upstream session ends with A's connection: the next message for it gets 404 upstream.
+  await until(async () => (await fetch(`${upstream.origin}/messages?sessionId=${oldUpstreamSession ?? ''}`, { method: 'POST' })).status === 404, 5000, 'the upstream to end the old session')
+  t.equal(await post(b, { id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'on B' } } }), 202,
+    'sent to the old upstream session, then, once B had opened the new one, there')
+  t.equal(await metric(b, 'sse_upstream_takeovers_total'), 1)
+
+  const resumed = await SseClient.open(b.url('/sse'), { 'last-event-id': legacy.events.at(-1)?.id ?? '' })
+  t.teardown(() => resumed.close())
+  t.match(resumed.headers['x-resume-status'], /^recovered/)
+  await until(() => resumed.events.some((event) => event.data.includes('"id":2')), 5000, 'the answer on the resumed stream')
+  const answer = resumed.events.find((event) => event.data.includes('"id":2'))
+  t.match(JSON.parse(answer?.data ?? '{}'), { id: 2, result: { content: [{ text: 'on B' }] } }, 'the new upstream session was initialized: it answers the call')
+  t.equal(upstream.sessionIds.length, 2, 'one new upstream session, opened by B')
+  t.notOk(resumed.events.some((event) => event.data.includes('mcp-sse-resilience-')), 'the answers to B\'s own handshake never reached the client')
+  t.match(await (await fetch(b.url('/metrics'))).text(), /sse_sessions_reestablished_total\{route_kind="legacy-sse",route="\/sse"\} 1/)
 })
 
 t.test('ids-only history: a follower that missed live events while Redis was away is cut, never sent empty events', async (t) => {

@@ -27,6 +27,7 @@ export class RedisSessionRecords implements SessionRecords {
       subs: JSON.stringify([...session.subscriptions])
     }
     if (session.upstreamSessionId !== undefined) fields.up = session.upstreamSessionId
+    if (session.upstreamEndpoint !== undefined) fields.ep = session.upstreamEndpoint
     if (session.initializeRequest !== undefined) fields.init = session.initializeRequest
     if (session.initializedNotification !== undefined) fields.inited = session.initializedNotification
     if (session.serverCapabilities !== undefined) fields.caps = session.serverCapabilities.listChanged.join(',')
@@ -38,13 +39,14 @@ export class RedisSessionRecords implements SessionRecords {
     const key = sessionKey(this.#keyPrefix, sessionId)
     const [fields] = await Promise.all([this.#redis.hgetallBuffer(key), this.#redis.pexpire(key, this.#idleTimeoutMs)])
     // save() always writes route, ends and subs: a record without them is none.
-    const { route, ends, subs, up, init, inited, ending, caps } = fields
+    const { route, ends, subs, up, ep, init, inited, ending, caps } = fields
     if (route === undefined || ends === undefined || subs === undefined) return undefined
     return {
       routePath: route.toString(),
       endsWithItsStreams: ends.toString() === '1',
       endRequested: ending !== undefined,
       upstreamSessionId: up?.toString(),
+      upstreamEndpoint: ep?.toString(),
       initializeRequest: init,
       initializedNotification: inited,
       subscriptions: parseSubscriptions(subs.toString()),
