@@ -195,25 +195,13 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
       return
     }
     // Another replica reads the stream: the message goes straight to the upstream session, whose answer comes on that stream.
-    forwardToUpstream(request, reply, {
-      url,
-      body: request.body as Buffer | undefined,
-      labels: streamRoute.labels,
-      metrics: context.metrics,
-      // The upstream lost the session: the stream's reader died, and the upstream session with its connection, or
-      // the upstream restarted. Once the stream's reader, new or not, has opened it again, the message goes there.
-      takeOver: (head, body) => {
-        let moved: ProxySession | undefined
-        return resendOnceOn404(request, reply, head, body, {
-          recover: async () => {
-            moved = await endpointMoved(session, url)
-            return moved !== undefined
-          },
-          resend: async () => { await deliver(request, reply, moved ?? session) },
-          giveUp: () => { sendSessionNotFound(reply) }
-        })
-      }
-    })
+    // If the upstream lost the session (the stream's reader died, and the upstream session with its connection, or
+    // the upstream restarted), the message goes where the stream's reader, new or not, has opened it again.
+    let moved: ProxySession | undefined
+    forwardOnce(request, reply, url, async () => {
+      moved = await endpointMoved(session, url)
+      return moved !== undefined
+    }, async () => { await deliver(request, reply, moved ?? session) })
   }
 
   /**
@@ -243,21 +231,22 @@ export function registerLegacySseRoute (proxy: FastifyInstance, context: ProxyCo
       sendUpstreamReconnecting(reply)
       return
     }
+    // A POST that raced an upstream restart reached an endpoint that is gone: once the stream
+    // has reconnected and named the new one, the message goes there.
+    forwardOnce(request, reply, url, async () => {
+      const moved = await endpoint.whenReady(options.health.connectTimeoutMs)
+      return moved !== undefined && moved !== url
+    }, async () => { await forwardMessage(request, reply, endpoint) })
+  }
+
+  /** Sends a message to `url`; on a 404, once `recover` says where it goes now, `resend` sends it there, once. */
+  function forwardOnce (request: FastifyRequest, reply: FastifyReply, url: string, recover: () => Promise<boolean>, resend: () => Promise<void>): void {
     forwardToUpstream(request, reply, {
       url,
       body: request.body as Buffer | undefined,
       labels: streamRoute.labels,
       metrics: context.metrics,
-      // A POST that raced an upstream restart reached an endpoint that is gone: once the stream
-      // has reconnected and named the new one, the message goes there.
-      takeOver: (head, body) => resendOnceOn404(request, reply, head, body, {
-        recover: async () => {
-          const moved = await endpoint.whenReady(options.health.connectTimeoutMs)
-          return moved !== undefined && moved !== url
-        },
-        resend: async () => { await forwardMessage(request, reply, endpoint) },
-        giveUp: () => { sendSessionNotFound(reply) }
-      })
+      takeOver: (head, body) => resendOnceOn404(request, reply, head, body, { recover, resend, giveUp: () => { sendSessionNotFound(reply) } })
     })
   }
 }
