@@ -4,7 +4,7 @@ import type { ThroughputCase } from './plan.js'
 /** Every peer but plugin-redis, which writes to a Redis: it runs only when `--peers` names it. */
 export const DEFAULT_PEERS: readonly PeerName[] = PEER_NAMES.filter((name) => name !== 'plugin-redis')
 
-export const SCENARIO_NAMES = ['throughput', 'tracker', 'memory', 'reconnect', 'load', 'churn'] as const
+export const SCENARIO_NAMES = ['throughput', 'tracker', 'memory', 'reconnect', 'load', 'churn', 'replicas'] as const
 export type ScenarioName = typeof SCENARIO_NAMES[number]
 
 export interface CliOptions {

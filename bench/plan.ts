@@ -45,6 +45,18 @@ export interface SuitePlan {
     readonly warmupSeconds: number
     readonly seconds: number
   }
+  readonly replicas: {
+    /** Each client count is measured on every front in turn, for its own window. */
+    readonly cases: ReadonlyArray<{ readonly clients: number, readonly seconds: number }>
+    readonly replicas: number
+    readonly eventsPerSecPerClient: number
+    readonly eventBytes: number
+    readonly connectedMinMs: number
+    readonly connectedMaxMs: number
+    readonly maxAwayMs: number
+    readonly midEventShare: number
+    readonly warmupSeconds: number
+  }
 }
 
 export const SMALL_EVENT = 200
@@ -97,6 +109,18 @@ export function suitePlan (options: CliOptions): SuitePlan {
       midEventShare: 0.5,
       warmupSeconds: quick ? 5 : 10,
       seconds: options.churnSeconds ?? (quick ? 30 : 120)
+    },
+    replicas: {
+      cases: quick ? [{ clients: 200, seconds: 10 }] : [{ clients: 200, seconds: 30 }, { clients: 600, seconds: 25 }],
+      replicas: 2,
+      eventsPerSecPerClient: 50,
+      eventBytes: SMALL_EVENT,
+      // 100 to 350 events at 50/s, then a cut and a resume elsewhere.
+      connectedMinMs: 2000,
+      connectedMaxMs: 7000,
+      maxAwayMs: 100,
+      midEventShare: 0.5,
+      warmupSeconds: quick ? 5 : 10
     }
   }
 }

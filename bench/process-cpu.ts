@@ -30,3 +30,18 @@ function tickMicros (): number {
   }
   return microsPerTick
 }
+
+/** CPU time all cores spent busy so far (neither idle nor waiting on I/O), in microseconds, from /proc/stat; null off Linux. */
+export async function machineBusyMicros (): Promise<number | null> {
+  let stat: string
+  try {
+    stat = await readFile('/proc/stat', 'utf8')
+  } catch {
+    return null
+  }
+  // cpu  user nice system idle iowait irq softirq steal ...
+  const ticks = (stat.split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number)
+  const total = ticks.reduce((sum, value) => sum + value, 0)
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0)
+  return Number.isFinite(total) ? (total - idle) * tickMicros() : null
+}

@@ -72,3 +72,20 @@ export async function cleanUpPrefix (url: string, prefix: string): Promise<numbe
 function globEscape (text: string): string {
   return text.replace(/[*?[\]\\]/g, (character) => `\\${character}`)
 }
+
+/** The Redis server's own CPU time so far (INFO cpu: user + system), in microseconds; null when it cannot be asked. */
+export async function redisCpuMicros (url: string): Promise<number | null> {
+  const redis = benchRedisClient(url)
+  redis.on('error', () => {})
+  try {
+    await redis.connect()
+    const info = await redis.info('cpu')
+    const seconds = (name: string): number => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? Number.NaN)
+    const total = seconds('used_cpu_user') + seconds('used_cpu_sys')
+    return Number.isFinite(total) ? Math.round(total * 1e6) : null
+  } catch {
+    return null
+  } finally {
+    redis.disconnect()
+  }
+}

@@ -12,17 +12,19 @@ import { progress } from './progress.js'
 import { renderMarkdown } from './report/markdown.js'
 import { fullSpeedCpuRatios, fullSpeedRatios, geometricMean } from './report/ratios.js'
 import type { BenchResults, LoadFigures, MemoryFigures, ReconnectFigures } from './report/results.js'
+import { checkScalingTargets } from './report/scaling-targets.js'
 import { checkTargets } from './report/targets.js'
 import { configureProxyLaunch } from './proxy-process.js'
 import { runChurn } from './scenarios/churn.js'
 import { runLoad } from './scenarios/load.js'
 import { runMemory } from './scenarios/memory.js'
+import { runReplicas } from './scenarios/replicas.js'
 import { runReconnect } from './scenarios/reconnect.js'
 import { runThroughput } from './scenarios/throughput.js'
 import { runTrackerOverhead, type TrackerOpFigures } from './scenarios/tracker-overhead.js'
 import { startTestbed, type Testbed } from './testbed.js'
 
-type Figures = Omit<BenchResults, 'targets'>
+type Figures = Omit<BenchResults, 'targets' | 'scalingTargets'>
 
 async function main (): Promise<number> {
   const options = parseArguments(process.argv.slice(2))
@@ -54,7 +56,7 @@ async function main (): Promise<number> {
   }
   figures.run.wallSeconds = (performance.now() - wallStart) / 1000
   figures.run.loadAverage1mEnd = Number((loadavg()[0] ?? 0).toFixed(2))
-  const results: BenchResults = { ...figures, targets: checkTargets(figures) }
+  const results: BenchResults = { ...figures, targets: checkTargets(figures), scalingTargets: checkScalingTargets(figures) }
   process.stdout.write(renderMarkdown(results))
   if (options.jsonPath !== undefined) {
     await mkdir(dirname(options.jsonPath), { recursive: true })
@@ -95,6 +97,13 @@ async function runScenario (scenario: ScenarioName, testbed: Testbed, plan: Suit
     case 'load':
       figures.load = await runLoad(testbed, plan.load)
       break
+    case 'replicas': {
+      const outcome = await runReplicas(testbed, plan.replicas)
+      figures.replicas = outcome.rows
+      figures.machine.redis = outcome.redisVersion ?? figures.machine.redis
+      figures.notes.push(...outcome.notes)
+      break
+    }
     case 'churn': {
       const outcome = await runChurn(testbed, plan.churn, plan.throughput.peers)
       figures.churn = outcome.rows
@@ -156,6 +165,7 @@ function emptyFigures (plan: SuitePlan, scenarios: readonly ScenarioName[], star
     reconnect,
     load,
     churn: [],
+    replicas: [],
     run: { mode: plan.mode, runsPerFigure: plan.throughput.runs, scenarios: [...scenarios], skippedPeers: [], startedAt: startedAt.toISOString(), wallSeconds: 0, loadAverage1mEnd: 0 },
     notes: []
   }

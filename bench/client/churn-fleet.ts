@@ -6,7 +6,11 @@ import { SseScanner } from '../wire/sse-scanner.js'
 import { openEventStream, type OpenedStream } from './sse-request.js'
 
 export interface ChurnSpec {
-  readonly url: string
+  /**
+   * Where the clients read. With several (replicas behind no balancer), each client
+   * starts on one, in turn, and resumes on the next one after every cut.
+   */
+  readonly urls: readonly string[]
   readonly clients: number
   /**
    * How long a client stays connected before it cuts its connection: exponentially
@@ -35,7 +39,12 @@ export interface ChurnCounts {
   /** Streams the proxy ended on its own. */
   serverCloses: number
   openFailures: number
+  /** Times a client read no event for STALL_MS or more, time away included. */
+  stalls: number
 }
+
+/** A client that read nothing for this long counts a stall: far past any time away, a stream that stopped. */
+export const STALL_MS = 5000
 
 /** Latency over a window, of live events only: those the upstream wrote after the client sent its GET. */
 export interface ChurnLatency {
@@ -61,12 +70,12 @@ const LATENCY_HIGHEST_US = 600_000_000
  */
 export class ChurnFleet {
   readonly #clients: ChurnClient[] = []
-  readonly counts: ChurnCounts = { events: 0, lost: 0, duplicated: 0, cuts: 0, midEventCuts: 0, resumes: 0, resumesWithUpstreamGaps: 0, unrecoverable: {}, serverCloses: 0, openFailures: 0 }
+  readonly counts: ChurnCounts = { events: 0, lost: 0, duplicated: 0, cuts: 0, midEventCuts: 0, resumes: 0, resumesWithUpstreamGaps: 0, unrecoverable: {}, serverCloses: 0, openFailures: 0, stalls: 0 }
   readonly #latency: LatencyWindow = { histogram: microsHistogram(), resumes: microsHistogram(), replayed: 0 }
 
   start (spec: ChurnSpec): void {
     for (let index = 0; index < spec.clients; index++) {
-      const client = new ChurnClient(spec, this.counts, this.#latency)
+      const client = new ChurnClient(spec, index % spec.urls.length, this.counts, this.#latency)
       this.#clients.push(client)
       client.connect()
     }
@@ -119,6 +128,7 @@ function millis (histogram: RecordableHistogram, micros: number): number | null 
 
 class ChurnClient {
   readonly #spec: ChurnSpec
+  #urlIndex: number
   readonly #counts: ChurnCounts
   readonly #latency: LatencyWindow
   readonly #scanner = new SseScanner()
@@ -131,9 +141,11 @@ class ChurnClient {
   /** When the current connection's GET was sent, and when the chunk being read arrived (wall clock, ms). */
   #requestedAt = 0
   #receivedAt = 0
+  #lastEventAt = 0
 
-  constructor (spec: ChurnSpec, counts: ChurnCounts, latency: LatencyWindow) {
+  constructor (spec: ChurnSpec, urlIndex: number, counts: ChurnCounts, latency: LatencyWindow) {
     this.#spec = spec
+    this.#urlIndex = urlIndex
     this.#counts = counts
     this.#latency = latency
   }
@@ -141,9 +153,11 @@ class ChurnClient {
   connect (): void {
     if (this.#stopped) return
     const resuming = this.#lastId !== undefined
+    if (resuming) this.#urlIndex = (this.#urlIndex + 1) % this.#spec.urls.length
     this.#requestedAt = wallClockMs()
+    if (this.#lastEventAt === 0) this.#lastEventAt = this.#requestedAt
     const sentAt = { [SENT_AT_HEADER]: this.#requestedAt.toFixed(3) }
-    openEventStream(this.#spec.url, resuming ? { 'last-event-id': this.#lastId as string, ...sentAt } : sentAt).then((stream) => {
+    openEventStream(this.#spec.urls[this.#urlIndex] as string, resuming ? { 'last-event-id': this.#lastId as string, ...sentAt } : sentAt).then((stream) => {
       if (this.#stopped) {
         stream.request.destroy()
         return
@@ -212,6 +226,8 @@ class ChurnClient {
     // The in-band resume-status notice carries no seq.
     if (Number.isNaN(seq)) return
     this.#counts.events++
+    if (this.#receivedAt - this.#lastEventAt >= STALL_MS) this.#counts.stalls++
+    this.#lastEventAt = this.#receivedAt
     this.#recordLatency(eventTimestamp(chunk, start, end))
     const last = this.#lastSeq
     if (last !== undefined && seq <= last) {

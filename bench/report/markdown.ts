@@ -1,6 +1,6 @@
 import { PEER_NAMES } from '../peers.js'
 import { findRow, fullSpeedRatios } from './ratios.js'
-import type { BenchResults, CaseRatio, ChurnFigures, ThroughputRow } from './results.js'
+import type { BenchResults, CaseRatio, ChurnFigures, ReplicasFigures, TargetCheck, ThroughputRow } from './results.js'
 
 /** The run as markdown: the throughput table, a section per other scenario, the targets. */
 export function renderMarkdown (results: BenchResults): string {
@@ -12,7 +12,9 @@ export function renderMarkdown (results: BenchResults): string {
     reconnectSection(results),
     loadSection(results),
     churnSection(results.churn),
-    targetsSection(results),
+    replicasSection(results.replicas),
+    targetsSection('Targets', results.targets),
+    targetsSection('Scale-out targets', results.scalingTargets),
     notesSection(results.notes)
   ].filter((section) => section !== '').join('\n\n') + '\n'
 }
@@ -190,16 +192,42 @@ function churnSection (rows: readonly ChurnFigures[]): string {
   ].join('\n')
 }
 
+function percent (value: number | null): string {
+  return value === null ? '—' : `${value.toFixed(0)}%`
+}
+
 function formatReasons (reasons: Record<string, number>): string {
   const parts = Object.entries(reasons).map(([reason, count]) => `${reason} ${count}`)
   return parts.length === 0 ? '0' : parts.join(', ')
 }
 
-function targetsSection ({ targets }: BenchResults): string {
+function replicasSection (rows: readonly ReplicasFigures[]): string {
+  if (rows.length === 0) return ''
+  const first = rows[0] as ReplicasFigures
+  const front = (row: ReplicasFigures): string => row.peer === 'direct' ? 'direct' : row.peer === 'plugin' ? 'memory store, 1 process' : `Redis store, ${row.replicas} replicas`
+  return [
+    '### Clients moving between replicas',
+    '',
+    `Each client reads ${first.eventsPerSecPerClient} events/s of ${first.eventBytes} B, cuts its connection after 2–7 s and resumes with Last-Event-ID: on the other replica ` +
+      'for the Redis store, on the same process for the memory store; direct goes to the upstream, which starts again after the id it is given (the floor). ' +
+      `Latency of live events over the window after a ${first.warmupSeconds} s warm-up; lost and duplicated over the whole run; stalls: a client reading nothing for 5 s. ` +
+      'CPU in percent of one core; Redis and the whole machine include the upstream and the load generator\'s share where they use it.',
+    '',
+    '| clients | front | window s | delivered | lost / dup | p50 ms | p99 ms | max ms | resume p99 ms (accept wait; request to head) | resumes / unrecoverable | stalls | CPU: proxies; Redis; whole machine | loop delay p99 ms |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|',
+    ...rows.map((row) => `| ${row.clients} | ${front(row)} | ${row.seconds} | ${(row.deliveredShare * 100).toFixed(1)}% | ` +
+      `${row.lost === null ? '—' : `${row.lost} / ${row.duplicated ?? '-'}`} | ${fixed(row.latencyP50Ms, 1)} | ${fixed(row.latencyP99Ms, 1)} | ${fixed(row.latencyMaxMs, 0)} | ` +
+      `${fixed(row.resumeP99Ms, 1)} (${fixed(row.resumeAcceptWaitP99Ms, 1)}; ${fixed(row.resumeToHeadP99Ms, 1)}) | ${row.resumes} / ${formatReasons(row.unrecoverable)} | ${row.stalls} | ` +
+      `${percent(row.proxyCpuPercent)}; ${percent(row.redisCpuPercent)}; ${percent(row.machineBusyPercent)} | ${fixed(row.proxyLoopDelayP99Ms, 1)} |`)
+  ].join('\n')
+}
+
+function targetsSection (title: string, targets: readonly TargetCheck[]): string {
+  if (targets.every((check) => check.status === 'not measured')) return ''
   const met = targets.filter((check) => check.status === 'met').length
   const measured = targets.filter((check) => check.status !== 'not measured').length
   return [
-    '### Targets',
+    `### ${title}`,
     '',
     `${met} of ${measured} measured targets met.`,
     '',

@@ -14,8 +14,12 @@ export interface BenchResults {
   load: LoadFigures
   /** The churn scenario, one row per store (plugin, plugin-redis); empty when it did not run. */
   churn: ChurnFigures[]
+  /** Clients moving between replicas: one row per front and client count; empty when it did not run. */
+  replicas: ReplicasFigures[]
   run: RunInfo
   targets: TargetCheck[]
+  /** The scale-out targets (docs/scaling.md), checked against the replicas and throughput figures. */
+  scalingTargets: TargetCheck[]
   notes: string[]
 }
 
@@ -187,6 +191,46 @@ export interface ChurnFigures extends Omit<ChurnCounts, 'events'> {
   proxyCpuPercent: number
   /** The load generator's own loop delay: when it is late, latency is inflated on the client's side. */
   clientLoopDelayP99Ms: number | null
+}
+
+/** The upstream directly, the memory store in one process, the Redis store in several. */
+export type ReplicasPeer = Extract<PeerName, 'direct' | 'plugin' | 'plugin-redis'>
+
+export interface ReplicasFigures {
+  peer: ReplicasPeer
+  /** Processes the clients move between: 1 for direct and the memory store. */
+  replicas: number
+  clients: number
+  eventsPerSecPerClient: number
+  eventBytes: number
+  warmupSeconds: number
+  seconds: number
+  /** Events read over the window, over clients × rate × window. */
+  deliveredShare: number
+  /** Over the whole run; null for direct, whose upstream does not replay the time away. */
+  lost: number | null
+  duplicated: number | null
+  /** Live events, from the upstream writing one to the client reading it, over the window. */
+  latencyP50Ms: number | null
+  latencyP99Ms: number | null
+  latencyMaxMs: number | null
+  resumeP99Ms: number | null
+  /** Inside the proxies, the worst replica's p99: waiting to be accepted; from the request to the response head. */
+  resumeAcceptWaitP99Ms: number | null
+  resumeToHeadP99Ms: number | null
+  resumes: number
+  unrecoverable: Record<string, number>
+  /** Times over the window a client read nothing for 5 s or more. */
+  stalls: number
+  openFailures: number
+  /** All proxy processes together, in percent of one core; null for direct. */
+  proxyCpuPercent: number | null
+  /** The Redis server's CPU over the window (INFO cpu), whoever used it: the bench's Redis is its own. */
+  redisCpuPercent: number | null
+  /** Every process on the machine together (/proc/stat), in percent of one core: how close the box was to its cores. */
+  machineBusyPercent: number | null
+  /** The worst of the proxy processes. */
+  proxyLoopDelayP99Ms: number | null
 }
 
 export interface RunInfo {

@@ -1,8 +1,9 @@
 import { SMALL_EVENT } from '../plan.js'
 import { findRow, fullSpeedRatios } from './ratios.js'
+import { combine, notMeasured, threshold } from './checks.js'
 import type { BenchResults, TargetCheck, ThroughputRow } from './results.js'
 
-type Figures = Omit<BenchResults, 'targets' | 'notes'>
+type Figures = Omit<BenchResults, 'targets' | 'scalingTargets' | 'notes'>
 
 const FIXED_RATES = [{ clients: 100, offeredPerConn: 1000, addedP99Ms: 2 }, { clients: 1000, offeredPerConn: 50, addedP99Ms: 10 }] as const
 
@@ -106,20 +107,6 @@ function loadScenario (load: Figures['load']): TargetCheck {
 
 function signed (value: number | null): string {
   return value === null ? '-' : `${value >= 0 ? '+' : ''}${value.toFixed(1)}`
-}
-
-function threshold (target: string, goal: string, value: number | null, passes: (value: number) => boolean, format: (value: number) => string): TargetCheck {
-  if (value === null) return notMeasured(target, goal)
-  return { target, goal, measured: format(value), status: passes(value) ? 'met' : 'missed' }
-}
-
-function combine (target: string, goal: string, parts: ReadonlyArray<{ text: string | null, met: boolean }>): TargetCheck {
-  if (parts.some((part) => part.text === null)) return notMeasured(target, goal)
-  return { target, goal, measured: parts.map((part) => part.text).join('; '), status: parts.every((part) => part.met) ? 'met' : 'missed' }
-}
-
-function notMeasured (target: string, goal: string): TargetCheck {
-  return { target, goal, measured: '-', status: 'not measured' }
 }
 
 function formatBytes (bytes: number): string {

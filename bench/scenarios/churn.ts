@@ -61,7 +61,7 @@ async function churnThrough (peer: ChurnPeer, testbed: Testbed, plan: SuitePlan[
   try {
     const url = `${originOf(proxy)}${streamPath({ eventBytes: plan.eventBytes, ratePerSecond: plan.eventsPerSecPerClient })}`
     await testbed.client.call('startChurn', {
-      url,
+      urls: [url],
       clients: plan.clients,
       connected: { minMs: plan.connectedMinMs, maxMs: plan.connectedMaxMs },
       maxAwayMs: plan.maxAwayMs,
@@ -108,7 +108,8 @@ async function churnThrough (peer: ChurnPeer, testbed: Testbed, plan: SuitePlan[
       resumesWithUpstreamGaps: counts.resumesWithUpstreamGaps,
       unrecoverable: counts.unrecoverable,
       serverCloses: counts.serverCloses,
-      openFailures: counts.openFailures
+      openFailures: counts.openFailures,
+      stalls: counts.stalls
     }
     progress(`churn ${peer}: ${row.eventsDelivered} events, ${row.lost} lost, ${row.duplicated} duplicated, ${row.resumes} resumes, ` +
       `latency p50 ${fixed(row.latencyP50Ms)} ms p99 ${fixed(row.latencyP99Ms)} ms, resume p99 ${fixed(row.resumeP99Ms)} ms (waiting to be accepted ${fixed(resumeStages.acceptWaitP99Ms)} ms, then to be parsed ${fixed(resumeStages.toRequestP99Ms)} ms, then for the head ${fixed(resumeStages.toHeadP99Ms)} ms), proxy loop delay p99 ${fixed(row.proxyLoopDelayP99Ms)} ms, ` +

@@ -36,7 +36,7 @@ export async function runLoad (testbed: Testbed, plan: SuitePlan['load']): Promi
     const url = `${originOf(proxy)}${streamPath({ eventBytes: 200, ratePerSecond: plan.eventsPerSecPerClient })}`
     const cpuBefore = await cpuMicros(proxy)
     const startedAt = performance.now()
-    await testbed.client.call('startChurn', { url, clients: plan.clients, connected: { meanMs: plan.meanConnectedMs }, maxAwayMs: plan.maxAwayMs, midEventShare: plan.midEventShare })
+    await testbed.client.call('startChurn', { urls: [url], clients: plan.clients, connected: { meanMs: plan.meanConnectedMs }, maxAwayMs: plan.maxAwayMs, midEventShare: plan.midEventShare })
     const { samples, checkpoints } = await sampleMemory(proxy, testbed, plan)
     const counts = await testbed.client.call('stopChurn')
     const seconds = (performance.now() - startedAt) / 1000

@@ -124,10 +124,13 @@ export class ReplicaCoordinator {
     return { ownership, bind: (built) => { stream = built } }
   }
 
-  /** The session that owns a stream, whoever records it; undefined when Redis knows no such stream. */
-  async locate (streamId: string): Promise<LocatedStream | undefined> {
-    const sessionId = await this.inTime(this.#registry.sessionOf(streamId))
-    if (sessionId === undefined) return undefined
+  /** The session a stream belongs to, in Redis; undefined when Redis knows no such stream. */
+  async sessionOf (streamId: string): Promise<string | undefined> {
+    return await this.inTime(this.#registry.sessionOf(streamId))
+  }
+
+  /** Where a stream of a known session is now; undefined when it is gone. */
+  async positionOf (sessionId: string, streamId: string): Promise<LocatedStream | undefined> {
     const position = await this.inTime(this.#registry.position(sessionId, streamId))
     const descriptor = parseDescriptor(position?.descriptor)
     return position === undefined || descriptor === undefined ? undefined : { sessionId, position, descriptor }

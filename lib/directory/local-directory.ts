@@ -1,7 +1,8 @@
 import type { HistoryStore } from '../history/history-store.js'
 import { mintEpoch } from '../session/event-id.js'
 import type { ProxySession, SessionRegistry } from '../session/session-registry.js'
-import type { NewStreamOwnership, SessionDirectory, SessionLookup, StreamElsewhere } from './session-directory.js'
+import type { ResumeSource } from './resume-source.js'
+import type { NewStreamOwnership, SessionDirectory, SessionLookup } from './session-directory.js'
 
 const NOT_SHARED: NewStreamOwnership = { ownership: undefined, bind: () => {} }
 
@@ -40,7 +41,7 @@ export class LocalSessionDirectory implements SessionDirectory {
     return undefined
   }
 
-  async locateStream (): Promise<StreamElsewhere | undefined> {
+  async locateStream (): Promise<ResumeSource | undefined> {
     return undefined
   }
 

@@ -12,12 +12,6 @@ export interface StreamOwnerRef {
   readonly endsWithItsStreams: boolean
 }
 
-/** A stream that another replica records. */
-export interface StreamElsewhere {
-  readonly owner: StreamOwnerRef
-  readonly source: ResumeSource
-}
-
 /** What a directory knows of a session id: the session, none, or nothing for now (the shared store is away). */
 export type SessionLookup = ProxySession | 'unknown' | 'store-unavailable'
 
@@ -55,8 +49,11 @@ export interface SessionDirectory {
    * it any more; one that does not returns nothing, so that the answer goes out in the same turn.
    */
   delete: (sessionId: string) => Promise<void> | undefined
-  /** A stream another replica records; undefined when none is known. Rejects when the store cannot answer in time. */
-  locateStream: (streamId: string) => Promise<StreamElsewhere | undefined>
+  /**
+   * A stream another replica records, to resume, if `owns` accepts its owner; undefined
+   * when none is known or it is not the requester's. Rejects when the store cannot answer in time.
+   */
+  locateStream: (streamId: string, owns: (owner: StreamOwnerRef) => boolean) => Promise<ResumeSource | undefined>
   /** Registers a stream this replica opens, described (only if the directory needs it) by `describe`. */
   ownNewStream: (session: ProxySession, streamId: string, describe: () => StreamDescriptor) => NewStreamOwnership
   /** How a route reopens the streams this replica takes over from one that died. */

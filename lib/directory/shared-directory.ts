@@ -7,7 +7,7 @@ import type { ResumeMiss } from '../session/resume-status.js'
 import type { ProxySession, SessionRegistry } from '../session/session-registry.js'
 import { StreamSubscriber } from '../session/stream-subscriber.js'
 import type { OpenedResume, ResumeSource } from './resume-source.js'
-import type { NewStreamOwnership, SessionDirectory, SessionLookup, StreamElsewhere } from './session-directory.js'
+import type { NewStreamOwnership, SessionDirectory, SessionLookup, StreamOwnerRef } from './session-directory.js'
 
 /**
  * Several replicas over one shared store, through the ReplicaCoordinator: a session
@@ -66,11 +66,40 @@ export class SharedSessionDirectory implements SessionDirectory {
     await this.#coordinator.deleteSession(sessionId)
   }
 
-  async locateStream (streamId: string): Promise<StreamElsewhere | undefined> {
-    const located = await this.#coordinator.locate(streamId)
-    if (located === undefined) return undefined
-    const { sessionId, descriptor: { routePath, endsWithItsStreams } } = located
-    return { owner: { sessionId, routePath, endsWithItsStreams }, source: this.#followed(sessionId, streamId) }
+  /**
+   * Three round trips to Redis, not six: the session of the stream; then, at once,
+   * the live channel's subscription and the stream's owner (checked before anything
+   * is read); then, pipelined, where the stream is now and the history after the
+   * client's id (see #followed).
+   */
+  async locateStream (streamId: string, owns: (owner: StreamOwnerRef) => boolean): Promise<ResumeSource | undefined> {
+    const coordinator = this.#coordinator
+    const sessionId = await coordinator.sessionOf(streamId)
+    if (sessionId === undefined) return undefined
+    let following = false
+    const remote = new RemoteStream({
+      sessionId,
+      streamId,
+      channel: coordinator.liveChannelOf(sessionId, streamId),
+      onClose: () => { if (following) coordinator.noteFollowerLeft(sessionId, streamId) }
+    }, this.history)
+    try {
+      const [, located] = await Promise.all([coordinator.inTime(remote.listen(coordinator.channels)), coordinator.positionOf(sessionId, streamId)])
+      if (located === undefined) {
+        remote.close()
+        return undefined
+      }
+      const { routePath, endsWithItsStreams } = located.descriptor
+      if (!owns({ sessionId, routePath, endsWithItsStreams })) {
+        remote.close()
+        return undefined
+      }
+      following = true
+      return this.#followed(remote, sessionId, streamId)
+    } catch (error) {
+      remote.close()
+      throw error
+    }
   }
 
   ownNewStream (session: ProxySession, streamId: string, describe: () => StreamDescriptor): NewStreamOwnership {
@@ -90,25 +119,17 @@ export class SharedSessionDirectory implements SessionDirectory {
   }
 
   /**
-   * "Replay, then live" from the store: listening to the live channel starts before
+   * "Replay, then live" from the store: the live channel is listened to before
    * the history is read, and the two are merged by seq: no gap, no duplicate.
    */
-  #followed (sessionId: string, streamId: string): ResumeSource {
+  #followed (remote: RemoteStream, sessionId: string, streamId: string): ResumeSource {
     const coordinator = this.#coordinator
     const { limits } = this.#options
     return {
       open: async (afterSeq: number): Promise<OpenedResume> => {
-        const remote = new RemoteStream({
-          sessionId,
-          streamId,
-          channel: coordinator.liveChannelOf(sessionId, streamId),
-          onClose: () => coordinator.noteFollowerLeft(sessionId, streamId)
-        }, this.history)
         try {
-          await coordinator.inTime(remote.listen(coordinator.channels))
-          // Read after listening: an end published from now on reaches this client.
-          const located = await coordinator.locate(streamId)
-          const read = await coordinator.inTime(remote.readAfter(afterSeq))
+          // Both after the subscription: an end published from now on reaches this client.
+          const [located, read] = await Promise.all([coordinator.positionOf(sessionId, streamId), coordinator.inTime(remote.readAfter(afterSeq))])
           const { lastSeq, finished } = located?.position ?? { lastSeq: afterSeq, finished: true }
           const subscriber = new StreamSubscriber(remote, { lastSentSeq: afterSeq, joinedAtSeq: lastSeq }, {
             maxBufferedChars: limits.clientBufferBytes,

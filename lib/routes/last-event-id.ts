@@ -49,10 +49,10 @@ async function resolveLastEventId (
   const { directory } = context
   if (!directory.available) return { kind: 'store-unavailable' }
   if (position.epoch !== directory.epoch()) return { kind: 'miss', miss: 'store-reset' }
-  const elsewhere = await directory.locateStream(position.streamId).catch((): typeof STORE_UNAVAILABLE => STORE_UNAVAILABLE)
-  if (elsewhere === STORE_UNAVAILABLE) return { kind: 'store-unavailable' }
-  if (elsewhere === undefined || !owns(elsewhere.owner)) return { kind: 'miss', miss: 'unknown' }
-  return { kind: 'resume', source: elsewhere.source, afterSeq: position.seq }
+  const source = await directory.locateStream(position.streamId, owns).catch((): typeof STORE_UNAVAILABLE => STORE_UNAVAILABLE)
+  if (source === STORE_UNAVAILABLE) return { kind: 'store-unavailable' }
+  if (source === undefined) return { kind: 'miss', miss: 'unknown' }
+  return { kind: 'resume', source, afterSeq: position.seq }
 }
 
 /** What a GET route does next, once the Last-Event-ID was dealt with. */
