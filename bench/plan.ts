@@ -32,31 +32,25 @@ export interface SuitePlan {
     readonly maxAwayMs: number
     readonly midEventShare: number
   }
-  readonly churn: {
-    readonly clients: number
-    readonly eventsPerSecPerClient: number
-    readonly eventBytes: number
-    /** Each client stays connected for a time spread evenly between these, then cuts and resumes. */
-    readonly connectedMinMs: number
-    readonly connectedMaxMs: number
-    readonly maxAwayMs: number
-    readonly midEventShare: number
-    /** Before the measured window: the clients' first connections, the JIT. */
-    readonly warmupSeconds: number
-    readonly seconds: number
-  }
-  readonly replicas: {
+  readonly churn: ClientsComingAndGoing & { readonly clients: number, readonly seconds: number }
+  readonly replicas: ClientsComingAndGoing & {
     /** Each client count is measured on every front in turn, for its own window. */
     readonly cases: ReadonlyArray<{ readonly clients: number, readonly seconds: number }>
     readonly replicas: number
-    readonly eventsPerSecPerClient: number
-    readonly eventBytes: number
-    readonly connectedMinMs: number
-    readonly connectedMaxMs: number
-    readonly maxAwayMs: number
-    readonly midEventShare: number
-    readonly warmupSeconds: number
   }
+}
+
+/** Clients on slow streams that cut their connections and resume with Last-Event-ID. */
+export interface ClientsComingAndGoing {
+  readonly eventsPerSecPerClient: number
+  readonly eventBytes: number
+  /** Each client stays connected for a time spread evenly between these, then cuts and resumes. */
+  readonly connectedMinMs: number
+  readonly connectedMaxMs: number
+  readonly maxAwayMs: number
+  readonly midEventShare: number
+  /** Before the measured window: the clients' first connections, the JIT. */
+  readonly warmupSeconds: number
 }
 
 export const SMALL_EVENT = 200
@@ -77,6 +71,16 @@ function throughputCases (quick: boolean, only: readonly ThroughputCase[] | unde
 
 export function suitePlan (options: CliOptions): SuitePlan {
   const quick = options.quick
+  // 100 to 350 events at 50/s, then a cut (half of them in the middle of an event) and a resume.
+  const comingAndGoing: ClientsComingAndGoing = {
+    eventsPerSecPerClient: 50,
+    eventBytes: SMALL_EVENT,
+    connectedMinMs: 2000,
+    connectedMaxMs: 7000,
+    maxAwayMs: 100,
+    midEventShare: 0.5,
+    warmupSeconds: quick ? 5 : 10
+  }
   return {
     mode: quick ? 'quick' : 'full',
     throughput: {
@@ -99,28 +103,11 @@ export function suitePlan (options: CliOptions): SuitePlan {
       maxAwayMs: 500,
       midEventShare: 0.5
     },
-    churn: {
-      clients: 600,
-      eventsPerSecPerClient: 50,
-      eventBytes: SMALL_EVENT,
-      connectedMinMs: 2000,
-      connectedMaxMs: 7000,
-      maxAwayMs: 100,
-      midEventShare: 0.5,
-      warmupSeconds: quick ? 5 : 10,
-      seconds: options.churnSeconds ?? (quick ? 30 : 120)
-    },
+    churn: { ...comingAndGoing, clients: 600, seconds: options.churnSeconds ?? (quick ? 30 : 120) },
     replicas: {
+      ...comingAndGoing,
       cases: quick ? [{ clients: 200, seconds: 10 }] : [{ clients: 200, seconds: 30 }, { clients: 600, seconds: 25 }],
-      replicas: 2,
-      eventsPerSecPerClient: 50,
-      eventBytes: SMALL_EVENT,
-      // 100 to 350 events at 50/s, then a cut and a resume elsewhere.
-      connectedMinMs: 2000,
-      connectedMaxMs: 7000,
-      maxAwayMs: 100,
-      midEventShare: 0.5,
-      warmupSeconds: quick ? 5 : 10
+      replicas: 2
     }
   }
 }

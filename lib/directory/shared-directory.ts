@@ -85,17 +85,15 @@ export class SharedSessionDirectory implements SessionDirectory {
     }, this.history)
     try {
       const [, located] = await Promise.all([coordinator.inTime(remote.listen(coordinator.channels)), coordinator.positionOf(sessionId, streamId)])
-      if (located === undefined) {
-        remote.close()
-        return undefined
-      }
-      const { routePath, endsWithItsStreams } = located.descriptor
-      if (!owns({ sessionId, routePath, endsWithItsStreams })) {
+      // Gone since the lookup, or not the requester's: both are answered as unknown.
+      if (located === undefined || !owns({ sessionId, routePath: located.descriptor.routePath, endsWithItsStreams: located.descriptor.endsWithItsStreams })) {
         remote.close()
         return undefined
       }
       following = true
       return this.#followed(remote, sessionId, streamId)
+    /* c8 ignore next 4 -- Redis answered the lookup an instant before (store.requestTimeoutMs bounds
+       each call); this lets go of the subscription when it fails right after. */
     } catch (error) {
       remote.close()
       throw error
