@@ -73,7 +73,7 @@ local maxEvents, maxBytes, replay = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6
 local streamId, channel = ARGV[7], ARGV[8]
 local FIRST_EVENT = 9
 
-local state = redis.call('HMGET', meta, 'fence', 'epoch', 'last')
+local state = redis.call('HMGET', meta, 'fence', 'epoch', 'last', 'bytes')
 if tonumber(state[1] or '0') > token then return {'fenced'} end
 -- A meta has these fields from its creation on: EXISTS only for one that has none of them.
 local exists = state[1] ~= false or state[2] ~= false or state[3] ~= false or redis.call('EXISTS', meta) == 1
@@ -141,19 +141,30 @@ for k, i in ipairs(writes) do
   added = added + 1
   addedBytes = addedBytes + #text + #upstreamId + 48
 end
-if added > 0 then
-  if cursor then redis.call('HSET', meta, 'last', expected, 'cursor', cursor) else redis.call('HSET', meta, 'last', expected) end
-  redis.call('HINCRBY', meta, 'bytes', addedBytes)
-  sessionBytes = redis.call('HINCRBY', counters, 'bytes', addedBytes)
-end
-
 local excess = math.min(redis.call('XLEN', history) - maxEvents, budget)
+local trimmedThrough, trimmedBytes = nil, 0
 if excess > 0 then
   local oldest = redis.call('XRANGE', history, '-', '+', 'COUNT', excess)
-  local bytes = 0
-  for _, entry in ipairs(oldest) do bytes = bytes + entryBytes(entry[2]) end
-  sessionBytes = recordEviction(meta, counters, trimThrough(history, oldest[#oldest][1]), bytes)
-  evicted, evictedBytes, budget = evicted + #oldest, evictedBytes + bytes, budget - #oldest
+  for _, entry in ipairs(oldest) do trimmedBytes = trimmedBytes + entryBytes(entry[2]) end
+  trimmedThrough = trimThrough(history, oldest[#oldest][1])
+  evicted, evictedBytes, budget = evicted + #oldest, evictedBytes + trimmedBytes, budget - #oldest
+end
+-- What was added and what that evicted, booked in one write to the meta and one to the session:
+-- the meta's bytes as read above (none left after a lost range), plus the batch, less the trim.
+if added > 0 then
+  local fields = {'last', expected, 'bytes', (lostThrough > 0 and 0 or tonumber(state[4] or '0')) + addedBytes - trimmedBytes}
+  if cursor then
+    table.insert(fields, 'cursor')
+    table.insert(fields, cursor)
+  end
+  if trimmedThrough then
+    table.insert(fields, 'evicted')
+    table.insert(fields, trimmedThrough)
+  end
+  redis.call('HSET', meta, unpack(fields))
+  sessionBytes = redis.call('HINCRBY', counters, 'bytes', addedBytes - trimmedBytes)
+elseif trimmedThrough then
+  sessionBytes = recordEviction(meta, counters, trimmedThrough, trimmedBytes)
 end
 
 sessionBytes = sessionBytes or tonumber(redis.call('HGET', counters, 'bytes') or '0')
