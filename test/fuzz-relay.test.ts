@@ -7,7 +7,7 @@ import { SseClient } from './helpers/sse-client.js'
 import { SseUpstream } from './helpers/sse-upstream.js'
 import { startProxy, type RunningProxy } from './helpers/proxy.js'
 import { metricsText, sleep } from './helpers/hostile.js'
-import { cutAt } from './helpers/sse-byte-scan.js'
+import { cutAt } from './helpers/sse-reads.js'
 import { chunksOf, cuts as byteCuts, stream as byteStream } from './helpers/sse-byte-streams.js'
 
 // Property: random SSE streams, written by a real node:http upstream in random chunks (cutting lines,

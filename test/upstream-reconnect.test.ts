@@ -17,6 +17,8 @@ class ReplayingUpstream {
   readonly log: string[] = []
   upstream!: SseUpstream
   port = 0
+  /** How the events are written: LF lines, with or without a space after the colon, or CRLF lines. */
+  spelling: 'lf' | 'lf-tight' | 'crlf' = 'lf'
 
   constructor (readonly honoursLastEventId: boolean) {}
 
@@ -24,7 +26,7 @@ class ReplayingUpstream {
     this.upstream = new SseUpstream((request, response) => {
       this.upstream.openStream(request, response)
       const after = this.honoursLastEventId ? Number(request.headers['last-event-id'] ?? 0) : 0
-      response.write(this.log.slice(after).map((data, index) => `id: ${after + index + 1}\ndata: ${data}\n\n`).join(''))
+      response.write(this.log.slice(after).map((data, index) => this.#event(after + index + 1, data)).join(''))
     })
     this.upstream.server.listen(this.port, '127.0.0.1')
     await once(this.upstream.server, 'listening')
@@ -33,7 +35,12 @@ class ReplayingUpstream {
 
   emit (data: string): void {
     this.log.push(data)
-    this.upstream.broadcast(`id: ${this.log.length}\ndata: ${data}\n\n`)
+    this.upstream.broadcast(this.#event(this.log.length, data))
+  }
+
+  #event (id: number, data: string): string {
+    if (this.spelling === 'lf') return `id: ${id}\ndata: ${data}\n\n`
+    return this.spelling === 'lf-tight' ? `id:${id}\ndata:${data}\n\n` : `id: ${id}\r\ndata: ${data}\r\n\r\n`
   }
 
   async stop (): Promise<void> {
@@ -128,6 +135,22 @@ t.test('an upstream that replays from the start: what the client has is dropped,
   await client.waitForEvents(6)
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.same(dataOf(client), ['e1', 'e2', 'e3', 'e4', 'gap', 'e5'], 'it ignores Last-Event-ID: told as a gap, though nothing was lost here')
+  await waitForMetric(proxy.url('/metrics'), /sse_events_deduplicated_total\{route_kind="sse",route="\/events"\} 4/)
+})
+
+t.test('an upstream that replays its events spelled otherwise (no space after the colon, then CRLF): they are still known and dropped', async (t) => {
+  const { upstream, proxy, client } = await clientThroughProxy(t, new ReplayingUpstream(false))
+  upstream.spelling = 'lf-tight'
+  for (let n = 1; n <= 4; n++) upstream.emit(`e${n}`)
+  await client.waitForEvents(4)
+  upstream.spelling = 'crlf'
+  const [stream] = [...upstream.upstream.streams]
+  stream!.end()
+  await upstream.upstream.waitForRequests(2)
+  upstream.emit('e5')
+  await client.waitForEvents(6)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(dataOf(client), ['e1', 'e2', 'e3', 'e4', 'gap', 'e5'])
   await waitForMetric(proxy.url('/metrics'), /sse_events_deduplicated_total\{route_kind="sse",route="\/events"\} 4/)
 })
 

@@ -94,6 +94,7 @@ export class ProxiedStream<Session extends StreamSession = StreamSession> {
     this.#connectedAt = performance.now()
     this.#upstream = new UpstreamStream(body, {
       onEvent: (event) => this.#recorder.record(event),
+      onEventLines: this.#recorder.takesLines ? (lines, id) => this.#recorder.recordLines(lines, id) : undefined,
       onComment: (comment) => this.#recorder.pass(serializeComment(comment)),
       onRetry: (milliseconds) => {
         this.#retryHintMs = milliseconds

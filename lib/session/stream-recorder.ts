@@ -2,6 +2,7 @@ import type { HistoryRead, RecordedEvent } from '../history/history-store.js'
 import { answeredIds } from '../wire/json-rpc.js'
 import type { SseEvent } from '../wire/sse-event.js'
 import { serializeWithProxyId } from '../wire/sse-serializer.js'
+import { sameEventText } from '../wire/sse-event-text.js'
 import { eventIdPrefix } from './event-id.js'
 import { gapNotice, type GapCause } from './resume-status.js'
 import type { AppendQueue } from './append-queue.js'
@@ -66,6 +67,32 @@ export class StreamRecorder implements GapReporter {
   /** An MCP POST stream whose requests all have their response: its close is its end, not a drop. */
   get complete (): boolean {
     return this.#unanswered !== undefined && this.#unanswered.size === 0
+  }
+
+  /**
+   * Whether record() may be given an event's lines (recordLines()) instead of the
+   * event: when nothing reads its fields, neither a rewrite nor the search for
+   * JSON-RPC responses.
+   */
+  get takesLines (): boolean {
+    return this.#env.rewriteEvent === undefined && this.#unanswered === undefined
+  }
+
+  /**
+   * An upstream event as its `data:` and `event:` lines (sse-line-splitter.ts): it is
+   * recorded as the proxy's `id:` line followed by those lines, with no field read.
+   */
+  recordLines (lines: string, upstreamId: string | undefined): void {
+    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, (seq) => this.#wasRecordedAs(seq, lines)) === true) {
+      this.#env.metrics.eventsDeduplicated.inc(this.#env.labels)
+      return
+    }
+    if (upstreamId !== undefined) this.#lastUpstreamEventId = upstreamId === '' ? undefined : upstreamId
+    const seq = ++this.#seq
+    const recorded: RecordedEvent = { seq, upstreamId, text: `id: ${this.#idPrefix}${seq}\n${lines}\n` }
+    this.#batch.push(recorded)
+    this.#recorded.push(recorded)
+    if (upstreamId !== undefined && upstreamId !== '') this.#dedupe?.remember(upstreamId, seq)
   }
 
   record (upstreamEvent: SseEvent): void {
@@ -147,13 +174,16 @@ export class StreamRecorder implements GapReporter {
   }
 
   /**
-   * Whether the event recorded under `seq` is this upstream event again. Where the
-   * history no longer holds its text (evicted, ids-only mode, history off), the
-   * upstream id alone decides.
+   * Whether the event recorded under `seq` is this upstream event (or these lines of
+   * one) again. Where the history no longer holds its text (evicted, ids-only mode,
+   * history off), the upstream id alone decides. Texts are compared as what a client
+   * reads of them, since one may have come by the fast path and the other not.
    */
-  #wasRecordedAs (seq: number, upstreamEvent: SseEvent): boolean {
+  #wasRecordedAs (seq: number, upstream: SseEvent | string): boolean {
     const text = this.#recentTexts.get(seq)
     if (text === undefined || text === '') return true
-    return text === serializeWithProxyId(this.#idPrefix + seq, upstreamEvent)
+    const proxyId = this.#idPrefix + seq
+    const again = typeof upstream === 'string' ? `id: ${proxyId}\n${upstream}\n` : serializeWithProxyId(proxyId, upstream)
+    return text === again || sameEventText(text, again)
   }
 }

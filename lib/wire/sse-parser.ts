@@ -1,6 +1,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import { createParser, type ParseError } from 'eventsource-parser'
 import type { SseEvent } from './sse-event.js'
+import { SseLineSplitter } from './sse-line-splitter.js'
 
 export interface SseParserHandlers {
   onEvent: (event: SseEvent) => void
@@ -10,6 +11,13 @@ export interface SseParserHandlers {
   onMalformedLine: (reason: string) => void
   /** An event grew past the limit. The parser stops; the stream cannot go on. */
   onOversizedEvent: () => void
+  /**
+   * Given, an event of only `data:`, `event:` and `id:` lines comes here instead of
+   * onEvent: its lines as the upstream sent them, `id:` lines taken out, each ending
+   * in LF, and its id (sse-line-splitter.ts). Written after an `id:` line of one's
+   * own and followed by a blank line, they read back as the event.
+   */
+  onEventLines?: ((lines: string, id: string | undefined) => void) | undefined
 }
 
 export interface SseParser {
@@ -59,11 +67,27 @@ export function createSseParser (handlers: SseParserHandlers, maxEventBytes: num
   // line, which would hold a CR-terminated event until the upstream sends more. The CR is completed
   // at once as CRLF, and an LF that then opens the next chunk was that CRLF's own.
   let swallowLeadingLf = false
+  const { onEventLines } = handlers
+  const toParser = (text: string): void => parser.feed(text)
+  // As onEvent: once an event was too large, the rest of the chunk's events are dropped.
+  const onLines = (lines: string, id: string | undefined): void => { if (!oversized) onEventLines?.(lines, id) }
+  const newSplitter = (): SseLineSplitter | undefined => onEventLines === undefined ? undefined : new SseLineSplitter(onLines, toParser, maxEventBytes)
+  let splitter = newSplitter()
+  // eventsource-parser drops a Latin-1-read BOM from the first text it is fed: with the splitter
+  // first, the first text the parser sees may come from mid-stream, where nothing is dropped.
+  let atStart = true
   return {
     feed (chunk) {
       if (oversized) return
       let text = decoder.write(chunk)
       if (text === '') return
+      if (splitter !== undefined) {
+        if (atStart && text.charCodeAt(0) !== 0xef) parser.feed('')
+        atStart = false
+        text = splitter.take(text)
+        if (text === '') return
+        splitter = undefined
+      }
       if (swallowLeadingLf && text.startsWith('\n')) {
         // Only that one LF: a chunk of just "\n" must not leave the next one's LF swallowed as well.
         swallowLeadingLf = false
@@ -78,6 +102,8 @@ export function createSseParser (handlers: SseParserHandlers, maxEventBytes: num
       swallowLeadingLf = false
       decoder = new StringDecoder('utf8')
       parser.reset({ consume: false })
+      splitter = newSplitter()
+      atStart = true
     }
   }
 }

@@ -1,8 +1,8 @@
 import fc from 'fast-check'
-import { cutAt } from './sse-byte-scan.js'
+import { cutAt } from './sse-reads.js'
 
-// Random upstream SSE byte streams, and ways to cut them into chunks: what the scanner is fuzzed
-// with (test/fuzz-byte-scanner.test.ts), and what the relay is fuzzed with end to end (test/fuzz-relay.test.ts).
+// Random upstream SSE byte streams, and ways to cut them into chunks: what the relay's fast path is
+// fuzzed with (test/fuzz-line-splitter.test.ts), and the relay end to end (test/fuzz-relay.test.ts).
 
 export const utf8 = (text: string) => Buffer.from(text, 'utf8')
 

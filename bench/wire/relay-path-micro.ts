@@ -1,9 +1,10 @@
 /**
- * Micro-benchmark of the relay's per-event wire work: today's string path (StringDecoder +
- * eventsource-parser, serializeWithProxyId, Buffer.from) against the byte scanner
- * (lib/wire/sse-byte-scanner.ts), on MCP-like events of 200 B and 2 KB in 64 KB chunks.
+ * Micro-benchmark of the relay's per-event wire work: the slow path (StringDecoder,
+ * eventsource-parser, serializeWithProxyId) against the fast path the relay takes for
+ * events of data, event and id lines (lib/wire/sse-line-splitter.ts), each ending in the
+ * Buffer.from a socket write makes of it, on MCP-like events of 200 B and 2 KB in 64 KB chunks.
  *
- *   node --expose-gc --max-semi-space-size=64 --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wire/relay-scanner-micro.ts
+ *   node --expose-gc --max-semi-space-size=64 --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wire/relay-path-micro.ts
  *
  * Prints CPU ns per event (the best of several rounds, each over 8 MB, variants interleaved)
  * and what each variant leaves allocated per event when no collection runs.
@@ -11,13 +12,11 @@
 import { PerformanceObserver } from 'node:perf_hooks'
 import { createSseParser } from '../../lib/wire/sse-parser.js'
 import { serializeWithProxyId } from '../../lib/wire/sse-serializer.js'
-import { createRelayScanner } from '../../lib/wire/sse-byte-scanner.js'
 import { eventWriter, wallClockMs } from './event-payload.js'
 
 const CHUNK_BYTES = 64 * 1024
 const STREAM_BYTES = 8 * 1024 * 1024
 const ROUNDS = 9
-const LF = Buffer.from('\n')
 const ID_PREFIX = 'c0ffee-'
 
 interface Variant { name: string, run: (chunks: readonly Buffer[]) => number }
@@ -43,7 +42,7 @@ let sink = 0
 
 const variants: Variant[] = [
   {
-    name: 'strings: decode, parse, serializeWithProxyId, Buffer.from',
+    name: 'slow path: decode, parse, serializeWithProxyId, Buffer.from',
     run (chunks) {
       let seq = 0
       const parser = createSseParser({
@@ -60,36 +59,20 @@ const variants: Variant[] = [
     }
   },
   {
-    name: 'bytes: scan, id line, bytes handed on as they are (writev)',
+    name: 'fast path: decode, the event\'s own lines after the proxy\'s id line, Buffer.from',
     run (chunks) {
       let seq = 0
-      const scanner = createRelayScanner({
-        onEvent (bytes) {
-          sink += Buffer.byteLength(`id: ${ID_PREFIX}${++seq}\n`) + bytes.length + 1
+      const parser = createSseParser({
+        onEvent () {},
+        onEventLines (lines) {
+          sink += Buffer.from(`id: ${ID_PREFIX}${++seq}\n${lines}\n`).length
         },
         onComment () {},
         onRetry () {},
         onMalformedLine () {},
         onOversizedEvent () {}
       }, 1 << 20)
-      for (const chunk of chunks) scanner.feed(chunk)
-      return seq
-    }
-  },
-  {
-    name: 'bytes: scan, then one Buffer per event (id line + bytes + LF)',
-    run (chunks) {
-      let seq = 0
-      const scanner = createRelayScanner({
-        onEvent (bytes) {
-          sink += Buffer.concat([Buffer.from(`id: ${ID_PREFIX}${++seq}\n`), bytes, LF]).length
-        },
-        onComment () {},
-        onRetry () {},
-        onMalformedLine () {},
-        onOversizedEvent () {}
-      }, 1 << 20)
-      for (const chunk of chunks) scanner.feed(chunk)
+      for (const chunk of chunks) parser.feed(chunk)
       return seq
     }
   }
@@ -126,7 +109,7 @@ for (const eventBytes of [200, 2048]) {
   const best = new Map<string, number>()
   for (let round = 0; round < ROUNDS; round++) {
     for (const variant of variants) {
-      // Fresh chunks, as from a socket: the scanner may move bytes inside the ones it reads.
+      // Fresh chunks, as from a socket.
       const fresh = chunks.map((chunk) => Buffer.from(chunk))
       // CPU time rather than wall time: the bench machine is shared.
       const start = process.cpuUsage()
