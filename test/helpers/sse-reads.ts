@@ -1,6 +1,6 @@
 import { createParser } from 'eventsource-parser'
 import { StringDecoder } from 'node:string_decoder'
-import { createSseParser } from '../../lib/wire/sse-parser.js'
+import { createSseParser, type SseParserHandlers } from '../../lib/wire/sse-parser.js'
 
 /** What a reader of a stream sees, in order: events (id, type, data), comments, retries, malformed lines, an oversized stop. */
 export type Seen =
@@ -10,16 +10,21 @@ export type Seen =
   | ['malformed', string]
   | ['oversized']
 
-/** The string parser alone (sse-parser.ts) reading the upstream chunks: the relay's slow path. */
-export function parseWithStrings (chunks: readonly Buffer[], maxEventBytes: number): Seen[] {
-  const seen: Seen[] = []
-  const parser = createSseParser({
+/** Handlers that note what the parser reports, in order. */
+function noting (seen: Seen[]): SseParserHandlers {
+  return {
     onEvent: (event) => seen.push(['event', event.id, event.event, event.data]),
     onComment: (comment) => seen.push(['comment', comment]),
     onRetry: (milliseconds) => seen.push(['retry', milliseconds]),
     onMalformedLine: (reason) => seen.push(['malformed', reason]),
     onOversizedEvent: () => seen.push(['oversized'])
-  }, maxEventBytes)
+  }
+}
+
+/** The string parser alone (sse-parser.ts) reading the upstream chunks: the relay's slow path. */
+export function parseWithStrings (chunks: readonly Buffer[], maxEventBytes: number): Seen[] {
+  const seen: Seen[] = []
+  const parser = createSseParser(noting(seen), maxEventBytes)
   for (const chunk of chunks) parser.feed(chunk)
   return seen
 }
@@ -63,7 +68,7 @@ export function parseWithLines (chunks: readonly Buffer[], maxEventBytes: number
   const seen: Seen[] = []
   let fast = 0
   const parser = createSseParser({
-    onEvent: (event) => seen.push(['event', event.id, event.event, event.data]),
+    ...noting(seen),
     onEventLines (lines, id) {
       const proxyId = `p${fast++}`
       const wire = `id: ${proxyId}\n${lines}\n`
@@ -73,11 +78,7 @@ export function parseWithLines (chunks: readonly Buffer[], maxEventBytes: number
         throw new Error(`an event's lines do not read back as one event: ${JSON.stringify(wire)} -> ${JSON.stringify(reread)}`)
       }
       seen.push(['event', id, event[2], event[3]])
-    },
-    onComment: (comment) => seen.push(['comment', comment]),
-    onRetry: (milliseconds) => seen.push(['retry', milliseconds]),
-    onMalformedLine: (reason) => seen.push(['malformed', reason]),
-    onOversizedEvent: () => seen.push(['oversized'])
+    }
   }, maxEventBytes)
   for (const chunk of chunks) parser.feed(chunk)
   return { seen, fast }
