@@ -2,7 +2,7 @@ import { createParser } from 'eventsource-parser'
 import type { SseEvent } from './sse-event.js'
 
 /** The one event a recorded text holds, as a client reads it; undefined when it holds none. */
-export function eventOfText (text: string): SseEvent | undefined {
+function eventOfText (text: string): SseEvent | undefined {
   let found: SseEvent | undefined
   createParser({ onEvent: (event) => { found ??= event } }).feed(text)
   return found
