@@ -83,26 +83,14 @@ export class StreamRecorder implements GapReporter {
    * recorded as the proxy's `id:` line followed by those lines, with no field read.
    */
   recordLines (lines: string, upstreamId: string | undefined): void {
-    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, (seq) => this.#wasRecordedAs(seq, lines)) === true) {
-      this.#env.metrics.eventsDeduplicated.inc(this.#env.labels)
-      return
-    }
-    if (upstreamId !== undefined) this.#lastUpstreamEventId = upstreamId === '' ? undefined : upstreamId
-    const seq = ++this.#seq
-    const recorded: RecordedEvent = { seq, upstreamId, text: `id: ${this.#idPrefix}${seq}\n${lines}\n` }
-    this.#batch.push(recorded)
-    this.#recorded.push(recorded)
-    if (upstreamId !== undefined && upstreamId !== '') this.#dedupe?.remember(upstreamId, seq)
+    if (this.#isReplay(upstreamId, lines)) return
+    const seq = this.#seq + 1
+    this.#keep(seq, `id: ${this.#idPrefix}${seq}\n${lines}\n`, upstreamId)
   }
 
   record (upstreamEvent: SseEvent): void {
     const upstreamId = upstreamEvent.id
-    if (upstreamId !== undefined && upstreamId !== '' && this.#dedupe?.isDuplicate(upstreamId, (seq) => this.#wasRecordedAs(seq, upstreamEvent)) === true) {
-      this.#env.metrics.eventsDeduplicated.inc(this.#env.labels)
-      return
-    }
-    // An empty id resets the last event id (WHATWG HTML, "Server-sent events").
-    if (upstreamId !== undefined) this.#lastUpstreamEventId = upstreamId === '' ? undefined : upstreamId
+    if (this.#isReplay(upstreamId, upstreamEvent)) return
     if (this.#unanswered !== undefined && this.#unanswered.size > 0) {
       for (const id of answeredIds(upstreamEvent.data)) this.#unanswered.delete(id)
       this.#answered = this.#unanswered.size === 0
@@ -110,17 +98,38 @@ export class StreamRecorder implements GapReporter {
     const rewrite = this.#env.rewriteEvent
     const event = rewrite === undefined ? upstreamEvent : rewrite(upstreamEvent, this)
     if (event === undefined) return
-    const seq = this.recordAs(event, upstreamEvent.id)
-    if (upstreamId !== undefined && upstreamId !== '') this.#dedupe?.remember(upstreamId, seq)
+    this.#recordAs(event, upstreamId)
   }
 
   /** Records an event the proxy itself puts in the stream (`upstreamId` undefined), or an upstream one. */
-  recordAs (event: SseEvent, upstreamId: string | undefined): number {
-    const seq = ++this.#seq
-    const recorded: RecordedEvent = { seq, upstreamId, text: serializeWithProxyId(this.#idPrefix + seq, event) }
+  #recordAs (event: SseEvent, upstreamId: string | undefined): void {
+    const seq = this.#seq + 1
+    this.#keep(seq, serializeWithProxyId(this.#idPrefix + seq, event), upstreamId)
+  }
+
+  /**
+   * True, and counted, for an event an earlier upstream connection already recorded.
+   * Otherwise its id, if any, is the upstream's cursor from now on.
+   */
+  #isReplay (upstreamId: string | undefined, upstream: SseEvent | string): boolean {
+    if (upstreamId === undefined) return false
+    const dedupe = this.#dedupe
+    if (upstreamId !== '' && dedupe?.comparing === true && dedupe.isDuplicate(upstreamId, (seq) => this.#wasRecordedAs(seq, upstream))) {
+      this.#env.metrics.eventsDeduplicated.inc(this.#env.labels)
+      return true
+    }
+    // An empty id resets the last event id (WHATWG HTML, "Server-sent events").
+    this.#lastUpstreamEventId = upstreamId === '' ? undefined : upstreamId
+    return false
+  }
+
+  /** The event under `seq`, the next one, into the batch and the history; its upstream id into the dedupe. */
+  #keep (seq: number, text: string, upstreamId: string | undefined): void {
+    this.#seq = seq
+    const recorded: RecordedEvent = { seq, upstreamId, text }
     this.#batch.push(recorded)
     this.#recorded.push(recorded)
-    return seq
+    if (upstreamId !== undefined && upstreamId !== '') this.#dedupe?.remember(upstreamId, seq)
   }
 
   /**
@@ -134,8 +143,8 @@ export class StreamRecorder implements GapReporter {
     const { metrics, labels, log, upstreamUrl } = this.#env
     metrics.upstreamGaps.inc({ ...labels, cause })
     log.info({ upstream: upstreamUrl, streamId: this.#streamId, cause }, 'the upstream may have sent events the proxy never got; the client is told in the stream')
-    this.recordAs(gapNotice(cause), undefined)
-    for (const notification of this.#env.gapNotifications?.() ?? []) this.recordAs(notification, undefined)
+    this.#recordAs(gapNotice(cause), undefined)
+    for (const notification of this.#env.gapNotifications?.() ?? []) this.#recordAs(notification, undefined)
   }
 
   /** A line that goes out with the events but is not recorded: a comment, a `retry:`. */

@@ -46,6 +46,11 @@ export class UpstreamDedupe {
     return this.#next === 0 ? 0 : this.#seqs[Math.max(0, this.#next - this.#window) % this.#window] as number
   }
 
+  /** Whether a reconnect happened, so that events may be sent again and isDuplicate() can say yes. */
+  get comparing (): boolean {
+    return this.#earlier !== undefined
+  }
+
   /**
    * True when an earlier connection recorded this upstream id, and `sameEvent`
    * says the event under one of its seqs is this one.
